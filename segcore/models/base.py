@@ -1,0 +1,145 @@
+"""SegModel: the one model interface every architecture in the registry implements.
+
+Conventions
+-----------
+* Input: float tensor (N, 3, H, W), RGB, normalised with ``mean``/``std`` (ImageNet, 0..1 scale).
+* ``forward(x)`` returns ``{"out": logits}`` at the input's H×W (bilinear, align_corners=False);
+  in training mode with an auxiliary head it also returns ``"aux"`` (same size).
+* Logits have ``out_channels`` channels: 1 for binary tasks trained with BCE (the seed's choice,
+  ``num_classes == 2 and binary_bce``), else ``num_classes`` (softmax / CE).
+  ``logits_to_probs`` turns either form into (N, num_classes, H, W) probabilities.
+* ``forward_features`` runs the encoder only and returns ``{"out": last stage, "aux": stage 3}``;
+  ``forward_head(features, size)`` runs the decoder on them. Training can cache features once
+  (backbone frozen) and train only the head.
+* ``meta`` holds how the model was initialised (weights source, which layers were loaded,
+  which started fresh). It is JSON-able and meant to go into checkpoint metadata.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+
+def logits_to_probs(logits: Tensor) -> Tensor:
+    """(N, out_channels, H, W) logits → (N, num_classes, H, W) probabilities.
+
+    One channel means binary BCE: probabilities are ``[1 - σ(z), σ(z)]`` (background, foreground).
+    More channels: softmax over the channel axis.
+    """
+    if logits.ndim != 4:
+        raise ValueError(f"logits_to_probs expects (N, C, H, W), got shape {tuple(logits.shape)}")
+    if logits.shape[1] == 1:
+        fg = torch.sigmoid(logits)
+        return torch.cat([1.0 - fg, fg], dim=1)
+    return torch.softmax(logits, dim=1)
+
+
+class SegModel(nn.Module):
+    """Encoder → decoder (→ optional auxiliary head), with the metadata to rebuild it.
+
+    Attributes: arch, num_classes, binary_bce, out_channels, mean, std, encoder, decoder,
+    aux_head (None unless built with ``aux=True``), options (architecture options that
+    ``config()`` records), meta (initialisation record, JSON-able).
+    """
+
+    def __init__(
+        self,
+        arch: str,
+        num_classes: int,
+        encoder: nn.Module,
+        decoder: nn.Module,
+        aux_head: nn.Module | None = None,
+        binary_bce: bool = True,
+        options: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        if num_classes < 2:
+            raise ValueError(f"{arch}: num_classes must be >= 2 (background counts), got {num_classes}")
+        self.arch = arch
+        self.num_classes = int(num_classes)
+        self.binary_bce = bool(binary_bce)
+        self.out_channels = 1 if (self.num_classes == 2 and self.binary_bce) else self.num_classes
+        self.mean = IMAGENET_MEAN
+        self.std = IMAGENET_STD
+        self.encoder = encoder
+        self.decoder = decoder
+        self.aux_head = aux_head
+        self.options: dict[str, Any] = dict(options or {})
+        self.meta: dict[str, Any] = {}
+
+    def forward_features(self, x: Tensor) -> dict[str, Tensor]:
+        """Encoder only: ``{"out": last stage, "aux": stage 3 (the aux head's input)}``."""
+        stages = self.encoder(x)
+        return {"out": stages["out"], "aux": stages["aux"]}
+
+    def forward_head(self, features: dict[str, Tensor], size: tuple[int, int] | torch.Size) -> Tensor:
+        """Decoder on ``features["out"]``; logits bilinearly upsampled to ``size`` (H, W)."""
+        logits = self.decoder(features["out"])
+        return F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
+
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
+        size = x.shape[-2:]
+        features = self.forward_features(x)
+        result = {"out": self.forward_head(features, size)}
+        if self.training and self.aux_head is not None:
+            aux = self.aux_head(features["aux"])
+            result["aux"] = F.interpolate(aux, size=size, mode="bilinear", align_corners=False)
+        return result
+
+    def config(self) -> dict[str, Any]:
+        """Everything ``segcore.models.build(**config, pretrained=False)`` needs to rebuild this model.
+
+        Keys: name (= arch), num_classes, aux, binary_bce, plus architecture options
+        (e.g. output_stride). ``segcore.models.from_config(cfg)`` does the same.
+        """
+        return {
+            "name": self.arch,
+            "num_classes": self.num_classes,
+            "aux": self.aux_head is not None,
+            "binary_bce": self.binary_bce,
+            **self.options,
+        }
+
+
+class LogitsOnly(nn.Module):
+    """Wraps a SegModel so it returns the main logits tensor (for tracing / export)."""
+
+    def __init__(self, model: SegModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model(x)["out"]
+
+
+def load_matching(module: nn.Module, state_dict: dict[str, Tensor], prefix: str = "") -> dict[str, Any]:
+    """Copy every tensor of ``state_dict`` whose name (after ``prefix``) and shape match.
+
+    Returns a JSON-able record: ``loaded`` (count), ``loaded_modules`` / ``fresh_modules``
+    (top-level child names fully loaded / left at their fresh initialisation; a partly loaded
+    child is listed in ``partial_modules``) and ``unused`` (count of source tensors not used).
+    """
+    own = module.state_dict()
+    update: dict[str, Tensor] = {}
+    for key, value in state_dict.items():
+        name = prefix + key
+        if name in own and tuple(own[name].shape) == tuple(value.shape):
+            update[name] = value
+    module.load_state_dict(update, strict=False)
+    groups: dict[str, list[bool]] = {}
+    for name in own:
+        groups.setdefault(name.split(".")[0], []).append(name in update)
+    return {
+        "loaded": len(update),
+        "loaded_modules": sorted(g for g, flags in groups.items() if all(flags)),
+        "partial_modules": sorted(g for g, flags in groups.items() if any(flags) and not all(flags)),
+        "fresh_modules": sorted(g for g, flags in groups.items() if not any(flags)),
+        "unused": len(state_dict) - len(update),
+    }

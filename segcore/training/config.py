@@ -1,0 +1,141 @@
+"""Training settings, progress reports and results (plain dataclasses, no torch state).
+
+Conventions
+- ``mode``: "fast" = encoder frozen, its features computed once per augmented view and cached,
+  only the decoder trains; "full" = every weight trains, the encoder's BatchNorm statistics stay
+  frozen; "fast+full" = a fast warm-up (``fast_share`` of the budget) followed by full.
+- Budget: ``time_budget_s`` (what the GUI uses) and/or ``epochs``; whichever ends first wins.
+  With neither set, ``DEFAULT_EPOCHS`` epochs are run.
+- Learning rate: poly schedule ``lr * (1 - progress) ** 0.9`` where progress is the larger of
+  step/total-steps and elapsed/time-budget, so it decays to zero exactly when the budget ends.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Literal
+
+Mode = Literal["fast", "full", "fast+full"]
+MODES: tuple[str, ...] = ("fast", "full", "fast+full")
+DEFAULT_EPOCHS = 20
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs besides the model and the data."""
+
+    mode: str = "fast+full"
+    epochs: int | None = None            # per phase for "fast"/"full"; full phase for "fast+full"
+    fast_epochs: int | None = None       # "fast+full" only: epochs of the warm-up (default = epochs)
+    time_budget_s: float | None = None   # whole run, all phases together
+    fast_share: float = 0.3              # "fast+full": share of the time budget spent in fast
+    input_size: int = 320                # training crops are input_size x input_size
+    batch_size: int = 8
+    optimizer: str = "adamw"             # "adamw" | "sgd"
+    lr_head: float = 1e-3                # decoder (and aux head)
+    lr_backbone: float = 1e-4            # encoder (full mode)
+    weight_decay: float = 1e-4
+    momentum: float = 0.9                # SGD only
+    poly_power: float = 0.9
+    aux_weight: float = 0.4              # used when the model has an aux head (full mode)
+    freeze_bn: str = "auto"              # "auto": encoder BN always frozen in full mode, decoder BN
+                                         # frozen when batch_size < min_bn_batch; "all"; "none"
+    min_bn_batch: int = 4
+    scale_range: tuple[float, float] = (0.5, 2.0)
+    hflip: bool = True
+    vflip: bool = False
+    color_jitter: float = 0.2            # brightness/contrast/saturation +- this fraction
+    fast_views: int = 6                  # augmented views per image cached in fast mode
+    cache_limit_mb: int = 768            # fast-mode feature cache ceiling (float16)
+    device: str = "auto"                 # "auto" | "cpu" | "cuda" | "cuda:N"
+    amp: bool = True                     # mixed precision on CUDA only
+    seed: int = 0
+    num_workers: int = 0                 # DataLoader workers (0: augment in the training thread)
+    arch: str = "deeplabv3_mobilenet_v2"  # used when there is no model to start from
+    pretrained: bool = True              # ditto: ImageNet backbone for a fresh model
+    validate_every_s: float = 0.0        # fast mode: validate at most this often (0 = every epoch)
+
+    def validate(self) -> None:
+        """Raise ValueError with a clear message when a setting is out of range."""
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, not {self.mode!r}")
+        if self.epochs is not None and self.epochs < 1:
+            raise ValueError(f"epochs must be >= 1, not {self.epochs}")
+        if self.time_budget_s is not None and self.time_budget_s <= 0:
+            raise ValueError(f"time_budget_s must be > 0, not {self.time_budget_s}")
+        if self.input_size < 32:
+            raise ValueError(f"input_size must be >= 32, not {self.input_size}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, not {self.batch_size}")
+        if self.optimizer not in ("adamw", "sgd"):
+            raise ValueError(f"optimizer must be 'adamw' or 'sgd', not {self.optimizer!r}")
+        if self.freeze_bn not in ("auto", "all", "none"):
+            raise ValueError(f"freeze_bn must be 'auto', 'all' or 'none', not {self.freeze_bn!r}")
+        if not 0.0 < self.fast_share < 1.0:
+            raise ValueError(f"fast_share must be in (0, 1), not {self.fast_share}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class EpochReport:
+    """One epoch of one phase. val_* are per-image means on the held-out pairs (None: no held-out)."""
+
+    phase: str          # "fast" | "full"
+    epoch: int          # 1-based within the phase
+    epochs: int         # planned epochs of the phase (an estimate under a time budget)
+    train_loss: float
+    val_iou: float | None
+    val_biou: float | None
+    elapsed_s: float    # since fit() started
+    eta_s: float        # estimated seconds left for the whole run
+
+
+class TrainCallbacks:
+    """Override what you need, or pass functions: TrainCallbacks(on_epoch=print).
+
+    Callbacks run in the training thread; a GUI must forward them to its own thread.
+    """
+
+    def __init__(self, on_step: Callable[[int, int, float], None] | None = None,
+                 on_epoch: Callable[[EpochReport], None] | None = None,
+                 on_message: Callable[[str], None] | None = None) -> None:
+        if on_step is not None:
+            self.on_step = on_step  # type: ignore[method-assign]
+        if on_epoch is not None:
+            self.on_epoch = on_epoch  # type: ignore[method-assign]
+        if on_message is not None:
+            self.on_message = on_message  # type: ignore[method-assign]
+
+    def on_step(self, step: int, total: int, loss: float) -> None:
+        """step is 1-based over the whole run; total is an estimate under a time budget."""
+
+    def on_epoch(self, report: EpochReport) -> None:
+        """Called after each epoch's validation."""
+
+    def on_message(self, text: str) -> None:
+        """Human-readable notes (phase changes, cache building, settings chosen)."""
+
+
+@dataclass
+class TrainResult:
+    """What fit() returns. ``model`` is the trained copy, or None when cancelled."""
+
+    model: Any                          # SegModel | None
+    stopped_reason: str                 # "epochs done" | "time budget reached" | "cancelled"
+    history: list[EpochReport] = field(default_factory=list)
+    val_iou: float | None = None
+    val_biou: float | None = None
+    seconds: float = 0.0
+    steps: int = 0
+
+    @property
+    def cancelled(self) -> bool:
+        return self.stopped_reason == "cancelled"
+
+    def metrics(self) -> dict[str, Any]:
+        """JSON-able summary stored with a model version."""
+        return {"val_iou": self.val_iou, "val_biou": self.val_biou,
+                "seconds": round(self.seconds, 2), "steps": self.steps,
+                "epochs": len(self.history), "stopped_reason": self.stopped_reason}
