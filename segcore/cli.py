@@ -1,11 +1,90 @@
-"""segloop-cli: batch work and scripting on top of segcore."""
+"""segloop-cli: batch work and scripting on top of segcore (predict, train, eval, versions, weights).
+
+Every subcommand has --help with examples. Masks are PNG files named like their images
+(<stem>.png): binary masks 0/255, multi-class masks palette/indexed PNGs of class indices.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
+import os
 import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+EPILOG = """examples:
+  segloop-cli predict --images photos/ --checkpoint model.pt --out masks/
+  segloop-cli predict --images photos/ --project photos/ --out predicted/ --crf
+  segloop-cli train --images photos/ --masks photos/masks/ --out model.pt --time-budget 300
+  torchrun --nproc_per_node=2 -m segcore.cli train --images I/ --masks M/ --out model.pt --epochs 20
+  segloop-cli eval --images test/ --masks test_masks/ --checkpoint model.pt --json
+  segloop-cli versions --project photos/            (list; * marks the active version)
+  segloop-cli versions --project photos/ --rollback
+  segloop-cli weights --ensure
+"""
 
 
+class Progress:
+    """A one-line text progress bar on stderr.
+
+    Hand-written on purpose: ~20 lines instead of a new dependency (tqdm) for the engine.
+    On a terminal it redraws in place; otherwise (logs, CI) it prints at most every 10 %.
+    """
+
+    def __init__(self, total: int, label: str, stream: Any = None, width: int = 30) -> None:
+        self.total, self.label, self.width = max(1, int(total)), label, width
+        self.stream = stream or sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.start = time.monotonic()
+        self._last_decile = -1
+
+    def update(self, done: int, extra: str = "", total: int | None = None) -> None:
+        if total is not None:
+            self.total = max(1, int(total))
+        frac = min(1.0, done / self.total)
+        elapsed = time.monotonic() - self.start
+        eta = elapsed / frac - elapsed if frac > 0 else 0.0
+        bar = "#" * int(frac * self.width) + "-" * (self.width - int(frac * self.width))
+        line = f"{self.label} [{bar}] {done}/{self.total} {frac:4.0%} eta {eta:5.0f}s {extra}"
+        if self.tty:
+            self.stream.write("\r" + line[:160].ljust(100))
+            self.stream.flush()
+        elif int(frac * 10) > self._last_decile:
+            self._last_decile = int(frac * 10)
+            self.stream.write(line + "\n")
+            self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _err(command: str, message: Any) -> int:
+    print(f"segloop-cli {command}: {message}", file=sys.stderr)
+    return 1
+
+
+def _images(folder: Path) -> list[Path]:
+    from .io import IMAGE_SUFFIXES
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: not a folder")
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _matched(images_dir: Path, masks_dir: Path) -> list[tuple[Path, Path]]:
+    """(image, mask) pairs matched by stem; masks are <stem>.png (any image suffix accepted)."""
+    masks = {p.stem: p for p in _images(masks_dir)}
+    pairs = [(p, masks[p.stem]) for p in _images(images_dir) if p.stem in masks and p != masks[p.stem]]
+    if not pairs:
+        raise FileNotFoundError(f"{masks_dir}: no mask is named like an image of {images_dir}")
+    return pairs
+
+
+# ------------------------------------------------------------------------ weights
 def _cmd_weights(args: argparse.Namespace) -> int:
     from .errors import WeightsUnavailableError
     from .weights import ensure_offline_mobilenet
@@ -20,9 +99,297 @@ def _cmd_weights(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------ predict / eval
+def _predictor(args: argparse.Namespace) -> Any:
+    from .inference import Predictor
+    crf = None
+    if getattr(args, "crf", False):
+        from .crf import CRFParams, crf_available
+        ok, reason = crf_available()
+        if not ok:
+            raise RuntimeError(f"--crf: DenseCRF is not available ({reason})")
+        crf = CRFParams()
+    if getattr(args, "checkpoint", None):
+        model: Any = Path(args.checkpoint)
+    elif getattr(args, "project", None):
+        from .project import Project
+        from .versions import ModelStore
+        project = Project.open(args.project)
+        store = ModelStore(project)
+        active = store.active()
+        if active is None:
+            raise RuntimeError(f"{project.root}: the project has no active model version; "
+                               f"train one or pass --checkpoint")
+        model = store.path(active.id)
+        project.close()
+    else:
+        from . import models
+        print("no --checkpoint or --project: using the untrained ImageNet model "
+              "(predictions will be poor)", file=sys.stderr)
+        model = models.build(models.DEFAULT_MODEL, pretrained=True)
+    return Predictor(model, device=args.device, input_size=args.input_size, crf_params=crf)
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from .io import write_mask
+    try:
+        paths = _images(Path(args.images))
+        predictor = _predictor(args)
+    except Exception as exc:  # noqa: BLE001 - shown to the user
+        return _err("predict", exc)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    num_classes = predictor.model.num_classes
+    bar = Progress(len(paths), "predict")
+    failed = 0
+    for i, (path, pred) in enumerate(predictor.predict_paths(paths), 1):
+        if isinstance(pred, Exception):
+            failed += 1
+            print(f"\n{path}: {pred}", file=sys.stderr)
+        else:
+            write_mask(out / f"{path.stem}.png", pred.mask, num_classes)
+        bar.update(i, path.name)
+    bar.close()
+    print(f"{len(paths) - failed} masks written to {out}" + (f", {failed} images failed" if failed else ""))
+    return 1 if failed else 0
+
+
+def evaluate_folder(images: Path, masks: Path, predictor: Any, progress: bool = True) -> dict[str, Any]:
+    """Dataset scores: PA, MPA, per-class IoU, mIoU, FWIoU from the summed confusion matrix, and
+    Boundary IoU as the per-image mean (foreground BIoU for binary, mean over classes otherwise)."""
+    import numpy as np
+    from . import metrics
+    from .io import read_image, read_mask
+    pairs = _matched(images, masks)
+    k = predictor.model.num_classes
+    cm = np.zeros((k, k), np.int64)
+    bious = []
+    bar = Progress(len(pairs), "eval") if progress else None
+    for i, (ipath, mpath) in enumerate(pairs, 1):
+        gt = read_mask(mpath)
+        pred = predictor.predict(read_image(ipath)).mask
+        if gt.shape != pred.shape:
+            raise ValueError(f"{mpath}: mask size {gt.shape} differs from its image {pred.shape}")
+        cm += metrics.confusion_matrix(gt, pred, k, ignore_index=255)
+        valid = np.where(gt == 255, pred, gt)
+        bious.append(metrics.boundary_iou(valid, pred) if k == 2 else metrics.mean_boundary_iou(valid, pred, k))
+        if bar:
+            bar.update(i, ipath.name)
+    if bar:
+        bar.close()
+    scores = metrics.scores_from_confusion(cm)
+    scores["biou"] = float(np.nanmean(bious))
+    scores["images"] = len(pairs)
+    return scores
+
+
+def _json_clean(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_clean(v) for v in value]
+    return value
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    try:
+        scores = evaluate_folder(Path(args.images), Path(args.masks), _predictor(args), progress=not args.json)
+    except Exception as exc:  # noqa: BLE001
+        return _err("eval", exc)
+    if args.json:
+        print(json.dumps(_json_clean(scores), indent=1))  # NaN (class absent everywhere) → null
+        return 0
+    print(f"images        {scores['images']}")
+    for name in ("pa", "mpa", "miou", "fwiou", "biou"):
+        label = {"pa": "PA", "mpa": "MPA", "miou": "mIoU", "fwiou": "FWIoU", "biou": "Boundary IoU"}[name]
+        print(f"{label:<13} {scores[name]:.4f}")
+    for c, v in enumerate(scores["iou"]):
+        print(f"IoU class {c:<3} {v:.4f}")
+    return 0
+
+
+# ------------------------------------------------------------------------ versions
+def _cmd_versions(args: argparse.Namespace) -> int:
+    from .errors import SegLoopError
+    from .project import Project
+    from .versions import ModelStore
+    try:
+        project = Project.open(args.project)
+        store = ModelStore(project)
+        if args.activate is not None:
+            store.activate(args.activate)
+            print(f"version {args.activate} is now active")
+        elif args.rollback:
+            print(f"rolled back: version {store.rollback()} is now active")
+        rows = store.versions()
+    except SegLoopError as exc:
+        return _err("versions", exc)
+    if args.json:
+        print(json.dumps([{"id": v.id, "parent": v.parent, "created": v.created, "arch": v.arch,
+                           "file": v.file, "active": v.active, "metrics": v.metrics} for v in rows], indent=1))
+        return 0
+    if not rows:
+        print(f"{project.root}: no model versions yet")
+    else:
+        print(f"{'':1} {'id':>4} {'parent':>6}  {'created':<16} {'val IoU':>7} {'val BIoU':>8} {'train':>5}  arch")
+    for v in rows:
+        m = v.metrics or {}
+        fmt = lambda x: f"{x:.3f}" if isinstance(x, (int, float)) and x == x else "-"  # noqa: E731
+        print(f"{'*' if v.active else ' '} {v.id:>4} {v.parent if v.parent is not None else '-':>6}  "
+              f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(v.created)):<16} {fmt(m.get('val_iou')):>7} "
+              f"{fmt(m.get('val_biou')):>8} {m.get('n_train', '-'):>5}  {v.arch}")
+    project.close()
+    return 0
+
+
+# ------------------------------------------------------------------------ parser
+def _train_parser(sub: Any) -> None:
+    from .training.config import TrainConfig
+    d = TrainConfig()
+    p = sub.add_parser(
+        "train", help="fine-tune a model on a folder of images and masks",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+        description="Fine-tune a segmentation model on (image, mask) pairs matched by file name. "
+                    "Every 5th image (by a stable hash of its name, at least one when there are 4 "
+                    "or more) is held out to report IoU and Boundary IoU; it is never trained on. "
+                    "Under torchrun, training runs with DistributedDataParallel (gloo on CPU, nccl "
+                    "on GPU) and only rank 0 writes the checkpoint.")
+    p.add_argument("--images", required=True, help="folder of images")
+    p.add_argument("--masks", required=True, help="folder of masks named <image stem>.png")
+    p.add_argument("--checkpoint", help="start from this checkpoint (default: ImageNet-initialised --arch)")
+    p.add_argument("--out", required=True, help="checkpoint file to write (.pt)")
+    p.add_argument("--mode", choices=["fast", "full", "fast+full"], default=d.mode,
+                   help="fast: frozen encoder, cached features, decoder only; full: all weights "
+                        "(encoder BN frozen); fast+full: fast warm-up then full (default %(default)s)")
+    p.add_argument("--time-budget", type=float, metavar="S", help="stop after S seconds in total")
+    p.add_argument("--epochs", type=int, metavar="N", help="epochs per phase (default: 20 without --time-budget)")
+    p.add_argument("--arch", default=d.arch, help="architecture of a fresh model (default %(default)s)")
+    p.add_argument("--classes", type=int, default=2, help="number of classes incl. background (default 2)")
+    p.add_argument("--no-pretrained", action="store_true", help="fresh model from random weights")
+    p.add_argument("--input-size", type=int, default=d.input_size, help="crop size (default %(default)s)")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="per process (default %(default)s)")
+    p.add_argument("--optimizer", choices=["adamw", "sgd"], default=d.optimizer)
+    p.add_argument("--lr-head", type=float, default=d.lr_head, help="decoder LR (default %(default)s)")
+    p.add_argument("--lr-backbone", type=float, default=d.lr_backbone, help="encoder LR (default %(default)s)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--state-checksum", help=argparse.SUPPRESS)  # tests: every rank writes its checksum
+    p.set_defaults(func=_cmd_train)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    """Train on matched pairs; under torchrun every rank trains, rank 0 writes the checkpoint."""
+    from . import models
+    from .errors import SegLoopError
+    from .loop import split_held_out
+    from .training import TrainCallbacks, TrainConfig, Trainer
+    from .training.distributed import cleanup, init_from_env, state_checksum
+    from .versions import load_checkpoint, save_checkpoint
+    rank, world = init_from_env(args.device)
+    try:
+        pairs = {i.stem: (i, m, i.stem) for i, m in _matched(Path(args.images), Path(args.masks))}
+        train_stems, held = split_held_out(list(pairs))
+        config = TrainConfig(mode=args.mode, epochs=args.epochs, time_budget_s=args.time_budget,
+                             input_size=args.input_size, batch_size=args.batch_size,
+                             optimizer=args.optimizer, lr_head=args.lr_head, lr_backbone=args.lr_backbone,
+                             device=_rank_device(args.device, rank), seed=args.seed, arch=args.arch,
+                             pretrained=not args.no_pretrained)
+        if args.checkpoint:
+            model, start_meta = load_checkpoint(args.checkpoint)
+        else:
+            model, start_meta = models.build(args.arch, num_classes=args.classes,
+                                             pretrained=not args.no_pretrained), {}
+        quiet = rank != 0
+        bar = Progress(1, "train") if not quiet else None
+        cbs = TrainCallbacks(
+            on_step=(lambda s, t, loss: bar.update(s, f"loss {loss:.4f}", total=t)) if bar else None,
+            on_epoch=None if quiet else (lambda r: print(
+                f"\n{r.phase} epoch {r.epoch}/{r.epochs}: loss {r.train_loss:.4f}"
+                + (f", held-out IoU {r.val_iou:.4f}, BIoU {r.val_biou:.4f}" if r.val_iou is not None else ""),
+                file=sys.stderr)),
+            on_message=None if quiet else (lambda text: print(text, file=sys.stderr)))
+        if not quiet:
+            print(f"{len(train_stems)} training images, {len(held)} held out"
+                  + (f" (world size {world})" if world > 1 else ""), file=sys.stderr)
+        result = Trainer(model, config, cbs).fit([pairs[s] for s in train_stems], [pairs[s] for s in held])
+        if bar:
+            bar.close()
+        if args.state_checksum:
+            Path(f"{args.state_checksum}.rank{rank}").write_text(state_checksum(result.model))
+        if rank == 0:
+            meta = {"data": {"train": train_stems, "held_out": held}, "metrics": result.metrics(),
+                    "train_config": config.to_dict(), "world_size": world,
+                    "parent": str(args.checkpoint) if args.checkpoint else None,
+                    "parent_meta_created": start_meta.get("created")}
+            save_checkpoint(args.out, result.model, meta)
+            print(f"checkpoint written: {args.out} (held-out IoU {result.val_iou}, BIoU {result.val_biou}, "
+                  f"{result.seconds:.0f} s, {result.stopped_reason})")
+        return 0
+    except (SegLoopError, FileNotFoundError, ValueError) as exc:
+        return _err("train", exc)
+    finally:
+        cleanup()
+
+
+def _rank_device(device: str, rank: int) -> str:
+    import torch
+    if device == "auto" and torch.cuda.is_available() and "LOCAL_RANK" in os.environ:
+        return f"cuda:{int(os.environ['LOCAL_RANK'])}"
+    return device
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="segloop-cli", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="segloop-cli", description=__doc__, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    raw = argparse.RawDescriptionHelpFormatter
+
+    p = sub.add_parser("predict", help="write predicted masks for a folder of images", epilog=EPILOG,
+                       formatter_class=raw,
+                       description="Predict a mask for every image in --images and write <stem>.png "
+                                   "into --out. The model is --checkpoint, else the active version of "
+                                   "--project, else the untrained ImageNet model.")
+    p.add_argument("--images", required=True, help="folder of images")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--checkpoint", help="checkpoint file (.pt) written by train or the app")
+    src.add_argument("--project", help="project folder: use its active model version")
+    p.add_argument("--out", required=True, help="folder for the masks (created if missing)")
+    p.add_argument("--crf", action="store_true", help="refine with DenseCRF (slower, sharper edges)")
+    p.add_argument("--input-size", type=int, default=512, help="long side fed to the model (default 512)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
+    p.set_defaults(func=_cmd_predict)
+
+    _train_parser(sub)
+
+    p = sub.add_parser("eval", help="score a checkpoint against ground-truth masks", epilog=EPILOG,
+                       formatter_class=raw,
+                       description="Predict every image that has a mask and print PA, MPA, IoU per "
+                                   "class, mIoU, FWIoU (summed confusion matrix over all images) and "
+                                   "Boundary IoU (per-image mean; both masks empty counts as 1.0).")
+    p.add_argument("--images", required=True, help="folder of images")
+    p.add_argument("--masks", required=True, help="folder of ground-truth masks named <stem>.png")
+    p.add_argument("--checkpoint", required=True, help="checkpoint file (.pt)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument("--crf", action="store_true", help="refine with DenseCRF before scoring")
+    p.add_argument("--input-size", type=int, default=512, help="long side fed to the model (default 512)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
+    p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("versions", help="list, activate or roll back a project's model versions",
+                       epilog=EPILOG, formatter_class=raw,
+                       description="List the model versions of a project (* = active), with their "
+                                   "held-out IoU / Boundary IoU. --activate ID or --rollback (to the "
+                                   "active version's parent) changes the active version first.")
+    p.add_argument("--project", required=True, help="project folder")
+    act = p.add_mutually_exclusive_group()
+    act.add_argument("--activate", type=int, metavar="ID", help="make version ID the active one")
+    act.add_argument("--rollback", action="store_true", help="activate the active version's parent")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_versions)
+
     p = sub.add_parser("weights", help="check or install pretrained backbone weights")
     p.add_argument("--ensure", action="store_true",
                    help="place the offline MobileNetV2 ImageNet weights in torchvision's cache")
@@ -30,7 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     return args.func(args)

@@ -3,9 +3,11 @@
 Conventions
 - A pair is ``(image, mask)``: image HxWx3 uint8 RGB, mask HxW uint8 class indices (255 = ignore),
   or two paths read with segcore.io. Sizes must match.
-- Resize policy (same as inference): the image is stretched to ``input_size`` x ``input_size``;
-  augmentation then rescales that by s in ``scale_range``, pads (image: mean colour, mask: 255)
-  and crops ``input_size`` x ``input_size``, flips, and jitters colour.
+- Resize policy (same as segcore.inference): the image is resized, aspect kept, so its long side
+  is ``input_size``; augmentation then rescales that by s in ``scale_range``, pads (image: mean
+  colour, mask: 255 = ignored) and crops ``input_size`` x ``input_size``, flips, jitters colour.
+  Held-out images are resized (aspect kept) to long side ``input_size`` and their logits
+  upsampled to the full mask resolution.
 - Labels are int64 tensors; the loss ignores 255.
 """
 
@@ -36,9 +38,9 @@ class PreparedPair:
 
 @dataclass
 class ValPair:
-    """A held-out pair: image stretched to the input size, mask at full label resolution."""
+    """A held-out pair: image with long side = input size, mask at full label resolution."""
 
-    image: np.ndarray        # input_size x input_size x 3 uint8
+    image: np.ndarray        # hxwx3 uint8, max(h, w) == input_size
     mask: np.ndarray         # HxW uint8 (original resolution)
     name: str
 
@@ -62,14 +64,20 @@ def _load_pair(pair: Any, index: int) -> tuple[np.ndarray, np.ndarray, str]:
     return image, mask.astype(np.uint8, copy=False), name
 
 
+def fit_long_side(h: int, w: int, long_side: float) -> tuple[int, int]:
+    """(h, w) scaled so max(h, w) == long_side, aspect kept, each side >= 1."""
+    f = long_side / max(h, w)
+    return max(1, int(round(h * f))), max(1, int(round(w * f)))
+
+
 def prepare_train_pairs(pairs: Sequence[Any], input_size: int, max_scale: float) -> list[PreparedPair]:
-    """Shrink each pair to at most input_size*max_scale per side (never enlarges)."""
+    """Shrink each pair so its long side is at most input_size*max_scale (never enlarges)."""
     out = []
     limit = int(round(input_size * max_scale))
     for i, pair in enumerate(pairs):
         image, mask, name = _load_pair(pair, i)
         h, w = mask.shape
-        nh, nw = min(h, limit), min(w, limit)
+        nh, nw = fit_long_side(h, w, limit) if max(h, w) > limit else (h, w)
         if (nh, nw) != (h, w):
             image = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
             mask = cv2.resize(mask, (nw, nh), interpolation=cv2.INTER_NEAREST)
@@ -81,8 +89,9 @@ def prepare_val_pairs(pairs: Sequence[Any], input_size: int) -> list[ValPair]:
     out = []
     for i, pair in enumerate(pairs):
         image, mask, name = _load_pair(pair, i)
-        small = cv2.resize(image, (input_size, input_size), interpolation=cv2.INTER_AREA
-                           if min(image.shape[:2]) > input_size else cv2.INTER_LINEAR)
+        h, w = fit_long_side(*image.shape[:2], input_size)
+        small = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA
+                           if max(image.shape[:2]) > input_size else cv2.INTER_LINEAR)
         out.append(ValPair(small, mask.copy(), name))
     return out
 
@@ -111,22 +120,25 @@ def augment(image: np.ndarray, mask: np.ndarray, size: int, rng: np.random.Gener
             scale_range: tuple[float, float] = (0.5, 2.0), hflip: bool = True, vflip: bool = False,
             color_jitter: float = 0.2, mean: Sequence[float] = (0.485, 0.456, 0.406),
             identity: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """One augmented view → (size x size x 3 uint8, size x size uint8). identity: stretch only."""
-    if identity:
-        return (cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR),
-                cv2.resize(mask, (size, size), interpolation=cv2.INTER_NEAREST))
-    s = float(rng.uniform(*scale_range))
-    side = max(8, int(round(size * s)))
-    img = cv2.resize(image, (side, side), interpolation=cv2.INTER_LINEAR)
-    lab = cv2.resize(mask, (side, side), interpolation=cv2.INTER_NEAREST)
-    if side < size:
-        pad = size - side
+    """One augmented view → (size x size x 3 uint8, size x size uint8 with 255 = padding).
+
+    identity: long side resized to ``size`` and padded at the bottom/right, nothing else.
+    """
+    s = 1.0 if identity else float(rng.uniform(*scale_range))
+    h, w = fit_long_side(*mask.shape, size * s)
+    interp = cv2.INTER_AREA if h < mask.shape[0] else cv2.INTER_LINEAR
+    img = cv2.resize(image, (w, h), interpolation=interp)
+    lab = cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST)
+    if h < size or w < size:
         fill = tuple(int(round(m * 255)) for m in mean)
-        img = cv2.copyMakeBorder(img, 0, pad, 0, pad, cv2.BORDER_CONSTANT, value=fill)
-        lab = cv2.copyMakeBorder(lab, 0, pad, 0, pad, cv2.BORDER_CONSTANT, value=IGNORE)
-        side = size
-    y = int(rng.integers(0, side - size + 1))
-    x = int(rng.integers(0, side - size + 1))
+        ph, pw = max(0, size - h), max(0, size - w)
+        img = cv2.copyMakeBorder(img, 0, ph, 0, pw, cv2.BORDER_CONSTANT, value=fill)
+        lab = cv2.copyMakeBorder(lab, 0, ph, 0, pw, cv2.BORDER_CONSTANT, value=IGNORE)
+        h, w = lab.shape
+    if identity:
+        return np.ascontiguousarray(img[:size, :size]), np.ascontiguousarray(lab[:size, :size])
+    y = int(rng.integers(0, h - size + 1))
+    x = int(rng.integers(0, w - size + 1))
     img, lab = img[y:y + size, x:x + size], lab[y:y + size, x:x + size]
     if hflip and rng.random() < 0.5:
         img, lab = img[:, ::-1], lab[:, ::-1]

@@ -1,0 +1,183 @@
+"""Mouse, wheel and keyboard handling of MaskCanvas (a mixin; kept apart from the API).
+
+Handled here (canvas has focus): ``[`` / ``]`` brush size, ctrl+wheel brush size, wheel zoom
+around the cursor, space+drag or middle-drag pan, Esc cancels a stroke, and fallbacks for
+the keys the shell normally owns as QActions (an action's shortcut wins, so no double
+handling): B brush, E eraser, G fill, H pan, M mask, O boundary, D diff, F fit, 1 actual size.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QPointF, Qt
+from PySide6.QtGui import QKeyEvent, QMouseEvent, QWheelEvent
+
+
+WHEEL_ZOOM_BASE = 1.0015  # per 1/8 degree: one notch (120) ≈ ×1.2
+
+_TOOL_KEYS = {Qt.Key.Key_B: "brush", Qt.Key.Key_E: "eraser", Qt.Key.Key_G: "fill", Qt.Key.Key_H: "pan"}
+_LAYER_KEYS = {Qt.Key.Key_M: "mask", Qt.Key.Key_O: "boundary", Qt.Key.Key_D: "diff"}
+
+
+def brush_step(size: int) -> int:
+    """Size increment for one `]` press / wheel notch: ~10 %, at least 1 px."""
+    return max(1, int(round(size * 0.1)))
+
+
+class CanvasInputMixin:
+    """Needs MaskCanvas's attributes: _tool, _doc, _cursor_item, set_* methods."""
+
+    def _init_input(self) -> None:
+        self._space_down = False
+        self._pan_anchor: QPointF | None = None
+        self._pan_button = Qt.MouseButton.NoButton
+        self._last_image_pt: tuple[float, float] = (0.0, 0.0)
+        self._last_cursor_px: tuple[int, int] | None = None
+        self._update_cursor_shape()
+
+    # ---- coordinates ------------------------------------------------------------------------
+    def image_point(self, view_pos: QPointF) -> tuple[float, float]:
+        """Viewport position → image coordinates (float pixels)."""
+        inv, _ = self.viewportTransform().inverted()
+        p = inv.map(QPointF(view_pos))
+        return (p.x(), p.y())
+
+    def _tool_last_point(self) -> tuple[float, float]:
+        return self._last_image_pt
+
+    def _update_cursor_shape(self) -> None:
+        if self._pan_anchor is not None:
+            shape = Qt.CursorShape.ClosedHandCursor
+        elif self._space_down or self._tool.pans:
+            shape = Qt.CursorShape.OpenHandCursor
+        else:
+            shape = Qt.CursorShape.CrossCursor
+        self.viewport().setCursor(shape)
+        if self._cursor_item is not None:
+            show = self._tool.shows_brush and not self._space_down and self.underMouse()
+            self._cursor_item.setVisible(show)
+
+    # ---- mouse ------------------------------------------------------------------------------
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        button = event.button()
+        pans = self._space_down or self._tool.pans
+        if button == Qt.MouseButton.MiddleButton or (button == Qt.MouseButton.LeftButton and pans):
+            self._pan_anchor, self._pan_button = event.position(), button
+            self._update_cursor_shape()
+            event.accept()
+            return
+        if button == Qt.MouseButton.LeftButton and self._doc is not None:
+            self._last_image_pt = self.image_point(event.position())
+            self._tool.press(self, self._last_image_pt)
+            event.accept()
+            return
+        super().mousePressEvent(event)
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        pos = event.position()
+        if self._pan_anchor is not None:
+            delta = pos - self._pan_anchor
+            self._pan_anchor = pos
+            h, v = self.horizontalScrollBar(), self.verticalScrollBar()
+            h.setValue(h.value() - round(delta.x()))
+            v.setValue(v.value() - round(delta.y()))
+            event.accept()
+            return
+        pt = self.image_point(pos)
+        self._track_cursor(pt)
+        if self._tool.active() and event.buttons() & Qt.MouseButton.LeftButton:
+            self._last_image_pt = pt
+            self._tool.move(self, pt)
+        event.accept()
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        if self._pan_anchor is not None and event.button() == self._pan_button:
+            self._pan_anchor, self._pan_button = None, Qt.MouseButton.NoButton
+            self._update_cursor_shape()
+            event.accept()
+            return
+        if event.button() == Qt.MouseButton.LeftButton and self._tool.active():
+            self._last_image_pt = self.image_point(event.position())
+            self._tool.release(self, self._last_image_pt)
+            event.accept()
+            return
+        super().mouseReleaseEvent(event)
+
+    def _track_cursor(self, pt: tuple[float, float]) -> None:
+        if self._cursor_item is not None:
+            self._cursor_item.move_to(QPointF(*pt))
+            if not self._cursor_item.isVisible() and self._tool.shows_brush and not self._space_down:
+                self._cursor_item.setVisible(True)
+        px = (int(pt[0] // 1), int(pt[1] // 1))
+        if px != self._last_cursor_px:
+            self._last_cursor_px = px
+            self.cursorMoved.emit(px[0], px[1])
+
+    def enterEvent(self, event) -> None:  # noqa: N802
+        super().enterEvent(event)
+        self._update_cursor_shape()
+
+    def leaveEvent(self, event) -> None:  # noqa: N802
+        super().leaveEvent(event)
+        if self._cursor_item is not None:
+            self._cursor_item.setVisible(False)
+
+    # ---- wheel ------------------------------------------------------------------------------
+    def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802
+        dy = event.angleDelta().y() or event.pixelDelta().y()
+        if dy == 0:
+            event.ignore()
+            return
+        if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            notches = max(1, abs(dy) // 120)
+            size = self.brush_size()
+            for _ in range(notches):
+                size += brush_step(size) if dy > 0 else -brush_step(size)
+            self.set_brush_size(size)
+        else:
+            self.set_zoom(self.zoom() * (WHEEL_ZOOM_BASE ** dy), event.position())
+        event.accept()
+
+    # ---- keys -------------------------------------------------------------------------------
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
+        key, text = event.key(), event.text()
+        mods = event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
+        if key == Qt.Key.Key_Space:
+            if not event.isAutoRepeat():
+                self._space_down = True
+                self._update_cursor_shape()
+            event.accept()
+            return
+        if text == "]" or key == Qt.Key.Key_BracketRight:
+            self.set_brush_size(self.brush_size() + brush_step(self.brush_size()))
+        elif text == "[" or key == Qt.Key.Key_BracketLeft:
+            self.set_brush_size(self.brush_size() - brush_step(self.brush_size()))
+        elif key == Qt.Key.Key_Escape and self._tool.active():
+            self._tool.cancel(self)
+        elif mods != Qt.KeyboardModifier.NoModifier:
+            super().keyPressEvent(event)
+            return
+        elif key in _TOOL_KEYS:
+            self.set_tool(_TOOL_KEYS[key])
+        elif key in _LAYER_KEYS:
+            name = _LAYER_KEYS[key]
+            self._set_layer(name, not self.layer_visible(name))
+        elif key == Qt.Key.Key_F:
+            self.fit_to_view()
+        elif key == Qt.Key.Key_1:
+            self.zoom_actual()
+        else:
+            super().keyPressEvent(event)
+            return
+        event.accept()
+
+    def keyReleaseEvent(self, event: QKeyEvent) -> None:  # noqa: N802
+        if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
+            self._space_down = False
+            self._update_cursor_shape()
+            event.accept()
+            return
+        super().keyReleaseEvent(event)
+
+    def focusOutEvent(self, event) -> None:  # noqa: N802
+        self._space_down = False
+        super().focusOutEvent(event)

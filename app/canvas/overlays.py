@@ -1,0 +1,121 @@
+"""The three overlay layers of one image (mask fill, boundary line, prediction diff).
+
+Visible layers are updated per dirty rect; a hidden boundary/diff layer is only marked
+stale and recomputed in full when it is shown again (lazy), so hidden layers cost nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from PySide6.QtWidgets import QGraphicsScene
+
+from app.canvas import render
+from app.canvas.document import MaskDocument, Rect
+from app.canvas.layers import (BOUNDARY_COLOR, DEFAULT_CLASS_COLORS, DIFF_ADDED_COLOR,
+                               DIFF_REMOVED_COLOR, OverlayItem, argb, class_lut)
+
+LAYERS = ("mask", "boundary", "diff")
+
+
+class OverlaySet:
+    """Owns the overlay items for the current image and keeps them in sync with the mask."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, OverlayItem] = {}
+        self.visible = {"mask": True, "boundary": False, "diff": False}
+        self.opacity = 0.5
+        self.boundary_width = 2
+        self.colors: list[tuple[int, int, int]] = list(DEFAULT_CLASS_COLORS)
+        self.lut = class_lut(self.colors)
+        self.boundary_argb = argb(BOUNDARY_COLOR)
+        self.added_argb = argb(DIFF_ADDED_COLOR)
+        self.removed_argb = argb(DIFF_REMOVED_COLOR)
+        self._stale = {name: True for name in LAYERS}
+        self._doc: MaskDocument | None = None
+
+    # ---- lifetime ---------------------------------------------------------------------------
+    def attach(self, scene: QGraphicsScene, doc: MaskDocument) -> None:
+        """Create fresh items for ``doc`` in ``scene`` (the old ones went with scene.clear())."""
+        self._doc = doc
+        self.items = {name: OverlayItem(doc.width, doc.height, z) for name, z in
+                      (("mask", 10), ("boundary", 20), ("diff", 30))}
+        for name, item in self.items.items():
+            scene.addItem(item)
+            item.setVisible(self.visible[name])
+        self.items["mask"].setOpacity(self.opacity)
+        self._stale = {name: True for name in LAYERS}
+        for name in LAYERS:
+            if self.visible[name]:
+                self._rebuild(name)
+
+    # ---- updates ----------------------------------------------------------------------------
+    def refresh(self, rect: Rect) -> None:
+        """The mask changed inside ``rect``: convert and repaint that region only."""
+        doc = self._doc
+        if doc is None or rect.is_empty():
+            return
+        for name in LAYERS:
+            if not self.visible[name]:
+                self._stale[name] = True
+            elif self._stale[name]:
+                self._rebuild(name)
+            else:
+                self._update(name, rect)
+
+    def refresh_all(self) -> None:
+        for name in LAYERS:
+            self._stale[name] = True
+            if self.visible[name]:
+                self._rebuild(name)
+
+    def _rebuild(self, name: str) -> None:
+        if self._doc is not None:
+            self._update(name, self._doc.full_rect())
+            self._stale[name] = False
+
+    def _update(self, name: str, rect: Rect) -> None:
+        doc = self._doc
+        assert doc is not None
+        item = self.items[name]
+        if name == "mask":
+            item.write(rect, render.mask_pixels(doc.mask, rect, self.lut))
+        elif name == "boundary":
+            out, pixels = render.boundary_pixels(doc.mask, rect, self.boundary_width, self.boundary_argb)
+            item.write(out, pixels)
+        else:
+            item.write(rect, render.diff_pixels(doc.mask, doc.prediction, rect,
+                                                self.added_argb, self.removed_argb))
+
+    # ---- settings ---------------------------------------------------------------------------
+    def set_visible(self, name: str, visible: bool) -> None:
+        self.visible[name] = bool(visible)
+        item = self.items.get(name)
+        if item is None:
+            return
+        if visible and self._stale[name]:
+            self._rebuild(name)
+        item.setVisible(bool(visible))
+
+    def set_opacity(self, opacity: float) -> None:
+        self.opacity = min(1.0, max(0.0, float(opacity)))
+        if "mask" in self.items:
+            self.items["mask"].setOpacity(self.opacity)
+
+    def set_colors(self, colors: Sequence[Sequence[int]]) -> None:
+        self.colors = [tuple(int(c) for c in rgb[:3]) for rgb in colors]  # type: ignore[misc]
+        self.lut = class_lut(self.colors)
+        self._stale["mask"] = True
+        if self.visible["mask"]:
+            self._rebuild("mask")
+
+    def set_boundary_width(self, width: int) -> None:
+        self.boundary_width = max(1, int(width))
+        self._stale["boundary"] = True
+        if self.visible["boundary"]:
+            self._rebuild("boundary")
+
+    def prediction_changed(self) -> None:
+        self._stale["diff"] = True
+        if self.visible["diff"]:
+            self._rebuild("diff")

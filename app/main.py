@@ -1,0 +1,69 @@
+"""Entry point: ``segloop [FOLDER]``.
+
+Without a folder it opens the last project (QSettings) or, on first start (or if the last one
+is gone), the built-in demo project (``segcore.demo.ensure_demo_project()``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import QCoreApplication, QTimer
+from PySide6.QtWidgets import QApplication
+
+from .resources import app_icon
+from .settings import Settings
+from .theme import apply_theme
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="segloop", description="Human-in-the-loop segmentation.")
+    parser.add_argument("folder", nargs="?", help="folder of images to open")
+    parser.add_argument("--theme", choices=("dark", "light"), help="override the saved theme")
+    return parser.parse_args(argv)
+
+
+def initial_folder(arg: str | None, settings: Settings) -> Path | None:
+    if arg:
+        return Path(arg).expanduser()
+    last = settings.last_project()
+    if last and Path(last).is_dir():
+        return Path(last)
+    try:
+        from segcore.demo import ensure_demo_project
+
+        return ensure_demo_project()
+    except Exception as exc:  # noqa: BLE001 - start without a project rather than not at all
+        print(f"segloop: demo project unavailable: {exc}", file=sys.stderr)
+        return None
+
+
+def create_app(argv: list[str] | None = None) -> QApplication:
+    app = QApplication.instance() or QApplication([sys.argv[0], *(argv or [])])
+    QCoreApplication.setOrganizationName("SegLoop")
+    QCoreApplication.setApplicationName("SegLoop")
+    app.setApplicationDisplayName("SegLoop")
+    app.setWindowIcon(app_icon())
+    return app  # type: ignore[return-value]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    app = create_app()
+    settings = Settings()
+    from .main_window import MainWindow
+
+    name = apply_theme(app, args.theme or settings.theme())
+    window = MainWindow(settings)
+    window.actions[f"theme_{name}"].setChecked(True)
+    window.show()
+    folder = initial_folder(args.folder, settings)
+    if folder is not None:
+        QTimer.singleShot(0, lambda: window.open_project(folder))
+    return int(app.exec())
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

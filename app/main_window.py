@@ -1,0 +1,426 @@
+"""SegLoop's main window: menus, toolbar, docks and status bar around the canvas.
+
+Thin composition only. Project logic lives in :class:`app.session.Session`; panels in
+``app/panels``; commands in ``app/actions.py``; persistence in ``app/settings.py`` and
+``app/tool_state.py``. Default layout: image list (left dock), canvas (centre), tools (right
+dock); ``add_panel_dock`` is the place for further panels (e.g. training, issue 5).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QUndoGroup
+from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QMainWindow, QMessageBox,
+                               QStackedWidget, QToolBar, QVBoxLayout, QWidget)
+
+from segcore.project import Project
+
+from . import theme
+from .actions import MENUS, Actions
+from .canvas import MaskCanvas
+from .navigation import Navigator
+from .panels.banner import Banner
+from .panels.crf_popover import CRFPopover
+from .panels.image_list import ImageListPanel
+from .panels.pages import MessagePage
+from .panels.shortcuts_dialog import ShortcutsDialog
+from .panels.status_bar import StatusBar
+from .panels.tools_panel import ToolsPanel
+from .resources import app_icon
+from .session import Session
+from .settings import Settings
+from .tool_state import restore_tool_state, save_tool_state
+from .workers.thumbnails import ThumbnailProvider
+
+TOOLBAR = ("open_folder", None, "previous_image", "next_image", "next_unlabelled", None, "undo",
+           "redo", None, "tool_brush", "tool_eraser", "tool_fill", "tool_pan", None, "fit",
+           "zoom_actual", None, "show_mask", "show_boundary", "show_diff", None,
+           "accept_prediction", "crf")
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, settings: Settings | None = None) -> None:
+        super().__init__()
+        self.settings = settings or Settings()
+        self.session: Session | None = None
+        self.setWindowTitle("SegLoop")
+        self.setWindowIcon(app_icon())
+        self.setAcceptDrops(True)
+        self.setDockNestingEnabled(True)
+        self.actions = Actions(self)
+        self.undo_group = QUndoGroup(self)
+        self.thumbs = ThumbnailProvider(self)
+        self.canvas = MaskCanvas()
+        self.status = StatusBar(self)
+        self.setStatusBar(self.status)
+        self._build_central()
+        self.image_list = ImageListPanel(self.thumbs)
+        self.tools = ToolsPanel(self.actions)
+        self.images_dock = self.add_panel_dock("Images", self.image_list, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.tools_dock = self.add_panel_dock("Tools", self.tools, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.crf_popover = CRFPopover(parent=self)
+        self.crf_params = self.crf_popover.params()
+        self.nav = Navigator(self)
+        self._build_menus()
+        self._build_toolbar()
+        self.ask_mask_resize = self._ask_mask_resize
+        self._connect()
+        restore_tool_state(self)
+        self.crf_popover.set_params(self.crf_params)
+        self.resize(1400, 900)
+        self.settings.restore_window(self)
+        self._set_project_actions(False)
+
+    # -- construction -----------------------------------------------------------------------
+    def _build_central(self) -> None:
+        self.banner = Banner(closable=False)
+        self.model_banner = Banner()
+        self.stack = QStackedWidget()
+        self.empty_page = MessagePage(None, "Open Folder…")
+        self.empty_page.set_text("No project open",
+                                 "Open a folder of images (Ctrl+O) or drop one onto this window.")
+        self.error_page = MessagePage("warning")
+        for w in (self.empty_page, self.canvas, self.error_page):
+            self.stack.addWidget(w)
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.banner)
+        layout.addWidget(self.model_banner)
+        layout.addWidget(self.stack, 1)
+        self.setCentralWidget(central)
+
+    def add_panel_dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        """Add a dock panel; its objectName makes its place persist across sessions."""
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock_{title.lower().replace(' ', '_')}")
+        dock.setWidget(widget)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+                         | QDockWidget.DockWidgetFeature.DockWidgetClosable)
+        self.addDockWidget(area, dock)
+        if hasattr(self, "panels_menu"):
+            self.panels_menu.addAction(dock.toggleViewAction())
+        return dock
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        self.menus = {name: bar.addMenu(f"&{name}") for name in MENUS}
+        a = self.actions
+        file_menu = self.menus["File"]
+        file_menu.addActions([a.open_folder, a.open_demo])
+        self.recent_menu = file_menu.addMenu("Open &Recent")
+        file_menu.addSeparator()
+        file_menu.addAction(a.quit)
+        edit = self.menus["Edit"]
+        edit.addActions([a.undo, a.redo])
+        edit.addSeparator()
+        edit.addAction(a.accept_prediction)
+        self.menus["Tools"].addActions(a.in_menu("Tools"))
+        view = self.menus["View"]
+        view.addActions([a.fit, a.zoom_actual])
+        view.addSeparator()
+        view.addActions([a.show_mask, a.show_boundary, a.show_diff])
+        view.addSeparator()
+        theme_menu = view.addMenu("&Theme")
+        theme_menu.addActions([a.theme_dark, a.theme_light])
+        self.panels_menu = view.addMenu("&Panels")
+        for dock in (self.images_dock, self.tools_dock):
+            self.panels_menu.addAction(dock.toggleViewAction())
+        self.menus["Image"].addActions(a.in_menu("Image"))
+        self.menus["Help"].addActions([a.shortcuts, a.about])
+        self._update_recent_menu()
+
+    def _build_toolbar(self) -> None:
+        bar = QToolBar("Main toolbar", self)
+        bar.setObjectName("toolbar_main")
+        bar.setIconSize(QSize(20, 20))
+        bar.setMovable(False)
+        for name in TOOLBAR:
+            if name is None:
+                bar.addSeparator()
+            else:
+                bar.addAction(self.actions[name])
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
+        self.toolbar = bar
+
+    def _connect(self) -> None:
+        a, c, t = self.actions, self.canvas, self.tools
+        a.open_folder.triggered.connect(self.choose_folder)
+        self.empty_page.button.clicked.connect(self.choose_folder)
+        a.open_demo.triggered.connect(self.open_demo)
+        a.quit.triggered.connect(self.close)
+        a.undo.triggered.connect(self.undo_group.undo)
+        a.redo.triggered.connect(self.undo_group.redo)
+        self.undo_group.canUndoChanged.connect(a.undo.setEnabled)
+        self.undo_group.canRedoChanged.connect(a.redo.setEnabled)
+        c.undoStackChanged.connect(self._set_undo_stack)
+        a.accept_prediction.triggered.connect(c.accept_prediction)
+        for tool in ("brush", "eraser", "fill", "pan"):
+            a[f"tool_{tool}"].triggered.connect(lambda _=False, n=tool: c.set_tool(n))
+        c.toolChanged.connect(lambda n: a[f"tool_{n}"].setChecked(True))
+        a.brush_smaller.triggered.connect(lambda: c.set_brush_size(c.brush_size() - max(1, round(c.brush_size() * .1))))
+        a.brush_larger.triggered.connect(lambda: c.set_brush_size(c.brush_size() + max(1, round(c.brush_size() * .1))))
+        c.brushSizeChanged.connect(t.set_brush_size)
+        t.brushSizeChanged.connect(c.set_brush_size)
+        t.classChanged.connect(c.set_active_class)
+        t.opacityChanged.connect(c.set_mask_opacity)
+        t.boundaryWidthChanged.connect(c.set_boundary_width)
+        a.fit.triggered.connect(c.fit_to_view)
+        a.zoom_actual.triggered.connect(c.zoom_actual)
+        for layer in ("mask", "boundary", "diff"):
+            a[f"show_{layer}"].toggled.connect(getattr(c, f"set_{layer}_visible"))
+        c.layerVisibilityChanged.connect(lambda n, v: a[f"show_{n}"].setChecked(v))
+        c.zoomChanged.connect(self.status.set_zoom)
+        c.cursorMoved.connect(self.status.set_pixel)
+        a.theme_dark.triggered.connect(lambda: self.set_theme("dark"))
+        a.theme_light.triggered.connect(lambda: self.set_theme("light"))
+        a.next_image.triggered.connect(self.nav.next)
+        a.previous_image.triggered.connect(self.nav.previous)
+        a.next_unlabelled.triggered.connect(self.nav.next_unlabelled)
+        a.predict_again.triggered.connect(lambda: self.session and self.session.request_predictions(True))
+        a.crf.toggled.connect(self._crf_toggled)
+        a.crf_settings.triggered.connect(lambda: self.crf_popover.popup_at(self.tools.crf_settings_button))
+        self.crf_popover.paramsChanged.connect(self._crf_params_changed)
+        a.shortcuts.triggered.connect(self.show_shortcuts)
+        a.about.triggered.connect(self._about)
+        self.image_list.stemActivated.connect(self.show_stem)
+        self.thumbs.failed.connect(self._thumb_failed)
+        self.recent_menu.aboutToShow.connect(self._update_recent_menu)
+
+    # -- projects ---------------------------------------------------------------------------
+    def choose_folder(self) -> None:
+        start = str(self.session.root.parent) if self.session else str(Path.home())
+        folder = QFileDialog.getExistingDirectory(self, "Open a folder of images", start)
+        if folder:
+            self.open_project(folder)
+
+    def open_demo(self) -> None:
+        from segcore.demo import ensure_demo_project
+
+        self.open_project(ensure_demo_project())
+
+    def open_project(self, folder: str | Path) -> bool:
+        """Open ``folder`` and show its first image; False (with a message) if impossible."""
+        try:
+            project = Project.open(folder)
+        except Exception as exc:  # noqa: BLE001 - ProjectError, OSError, sqlite errors
+            QMessageBox.warning(self, "Cannot open folder", f"{folder}\n\n{exc}")
+            return False
+        self.close_project()
+        self.session = session = Session(project, self.canvas, self.ask_mask_resize, self)
+        session.order = self.image_list.model.stems
+        session.shown.connect(self._shown)
+        session.showFailed.connect(self._show_failed)
+        session.recordChanged.connect(self.image_list.model.update_stem)
+        session.message.connect(self.status.showMessage)
+        session.predictionBusy.connect(self._prediction_busy)
+        session.modelReady.connect(self._model_ready)
+        session.modelFailed.connect(self._model_failed)
+        session.saveState.connect(self.status.set_save_state)
+        session.worker.set_crf(self.actions.crf.isChecked(), self.crf_params)
+        self.thumbs.set_project(project)
+        self.image_list.set_project(project)
+        self.canvas.set_class_colors([c.color for c in project.classes])
+        self.tools.set_classes(project.classes)
+        self.canvas.set_active_class(self.tools.active_class())
+        self._apply_read_only(project)
+        self.model_banner.hide()
+        self.settings.add_recent_project(project.root)
+        self.setWindowTitle(f"{project.root.name} — SegLoop")
+        self._set_project_actions(True)
+        self.stack.setCurrentWidget(self.error_page)
+        self._ensure_focus(self.image_list.view)
+        self.error_page.set_text("Empty folder" if not project.stems() else "",
+                                 "This folder has no images (PNG, JPEG, TIFF, BMP, WebP)."
+                                 if not project.stems() else "")
+        stems = self.image_list.model.stems() or project.stems()
+        last = project.get_setting("last_image") if not project.read_only else None
+        if stems:
+            self.show_stem(last if last in stems else stems[0])
+        return True
+
+    def close_project(self) -> None:
+        if self.session is None:
+            return
+        session, self.session = self.session, None
+        if not session.read_only and session.current:
+            try:
+                session.project.set_setting("last_image", session.current)
+            except Exception:  # noqa: BLE001, S110
+                pass
+        session.close()
+        session.deleteLater()
+        self.thumbs.set_project(None)
+        self.image_list.set_project(None)
+
+    def _apply_read_only(self, project: Project) -> None:
+        ro = bool(project.read_only)
+        if ro:
+            self.banner.show_message(
+                f"Read-only project: {project.read_only_reason or 'the folder is not writable'}. "
+                "Corrections cannot be saved, so editing is disabled.")
+            self.canvas.set_tool("pan")
+        else:
+            self.banner.hide()
+        for name in ("tool_brush", "tool_eraser", "tool_fill", "accept_prediction"):
+            self.actions[name].setEnabled(not ro)
+        self.status.set_save_state("read-only" if ro else "saved")
+
+    def _set_project_actions(self, enabled: bool) -> None:
+        for name in ("next_image", "previous_image", "next_unlabelled", "predict_again",
+                     "fit", "zoom_actual", "accept_prediction"):
+            self.actions[name].setEnabled(enabled)
+
+    # -- images -----------------------------------------------------------------------------
+    def show_stem(self, stem: str) -> None:
+        if self.session is not None and stem:
+            self.session.show(stem)
+
+    def current_stem(self) -> str | None:
+        return self.session.current if self.session else None
+
+    def _ensure_focus(self, widget: QWidget) -> None:
+        """Give ``widget`` the keyboard focus unless something in this window has it."""
+        focus = QApplication.focusWidget()
+        if focus is None or not self.isAncestorOf(focus) or not focus.isVisible():
+            widget.setFocus()
+
+    def _shown(self, stem: str) -> None:
+        self.stack.setCurrentWidget(self.canvas)
+        self._ensure_focus(self.canvas)
+        self.image_list.select_stem(stem)
+        if self.session and self.session.read_only and self.canvas.tool() != "pan":
+            self.canvas.set_tool("pan")
+        name = self.session.project.image_path(stem).name if self.session else stem
+        self.setWindowTitle(f"{name} — {self.session.root.name if self.session else ''} — SegLoop")
+
+    def _show_failed(self, stem: str, message: str) -> None:
+        self.image_list.select_stem(stem)
+        self.error_page.set_text("This image cannot be read", message)
+        self.stack.setCurrentWidget(self.error_page)
+        self._ensure_focus(self.image_list.view)
+
+    def _thumb_failed(self, stem: str, message: str) -> None:
+        if self.session is not None:
+            self.session._image_failed(stem, message)
+
+    def _set_undo_stack(self, stack) -> None:  # noqa: ANN001 - QUndoStack
+        if stack not in self.undo_group.stacks():
+            self.undo_group.addStack(stack)
+        self.undo_group.setActiveStack(stack)
+
+    # -- model / CRF ------------------------------------------------------------------------
+    def _prediction_busy(self, busy: bool, left: int) -> None:
+        self.status.set_work(f"Predicting… ({left} queued)" if busy and left > 1
+                             else "Predicting…" if busy else None)
+
+    def _model_ready(self, device: str, label: str) -> None:
+        self.status.set_device(device)
+        self.status.set_model(label)
+
+    def _model_failed(self, message: str) -> None:
+        self.status.set_model("model: unavailable")
+        self.status.model.setToolTip(message)
+        self.model_banner.show_message(f"{message}. You can still correct masks by hand.")
+
+    def _crf_toggled(self, on: bool) -> None:
+        from segcore.crf import crf_available
+
+        ok, reason = crf_available()
+        self.status.set_crf(on and ok, ok)
+        if on and not ok:
+            self.status.showMessage(reason or "DenseCRF unavailable", 10000)
+        if self.session is not None:
+            self.session.worker.set_crf(on and ok, self.crf_params)
+            self.session.request_predictions(force_current=True)
+
+    def _crf_params_changed(self, params) -> None:  # noqa: ANN001 - CRFParams
+        self.crf_params = params
+        if self.actions.crf.isChecked():
+            self._crf_toggled(True)
+
+    # -- theme, dialogs, drops --------------------------------------------------------------
+    def set_theme(self, name: str) -> None:
+        app = QApplication.instance()
+        name = theme.apply_theme(app, name) if app else name
+        self.settings.set_theme(name)
+        self.actions[f"theme_{name}"].setChecked(True)
+        self.actions.refresh_icons()
+        self.tools.refresh_icons()
+        for page in (self.empty_page, self.error_page):
+            page.refresh_icon()
+
+    def show_shortcuts(self) -> ShortcutsDialog:
+        self.shortcuts_dialog = ShortcutsDialog(self.actions, self)
+        self.shortcuts_dialog.show()
+        return self.shortcuts_dialog
+
+    def _about(self) -> None:
+        import segcore
+
+        QMessageBox.about(self, "About SegLoop",
+                          f"<b>SegLoop {segcore.__version__}</b><br>Predict, correct by brush, "
+                          "fine-tune, predict better.<br>MIT licence.")
+
+    def _ask_mask_resize(self, stem: str, mask_hw: tuple, image_hw: tuple) -> bool:
+        box = QMessageBox(QMessageBox.Icon.Warning, "Mask size differs from image",
+                          f"The mask of “{stem}” is {mask_hw[1]}×{mask_hw[0]} px but the image "
+                          f"is {image_hw[1]}×{image_hw[0]} px.", parent=self)
+        box.setInformativeText("Resize the mask to the image (nearest neighbour) and save it, "
+                               "or ignore the mask file for now?")
+        resize = box.addButton("Resize mask", QMessageBox.ButtonRole.AcceptRole)
+        box.addButton("Ignore", QMessageBox.ButtonRole.RejectRole)
+        box.exec()
+        return box.clickedButton() is resize
+
+    def _update_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        recent = self.settings.recent_projects()
+        for folder in recent:
+            act = self.recent_menu.addAction(folder)
+            act.setToolTip(f"Open {folder}")
+            act.triggered.connect(lambda _=False, f=folder: self.open_project(f))
+        if not recent:
+            self.recent_menu.addAction("(none)").setEnabled(False)
+        else:
+            self.recent_menu.addSeparator()
+            self.recent_menu.addAction("Clear list", self.settings.clear_recent_projects)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
+        if _dropped_folder(event) is not None:
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+        folder = _dropped_folder(event)
+        if folder is not None:
+            event.acceptProposedAction()
+            self.open_project(folder)
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        save_tool_state(self)
+        self.settings.save_window(self)
+        self.settings.sync()
+        self.close_project()
+        self.thumbs.pool.clear()
+        self.thumbs.wait(5000)
+        super().closeEvent(event)
+
+
+def _dropped_folder(event: QDragEnterEvent | QDropEvent) -> Path | None:
+    mime = event.mimeData()
+    if mime is None or not mime.hasUrls():
+        return None
+    for url in mime.urls():
+        if url.isLocalFile():
+            path = Path(url.toLocalFile())
+            if path.is_dir():
+                return path
+            if path.is_file():
+                return path.parent
+    return None

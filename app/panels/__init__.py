@@ -1,0 +1,1 @@
+"""Dock panels and dialogs composed by the main window."""

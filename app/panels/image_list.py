@@ -1,0 +1,317 @@
+"""The image list: a QListView over ``project.records()`` with thumbnails and status badges.
+
+:class:`ImageListModel` keeps the filtered, ordered list of records; rows are refreshed one stem
+at a time (``update_stem``) when a prediction, save, metric or error arrives. Thumbnails are
+requested from a :class:`ThumbnailProvider` only when the view asks for a row's decoration,
+i.e. for visible rows (uniform item sizes keep the view from asking for all of them).
+Sort keys: ``"name"`` (stem order) or ``"attention"`` (``project.attention_order()``).
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import (QAbstractListModel, QItemSelectionModel, QModelIndex, QRect, QSize,
+                            Qt, Signal)
+from PySide6.QtGui import QColor, QFont, QPainter, QPalette
+from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QListView, QStyle,
+                               QStyledItemDelegate, QStyleOptionViewItem, QVBoxLayout, QWidget)
+
+from segcore.project import ImageRecord, ImageStatus
+
+from ..workers.thumbnails import ThumbnailProvider
+
+RECORD_ROLE = Qt.ItemDataRole.UserRole + 1
+STEM_ROLE = Qt.ItemDataRole.UserRole + 2
+
+STATUS_COLORS: dict[str, str] = {
+    "unlabelled": "#7b8494", "predicted": "#d89b21", "corrected": "#2fa36b", "error": "#e0474c",
+}
+STATUS_TEXT = {"unlabelled": "unlabelled", "predicted": "predicted", "corrected": "corrected",
+               "error": "error"}
+ROW_HEIGHT = 68
+THUMB = 56
+
+
+def _status(record: ImageRecord) -> str:
+    status = record.status
+    return status.value if isinstance(status, ImageStatus) else str(status)
+
+
+class ImageListModel(QAbstractListModel):
+    """Filtered and sorted records of one project."""
+
+    def __init__(self, thumbs: ThumbnailProvider, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.thumbs = thumbs
+        self.project = None
+        self._rows: list[ImageRecord] = []
+        self._row_of: dict[str, int] = {}
+        self.status_filter: str | None = None
+        self.sort_key = "name"
+        thumbs.ready.connect(self._thumb_ready)
+
+    # -- content ----------------------------------------------------------------------------
+    def set_project(self, project) -> None:  # noqa: ANN001
+        self.project = project
+        self.refresh()
+
+    def set_filter(self, status: str | None) -> None:
+        self.status_filter = status or None
+        self.refresh()
+
+    def set_sort(self, key: str) -> None:
+        self.sort_key = key if key in ("name", "attention") else "name"
+        self.refresh()
+
+    def refresh(self) -> None:
+        self.beginResetModel()
+        rows: list[ImageRecord] = []
+        if self.project is not None:
+            records = self.project.records()
+            if self.sort_key == "attention":
+                by_stem = {r.stem: r for r in records}
+                records = [by_stem[s] for s in self.project.attention_order() if s in by_stem]
+            if self.status_filter:
+                records = [r for r in records if _status(r) == self.status_filter]
+            rows = records
+        self._rows = rows
+        self._row_of = {r.stem: i for i, r in enumerate(rows)}
+        self.endResetModel()
+
+    def update_stem(self, stem: str) -> None:
+        row = self._row_of.get(stem)
+        if row is None or self.project is None:
+            return
+        try:
+            self._rows[row] = self.project.record(stem)
+        except Exception:  # noqa: BLE001 - a vanished file keeps its last known record
+            return
+        idx = self.index(row)
+        self.dataChanged.emit(idx, idx)
+
+    def stems(self) -> list[str]:
+        return [r.stem for r in self._rows]
+
+    def stem_at(self, row: int) -> str | None:
+        return self._rows[row].stem if 0 <= row < len(self._rows) else None
+
+    def row_of(self, stem: str) -> int | None:
+        return self._row_of.get(stem)
+
+    def record_at(self, row: int) -> ImageRecord | None:
+        return self._rows[row] if 0 <= row < len(self._rows) else None
+
+    # -- Qt model ---------------------------------------------------------------------------
+    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: B008, N802
+        return 0 if parent.isValid() else len(self._rows)
+
+    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):  # noqa: ANN201
+        if not index.isValid() or not 0 <= index.row() < len(self._rows):
+            return None
+        record = self._rows[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return record.filename
+        if role == Qt.ItemDataRole.DecorationRole:
+            return self.thumbs.pixmap(record.stem)
+        if role == RECORD_ROLE:
+            return record
+        if role == STEM_ROLE:
+            return record.stem
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return _tooltip(record)
+        return None
+
+    def _thumb_ready(self, stem: str) -> None:
+        row = self._row_of.get(stem)
+        if row is not None:
+            idx = self.index(row)
+            self.dataChanged.emit(idx, idx, [Qt.ItemDataRole.DecorationRole])
+
+
+def metrics_text(record: ImageRecord) -> str:
+    if _status(record) == "error":
+        return "cannot be read"
+    if record.iou is not None:
+        biou = f"  BIoU {record.biou:.2f}" if record.biou is not None else ""
+        return f"IoU {record.iou:.2f}{biou}"
+    if record.uncertainty is not None:
+        return f"uncertainty {record.uncertainty:.2f}"
+    return ""
+
+
+def _tooltip(record: ImageRecord) -> str:
+    lines = [f"<b>{record.filename}</b>", f"Status: {_status(record)}"]
+    if record.iou is not None:
+        lines.append(f"IoU vs. model: {record.iou:.3f}")
+    if record.biou is not None:
+        lines.append(f"Boundary IoU vs. model: {record.biou:.3f}")
+    if record.uncertainty is not None:
+        lines.append(f"Prediction uncertainty: {record.uncertainty:.3f}")
+    if record.error:
+        lines.append(f"<span style='color:#e0474c'>{record.error}</span>")
+    return "<br>".join(lines)
+
+
+class ImageItemDelegate(QStyledItemDelegate):
+    """Thumbnail, file name, a coloured status pill and the metrics line."""
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:  # noqa: N802
+        return QSize(200, ROW_HEIGHT)
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
+        record: ImageRecord | None = index.data(RECORD_ROLE)
+        if record is None:
+            return
+        painter.save()
+        pal: QPalette = option.palette
+        rect: QRect = option.rect
+        if option.state & QStyle.StateFlag.State_Selected:
+            sel = QColor(pal.color(QPalette.ColorRole.Highlight))
+            sel.setAlpha(70)
+            painter.fillRect(rect, sel)
+            painter.fillRect(QRect(rect.left(), rect.top(), 3, rect.height()),
+                             pal.color(QPalette.ColorRole.Highlight))
+        elif option.state & QStyle.StateFlag.State_MouseOver:
+            hover = QColor(pal.color(QPalette.ColorRole.Text))
+            hover.setAlpha(14)
+            painter.fillRect(rect, hover)
+        thumb_rect = QRect(rect.left() + 8, rect.top() + (rect.height() - THUMB) // 2, THUMB, THUMB)
+        painter.fillRect(thumb_rect, pal.color(QPalette.ColorRole.AlternateBase))
+        pixmap = index.data(Qt.ItemDataRole.DecorationRole)
+        if pixmap is not None and not pixmap.isNull():
+            scaled = pixmap.scaled(thumb_rect.size(), Qt.AspectRatioMode.KeepAspectRatio,
+                                   Qt.TransformationMode.SmoothTransformation)
+            x = thumb_rect.left() + (THUMB - scaled.width()) // 2
+            y = thumb_rect.top() + (THUMB - scaled.height()) // 2
+            painter.drawPixmap(x, y, scaled)
+        status = _status(record)
+        color = QColor(STATUS_COLORS.get(status, "#7b8494"))
+        text_left = thumb_rect.right() + 10
+        width = rect.right() - text_left - 6
+        font = QFont(option.font)
+        font.setBold(True)
+        painter.setFont(font)
+        painter.setPen(pal.color(QPalette.ColorRole.Text))
+        fm = painter.fontMetrics()
+        name = fm.elidedText(record.filename, Qt.TextElideMode.ElideMiddle, width)
+        painter.drawText(QRect(text_left, rect.top() + 8, width, fm.height()),
+                         Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, name)
+        # status pill
+        small = QFont(option.font)
+        small.setPointSizeF(max(7.0, option.font.pointSizeF() - 1.5))
+        painter.setFont(small)
+        sfm = painter.fontMetrics()
+        label = STATUS_TEXT.get(status, status)
+        pill = QRect(text_left, rect.top() + 12 + fm.height(), sfm.horizontalAdvance(label) + 14,
+                     sfm.height() + 4)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        fill = QColor(color)
+        fill.setAlpha(45)
+        painter.setPen(color)
+        painter.setBrush(fill)
+        painter.drawRoundedRect(pill, pill.height() / 2, pill.height() / 2)
+        painter.drawText(pill, Qt.AlignmentFlag.AlignCenter, label)
+        metrics = metrics_text(record)
+        if metrics:
+            painter.setPen(pal.color(QPalette.ColorRole.PlaceholderText))
+            mrect = QRect(pill.right() + 8, pill.top(), max(0, rect.right() - pill.right() - 12),
+                          pill.height())
+            painter.drawText(mrect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                             sfm.elidedText(metrics, Qt.TextElideMode.ElideRight, mrect.width()))
+        painter.restore()
+
+
+class ImageListPanel(QWidget):
+    """Filter and sort controls above the list. ``stemActivated`` when the user picks a row."""
+
+    stemActivated = Signal(str)
+
+    FILTERS = (("All images", None), ("Unlabelled", "unlabelled"), ("Predicted", "predicted"),
+               ("Corrected", "corrected"), ("Errors", "error"))
+    SORTS = (("Name", "name"), ("Needs attention", "attention"))
+
+    def __init__(self, thumbs: ThumbnailProvider, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.model = ImageListModel(thumbs, self)
+        self.filter_combo = QComboBox()
+        for text, value in self.FILTERS:
+            self.filter_combo.addItem(text, value)
+        self.filter_combo.setToolTip("Show only images with this status")
+        self.sort_combo = QComboBox()
+        for text, value in self.SORTS:
+            self.sort_combo.addItem(text, value)
+        self.sort_combo.setToolTip("Order by file name, or least confident prediction first")
+        self.view = QListView()
+        self.view.setObjectName("imageList")
+        self.view.setModel(self.model)
+        self.view.setItemDelegate(ImageItemDelegate(self.view))
+        self.view.setUniformItemSizes(True)
+        self.view.setMouseTracking(True)
+        self.view.setVerticalScrollMode(QListView.ScrollMode.ScrollPerPixel)
+        self.view.setSelectionMode(QListView.SelectionMode.SingleSelection)
+        self.count_label = QLabel()
+        self.count_label.setObjectName("sectionHint")
+
+        controls = QHBoxLayout()
+        controls.setSpacing(6)
+        controls.addWidget(self.filter_combo, 1)
+        controls.addWidget(self.sort_combo, 1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 8, 8, 8)
+        layout.setSpacing(6)
+        layout.addLayout(controls)
+        layout.addWidget(self.view, 1)
+        layout.addWidget(self.count_label)
+
+        self.filter_combo.currentIndexChanged.connect(self._filter_changed)
+        self.sort_combo.currentIndexChanged.connect(self._sort_changed)
+        self.view.selectionModel().currentChanged.connect(self._current_changed)
+        self.model.modelReset.connect(self._update_count)
+        self._current: str | None = None
+        self._silent = False
+
+    def set_project(self, project) -> None:  # noqa: ANN001
+        self.model.set_project(project)
+
+    def set_filter(self, status: str | None) -> None:
+        i = self.filter_combo.findData(status)
+        self.filter_combo.setCurrentIndex(max(0, i))
+
+    def set_sort(self, key: str) -> None:
+        i = self.sort_combo.findData(key)
+        self.sort_combo.setCurrentIndex(max(0, i))
+
+    def select_stem(self, stem: str | None) -> None:
+        """Highlight ``stem`` without emitting ``stemActivated``."""
+        self._current = stem
+        row = self.model.row_of(stem) if stem else None
+        self._silent = True
+        try:
+            if row is None:
+                self.view.clearSelection()
+            else:
+                idx = self.model.index(row)
+                self.view.selectionModel().setCurrentIndex(
+                    idx, QItemSelectionModel.SelectionFlag.ClearAndSelect)
+                self.view.scrollTo(idx)
+        finally:
+            self._silent = False
+
+    def _current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        stem = self.model.stem_at(current.row()) if current.isValid() else None
+        if stem and not self._silent and stem != self._current:
+            self._current = stem
+            self.stemActivated.emit(stem)
+
+    def _filter_changed(self) -> None:
+        self.model.set_filter(self.filter_combo.currentData())
+        self.select_stem(self._current)
+
+    def _sort_changed(self) -> None:
+        self.model.set_sort(self.sort_combo.currentData())
+        self.select_stem(self._current)
+
+    def _update_count(self) -> None:
+        shown = self.model.rowCount()
+        total = len(self.model.project.stems()) if self.model.project is not None else 0
+        self.count_label.setText(f"{shown} of {total} images" if shown != total
+                                 else f"{total} images")

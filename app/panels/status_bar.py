@@ -1,0 +1,104 @@
+"""The status bar: work indicator, message, pixel, zoom, device, model, CRF and save state."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QRectF, QSize, Qt, QTimer
+from PySide6.QtGui import QColor, QPainter, QPalette, QPen
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QStatusBar, QWidget
+
+
+class Spinner(QWidget):
+    """A small rotating arc shown while background work runs."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._angle = 0
+        self._timer = QTimer(self)
+        self._timer.setInterval(50)
+        self._timer.timeout.connect(self._tick)
+        self.setFixedSize(QSize(16, 16))
+        self.setVisible(False)
+
+    def set_active(self, active: bool) -> None:
+        self.setVisible(active)
+        if active and not self._timer.isActive():
+            self._timer.start()
+        elif not active:
+            self._timer.stop()
+
+    def is_active(self) -> bool:
+        return self._timer.isActive()
+
+    def _tick(self) -> None:
+        self._angle = (self._angle + 30) % 360
+        self.update()
+
+    def paintEvent(self, _event) -> None:  # noqa: ANN001, N802
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        pen = QPen(QColor(self.palette().color(QPalette.ColorRole.Highlight)), 2.2)
+        pen.setCapStyle(Qt.PenCapStyle.RoundCap)
+        p.setPen(pen)
+        p.drawArc(QRectF(2, 2, 12, 12), -self._angle * 16, 270 * 16)
+
+
+class StatusBar(QStatusBar):
+    """``set_*`` methods update one permanent field each; tooltips say what they mean."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setSizeGripEnabled(True)
+        work = QWidget()
+        row = QHBoxLayout(work)
+        row.setContentsMargins(6, 0, 0, 0)
+        row.setSpacing(6)
+        self.spinner = Spinner()
+        self.work_label = QLabel()
+        self.work_label.setObjectName("statusMessage")
+        row.addWidget(self.spinner)
+        row.addWidget(self.work_label)
+        self.addWidget(work)
+        self.pixel = self._field("Image pixel under the cursor (x, y)", 110)
+        self.zoom = self._field("Zoom (100% = one image pixel per screen pixel)", 70)
+        self.device = self._field("Device the model runs on")
+        self.model = self._field("Model version used for predictions")
+        self.crf = self._field("DenseCRF refinement of predictions (R)")
+        self.save = self._field("Save state of your corrections (written automatically)")
+        self.set_pixel(None, None)
+        self.set_zoom(1.0)
+        self.set_device("device: …")
+        self.set_model("model: …")
+        self.set_crf(False)
+        self.set_save_state("saved")
+
+    def _field(self, tip: str, min_width: int = 0) -> QLabel:
+        label = QLabel()
+        label.setToolTip(tip)
+        if min_width:
+            label.setMinimumWidth(min_width)
+        self.addPermanentWidget(label)
+        return label
+
+    def set_work(self, text: str | None) -> None:
+        self.spinner.set_active(bool(text))
+        self.work_label.setText(text or "")
+
+    def set_pixel(self, x: int | None, y: int | None) -> None:
+        self.pixel.setText("x –, y –" if x is None else f"x {x}, y {y}")
+
+    def set_zoom(self, factor: float) -> None:
+        self.zoom.setText(f"{factor * 100:.0f}%")
+
+    def set_device(self, name: str) -> None:
+        self.device.setText(name)
+
+    def set_model(self, label: str) -> None:
+        self.model.setText(label)
+
+    def set_crf(self, on: bool, available: bool = True) -> None:
+        self.crf.setText("CRF on" if on else ("CRF off" if available else "CRF unavailable"))
+
+    def set_save_state(self, state: str) -> None:
+        problem = state.startswith("unsaved") or state.startswith("read-only")
+        self.save.setText(("⚠ " if problem else "✓ " if state == "saved" else "") + state)
+        self.save.setStyleSheet("color: #e0474c; font-weight: 600;" if problem else "")

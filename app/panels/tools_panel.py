@@ -1,0 +1,197 @@
+"""Right-hand panel: tools, brush size, class picker, layer toggles, DenseCRF, accept.
+
+Pure view: tool and layer buttons wrap the window's QActions (so menus, shortcuts and buttons
+stay in sync); value widgets emit the signals below, and ``set_*`` methods update them without
+echoing a signal back.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QColor, QIcon, QPixmap
+from PySide6.QtWidgets import (QComboBox, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
+                               QPushButton, QSlider, QSpinBox, QToolButton, QVBoxLayout, QWidget)
+
+from ..actions import Actions
+
+MAX_BRUSH = 500
+
+
+def _tool_button(action, text: bool = True) -> QToolButton:  # noqa: ANN001 - QAction
+    button = QToolButton()
+    button.setDefaultAction(action)
+    button.setIconSize(QSize(22, 22))
+    button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextUnderIcon if text
+                              else Qt.ToolButtonStyle.ToolButtonIconOnly)
+    button.setAutoRaise(True)
+    button.setMinimumWidth(58)
+    return button
+
+
+def _layer_row(action, extra: QWidget | None = None) -> QHBoxLayout:  # noqa: ANN001
+    row = QHBoxLayout()
+    button = QToolButton()
+    button.setDefaultAction(action)
+    button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+    button.setIconSize(QSize(18, 18))
+    button.setAutoRaise(True)
+    button.setSizePolicy(button.sizePolicy().horizontalPolicy().Expanding,
+                         button.sizePolicy().verticalPolicy())
+    row.addWidget(button, 1)
+    if extra is not None:
+        row.addWidget(extra)
+    return row
+
+
+class ToolsPanel(QWidget):
+    brushSizeChanged = Signal(int)
+    classChanged = Signal(int)
+    opacityChanged = Signal(float)
+    boundaryWidthChanged = Signal(int)
+
+    def __init__(self, actions: Actions, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.actions = actions
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 4, 8, 8)
+        layout.setSpacing(8)
+        layout.addWidget(self._tools_box())
+        layout.addWidget(self._layers_box())
+        layout.addWidget(self._model_box())
+        layout.addStretch(1)
+
+    # -- sections ---------------------------------------------------------------------------
+    def _tools_box(self) -> QGroupBox:
+        box = QGroupBox("Tools")
+        grid = QGridLayout(box)
+        grid.setSpacing(4)
+        for i, name in enumerate(("tool_brush", "tool_eraser", "tool_fill", "tool_pan")):
+            grid.addWidget(_tool_button(self.actions[name]), 0, i)
+        self.brush_slider = QSlider(Qt.Orientation.Horizontal)
+        self.brush_slider.setRange(1, 200)
+        self.brush_slider.setToolTip("Brush diameter in image pixels ( [ and ] or Ctrl+wheel )")
+        self.brush_spin = QSpinBox()
+        self.brush_spin.setRange(1, MAX_BRUSH)
+        self.brush_spin.setSuffix(" px")
+        self.brush_spin.setToolTip(self.brush_slider.toolTip())
+        grid.addWidget(QLabel("Size"), 1, 0)
+        grid.addWidget(self.brush_slider, 1, 1, 1, 2)
+        grid.addWidget(self.brush_spin, 1, 3)
+        self.class_label = QLabel("Class")
+        self.class_combo = QComboBox()
+        self.class_combo.setToolTip("Class painted by the brush (multi-class projects)")
+        grid.addWidget(self.class_label, 2, 0)
+        grid.addWidget(self.class_combo, 2, 1, 1, 3)
+        self.brush_slider.valueChanged.connect(self._brush_from_slider)
+        self.brush_spin.valueChanged.connect(self._brush_from_spin)
+        self.class_combo.currentIndexChanged.connect(
+            lambda i: self.classChanged.emit(int(self.class_combo.itemData(i) or 1)))
+        return box
+
+    def _layers_box(self) -> QGroupBox:
+        box = QGroupBox("Layers")
+        v = QVBoxLayout(box)
+        v.setSpacing(2)
+        self.opacity_slider = QSlider(Qt.Orientation.Horizontal)
+        self.opacity_slider.setRange(0, 100)
+        self.opacity_slider.setFixedWidth(90)
+        self.opacity_slider.setToolTip("Opacity of the filled mask")
+        self.boundary_spin = QSpinBox()
+        self.boundary_spin.setRange(1, 20)
+        self.boundary_spin.setSuffix(" px")
+        self.boundary_spin.setToolTip("Width of the boundary line (screen pixels)")
+        v.addLayout(_layer_row(self.actions.show_mask, self.opacity_slider))
+        v.addLayout(_layer_row(self.actions.show_boundary, self.boundary_spin))
+        v.addLayout(_layer_row(self.actions.show_diff, self._diff_legend()))
+        self.opacity_slider.valueChanged.connect(lambda v_: self.opacityChanged.emit(v_ / 100))
+        self.boundary_spin.valueChanged.connect(self.boundaryWidthChanged.emit)
+        return box
+
+    def _diff_legend(self) -> QLabel:
+        label = QLabel("<span style='color:#22c55e'>■</span> added "
+                       "<span style='color:#f43f5e'>■</span> removed")
+        label.setObjectName("sectionHint")
+        label.setToolTip("Diff colours: pixels added to / removed from the prediction")
+        return label
+
+    def _model_box(self) -> QGroupBox:
+        box = QGroupBox("Prediction")
+        v = QVBoxLayout(box)
+        v.setSpacing(6)
+        self.accept_button = QPushButton(self.actions.accept_prediction.text().replace("&", ""))
+        self.accept_button.setObjectName("primary")
+        self.accept_button.setIcon(self.actions.accept_prediction.icon())
+        self.accept_button.setToolTip(self.actions.accept_prediction.toolTip())
+        self.accept_button.clicked.connect(self.actions.accept_prediction.trigger)
+        self.actions.accept_prediction.enabledChanged.connect(self.accept_button.setEnabled)
+        crf_row = QHBoxLayout()
+        self.crf_button = QToolButton()
+        self.crf_button.setDefaultAction(self.actions.crf)
+        self.crf_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.crf_button.setAutoRaise(True)
+        self.crf_settings_button = QToolButton()
+        self.crf_settings_button.setDefaultAction(self.actions.crf_settings)
+        self.crf_settings_button.setAutoRaise(True)
+        crf_row.addWidget(self.crf_button, 1)
+        crf_row.addWidget(self.crf_settings_button)
+        self.predict_button = QToolButton()
+        self.predict_button.setDefaultAction(self.actions.predict_again)
+        self.predict_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.predict_button.setAutoRaise(True)
+        v.addWidget(self.accept_button)
+        v.addLayout(crf_row)
+        v.addWidget(self.predict_button)
+        return box
+
+    def refresh_icons(self) -> None:
+        self.accept_button.setIcon(self.actions.accept_prediction.icon())
+
+    # -- setters (no echo) ------------------------------------------------------------------
+    def set_brush_size(self, px: int) -> None:
+        for w in (self.brush_slider, self.brush_spin):
+            w.blockSignals(True)
+        self.brush_spin.setValue(int(px))
+        self.brush_slider.setValue(min(int(px), self.brush_slider.maximum()))
+        for w in (self.brush_slider, self.brush_spin):
+            w.blockSignals(False)
+
+    def set_opacity(self, value: float) -> None:
+        self.opacity_slider.blockSignals(True)
+        self.opacity_slider.setValue(round(value * 100))
+        self.opacity_slider.blockSignals(False)
+
+    def set_boundary_width(self, px: int) -> None:
+        self.boundary_spin.blockSignals(True)
+        self.boundary_spin.setValue(int(px))
+        self.boundary_spin.blockSignals(False)
+
+    def set_classes(self, classes: list) -> None:  # noqa: ANN001 - list[ClassInfo]
+        """Fill the class picker with the foreground classes; hidden for binary projects."""
+        self.class_combo.blockSignals(True)
+        self.class_combo.clear()
+        for idx, info in enumerate(classes):
+            if idx == 0:
+                continue
+            pm = QPixmap(14, 14)
+            pm.fill(QColor(*info.color))
+            self.class_combo.addItem(QIcon(pm), info.name, idx)
+        self.class_combo.blockSignals(False)
+        multi = len(classes) > 2
+        self.class_combo.setVisible(multi)
+        self.class_label.setVisible(multi)
+
+    def active_class(self) -> int:
+        return int(self.class_combo.currentData() or 1)
+
+    # -- internal ---------------------------------------------------------------------------
+    def _brush_from_slider(self, value: int) -> None:
+        self.brush_spin.blockSignals(True)
+        self.brush_spin.setValue(value)
+        self.brush_spin.blockSignals(False)
+        self.brushSizeChanged.emit(value)
+
+    def _brush_from_spin(self, value: int) -> None:
+        self.brush_slider.blockSignals(True)
+        self.brush_slider.setValue(min(value, self.brush_slider.maximum()))
+        self.brush_slider.blockSignals(False)
+        self.brushSizeChanged.emit(value)

@@ -1,0 +1,183 @@
+"""One open project on screen: the glue between the canvas, the saver and the workers.
+
+``Session`` owns the :class:`~segcore.project.Project`, the :class:`~app.autosave.AutoSaver`,
+the :class:`~app.workers.prediction.PredictionWorker` and the metrics jobs; the main window
+owns the widgets and listens to the signals below. Showing an image (``show``) flushes pending
+saves, decodes the one image on the GUI thread and queues its prediction; it never waits for a
+model. Read-only projects are shown with editing disabled (no saver writes).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+
+from segcore import io
+from segcore.project import Project
+
+from .autosave import AutoSaver
+from .workers.metrics import MetricsJobs
+from .workers.prediction import PredictionWorker
+
+HUGE_PIXELS = 50_000_000
+PREFETCH = 3
+
+# (stem, mask shape, image shape) -> True = resize the mask, False = ignore it
+MaskSizeQuestion = Callable[[str, tuple, tuple], bool]
+
+
+class Session(QObject):
+    shown = Signal(str)                 # stem now on the canvas
+    showFailed = Signal(str, str)       # stem, message (the image could not be read)
+    recordChanged = Signal(str)         # a row of the image list must be refreshed
+    message = Signal(str, int)          # status-bar text, timeout ms
+    predictionBusy = Signal(bool, int)  # busy, items left
+    modelReady = Signal(str, str)       # device, model label
+    modelFailed = Signal(str)
+    saveState = Signal(str)
+
+    def __init__(self, project: Project, canvas: Any, ask_mask_resize: MaskSizeQuestion,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.project = project
+        self.canvas = canvas
+        self.ask_mask_resize = ask_mask_resize
+        self.current: str | None = None
+        self.order: Callable[[], list[str]] = project.stems
+        self.saver = AutoSaver(project, self)
+        self.saver.saved.connect(self._saved)
+        self.saver.failed.connect(self._save_failed)
+        self.saver.stateChanged.connect(self.saveState)
+        self.metrics = MetricsJobs(self)
+        self.metrics.updated.connect(self.recordChanged)
+        self.worker = PredictionWorker(project, parent=self)
+        self.worker.predicted.connect(self._predicted)
+        self.worker.failed.connect(self._image_failed)
+        self.worker.modelReady.connect(self.modelReady)
+        self.worker.modelFailed.connect(self.modelFailed)
+        self.worker.busyChanged.connect(self.predictionBusy)
+        canvas.strokeFinished.connect(self._stroke_finished)
+        self._closed = False
+
+    @property
+    def read_only(self) -> bool:
+        return bool(self.project.read_only)
+
+    # -- showing ----------------------------------------------------------------------------
+    def show(self, stem: str) -> bool:
+        """Put ``stem`` on the canvas (flushing pending saves first). False if unreadable."""
+        if self._closed:
+            return False
+        self.saver.flush()
+        self.current = stem
+        try:
+            size = io.image_size(self.project.image_path(stem))
+            image = self.project.load_image(stem)
+        except Exception as exc:  # noqa: BLE001 - ImageReadError and anything PIL throws
+            self._image_failed(stem, str(exc) or type(exc).__name__)
+            self.showFailed.emit(stem, str(exc))
+            self.worker.request(self.neighbours(stem))
+            return False
+        if self.project.record(stem).error:
+            self.project.set_error(stem, None)
+            self.recordChanged.emit(stem)
+        pending = self.saver.pending_mask(stem)  # a write that has not succeeded yet wins
+        mask = pending if pending is not None else self._load_mask(stem, image.shape[:2])
+        prediction = self.project.load_prediction(stem)
+        if prediction is not None and prediction.shape != image.shape[:2]:
+            prediction = None
+        self.canvas.set_image(stem, image, mask, prediction)
+        if size[0] * size[1] > HUGE_PIXELS:
+            self.message.emit(f"⚠ {self.project.image_path(stem).name} is huge "
+                              f"({size[1]}×{size[0]} = {size[0] * size[1] / 1e6:.0f} MP): "
+                              "predictions and overlays may be slow", 15000)
+        self.shown.emit(stem)
+        self.request_predictions()
+        return True
+
+    def _load_mask(self, stem: str, image_hw: tuple[int, int]) -> np.ndarray | None:
+        path = self.project.mask_path(stem)
+        if not path.is_file():
+            return None
+        try:
+            mask = io.read_mask(path)
+        except Exception as exc:  # noqa: BLE001
+            self.message.emit(f"⚠ {exc}", 15000)
+            return None
+        if mask.shape == tuple(image_hw):
+            return mask
+        if self.ask_mask_resize(stem, mask.shape, tuple(image_hw)):
+            import cv2
+
+            resized = cv2.resize(mask, (image_hw[1], image_hw[0]),
+                                 interpolation=cv2.INTER_NEAREST)
+            if not self.read_only:
+                try:
+                    self.project.save_mask(stem, resized)
+                except Exception as exc:  # noqa: BLE001
+                    self.message.emit(f"⚠ resized mask not saved: {exc}", 15000)
+            return resized
+        self.message.emit(f"{path.name}: mask size {mask.shape[1]}×{mask.shape[0]} ignored "
+                          f"(image is {image_hw[1]}×{image_hw[0]}); painting replaces it", 15000)
+        return None
+
+    def neighbours(self, stem: str, count: int = PREFETCH) -> list[str]:
+        stems = self.order()
+        try:
+            i = stems.index(stem)
+        except ValueError:
+            return []
+        return stems[i + 1:i + 1 + count]
+
+    def request_predictions(self, force_current: bool = False) -> None:
+        if self.current is None:
+            return
+        self.worker.request([self.current, *self.neighbours(self.current)], force_current)
+
+    # -- edits ------------------------------------------------------------------------------
+    def _stroke_finished(self, stem: str) -> None:
+        if self.read_only or self._closed or stem != self.canvas.current_stem():
+            return
+        self.saver.schedule(stem, self.canvas.mask().copy())
+
+    def _saved(self, stem: str) -> None:
+        self.recordChanged.emit(stem)
+        self.metrics.schedule(self.project, stem)
+
+    def _save_failed(self, stem: str, message: str) -> None:
+        self.message.emit(f"⚠ {stem}: not saved yet ({message}); retrying", 10000)
+
+    # -- worker results ---------------------------------------------------------------------
+    def _predicted(self, stem: str, mask: np.ndarray, _uncertainty: float) -> None:
+        if self._closed:
+            return
+        if stem == self.current and stem == self.canvas.current_stem():
+            self.canvas.set_prediction(mask)
+        self.recordChanged.emit(stem)
+        if self.project.mask_path(stem).is_file():
+            self.metrics.schedule(self.project, stem)
+
+    def _image_failed(self, stem: str, message: str) -> None:
+        try:
+            self.project.set_error(stem, message)
+        except Exception:  # noqa: BLE001, S110 - the row keeps its status
+            pass
+        self.recordChanged.emit(stem)
+
+    # -- lifetime ---------------------------------------------------------------------------
+    def close(self) -> None:
+        """Write pending corrections, stop the workers, close the project. Safe twice."""
+        if self._closed:
+            return
+        self._closed = True
+        self.saver.close()
+        self.worker.stop()
+        self.metrics.wait()
+        self.project.close()
+
+    @property
+    def root(self) -> Path:
+        return Path(self.project.root)

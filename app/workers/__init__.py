@@ -1,0 +1,1 @@
+"""Background workers of the GUI: predictions (QThread), thumbnails and metrics (QThreadPool)."""

@@ -1,0 +1,64 @@
+"""IoU / Boundary IoU of a corrected mask against the model's prediction, off the GUI thread.
+
+``MetricsJobs.schedule(stem)`` loads the saved mask and prediction, computes the scores with
+segcore.metrics (binary: foreground IoU and Boundary IoU; multi-class: mIoU and mean BIoU),
+stores them with ``project.set_image_metrics`` and emits ``updated(stem)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+
+
+class _Relay(QObject):
+    updated = Signal(str)
+
+
+def compute_metrics(project: Any, stem: str) -> bool:
+    from segcore import metrics
+
+    mask = project.load_mask(stem)
+    prediction = project.load_prediction(stem)
+    if mask is None or prediction is None or mask.shape != prediction.shape:
+        return False
+    if project.num_classes <= 2:
+        iou = metrics.foreground_iou(mask, prediction)
+        biou = metrics.boundary_iou(mask, prediction)
+    else:
+        iou = metrics.segmentation_scores(mask, prediction, project.num_classes)["miou"]
+        biou = metrics.mean_boundary_iou(mask, prediction, project.num_classes)
+    project.set_image_metrics(stem, float(iou), float(biou))
+    return True
+
+
+class _Job(QRunnable):
+    def __init__(self, relay: _Relay, project: Any, stem: str) -> None:
+        super().__init__()
+        self.relay, self.project, self.stem = relay, project, stem
+
+    def run(self) -> None:
+        try:
+            if compute_metrics(self.project, self.stem):
+                self.relay.updated.emit(self.stem)
+        except Exception:  # noqa: BLE001, S110 - metrics are informative only
+            pass
+
+
+class MetricsJobs(QObject):
+    updated = Signal(str)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.pool = QThreadPool(self)
+        self.pool.setMaxThreadCount(1)
+        self._relay = _Relay()
+        self._relay.updated.connect(self.updated)
+
+    def schedule(self, project: Any, stem: str) -> None:
+        if project is not None and not project.read_only:
+            self.pool.start(_Job(self._relay, project, stem))
+
+    def wait(self, msecs: int = 10000) -> bool:
+        return self.pool.waitForDone(msecs)

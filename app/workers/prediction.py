@@ -1,0 +1,215 @@
+"""Background predictions: one QThread with a queue, shown image first, then prefetch.
+
+``request(stems)`` replaces the pending queue (the item being predicted finishes); the first
+stem is the shown one, the rest are prefetched. Each result is saved with
+``project.save_prediction`` in the worker thread and announced by ``predicted(stem, mask,
+uncertainty)``; the window shows it only if that stem is still on screen. The GUI never waits.
+
+The model is loaded lazily in the worker by :func:`default_model_factory` (module-level, so
+tests can monkeypatch it): the project's active version (``ModelStore``) or, without one, a
+fresh ``deeplabv3_mobilenet_v2`` with its pretrained backbone. A load failure emits
+``modelFailed(message)``; the app keeps working without predictions until ``reload_model()``.
+
+DenseCRF: ``set_crf(enabled, params)``; the probabilities of the last few images are kept
+so toggling the CRF on the shown image re-refines it without running the model again.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+from PySide6.QtCore import QThread, Signal
+
+_DETACHED: set = set()  # workers stopped while busy: kept referenced until their run() ends
+
+
+@atexit.register
+def _join_detached(timeout_ms: int = 60000) -> None:
+    """Let detached workers finish their item before the interpreter (and Qt) go away."""
+    for worker in list(_DETACHED):
+        worker.wait(timeout_ms)
+
+PROBS_CACHE = 6
+PROBS_CACHE_MAX_PIXELS = 4_000_000
+
+
+@dataclass
+class LoadedModel:
+    predictor: Any  # segcore.inference.Predictor
+    version_id: int | None
+    label: str
+
+
+def default_model_factory(project: Any) -> LoadedModel:
+    """The active model version of ``project``, else a fresh pretrained MobileNetV2 DeepLabV3."""
+    from segcore.inference import Predictor
+
+    try:
+        from segcore.versions import ModelStore
+        store = ModelStore(project)
+        active = store.active()
+    except Exception:  # noqa: BLE001 - no usable store: fall back to the pretrained model
+        active, store = None, None
+    if active is not None and store is not None:
+        model = store.load(active.id)
+        return LoadedModel(Predictor(model, device="auto"), active.id, f"model v{active.id}")
+    from segcore import models
+
+    model = models.build(models.DEFAULT_MODEL, num_classes=project.num_classes, pretrained=True)
+    return LoadedModel(Predictor(model, device="auto"), None, "pretrained (no fine-tune yet)")
+
+
+class PredictionWorker(QThread):
+    predicted = Signal(str, object, float)   # stem, HxW uint8 mask, uncertainty
+    failed = Signal(str, str)                # stem, message (the image could not be read)
+    modelReady = Signal(str, str)            # device name, model label
+    modelFailed = Signal(str)                # message
+    busyChanged = Signal(bool, int)          # busy, items left
+
+    def __init__(self, project: Any, factory: Callable[[Any], LoadedModel] | None = None,
+                 parent=None) -> None:  # noqa: ANN001
+        super().__init__(parent)
+        self.project = project
+        self._factory = factory
+        self._cond = threading.Condition()
+        self._queue: list[tuple[str, bool]] = []
+        self._stop = False
+        self._model: LoadedModel | None = None
+        self._model_error: str | None = None
+        self._reload = False
+        self._done: set[str] = set()
+        self._disk_fresh = True  # predictions on disk came from the current model
+        self._crf: tuple[bool, Any] = (False, None)
+        self._probs: OrderedDict[str, tuple[np.ndarray, np.ndarray, float]] = OrderedDict()
+        self.setObjectName("PredictionWorker")
+
+    # -- GUI thread API ---------------------------------------------------------------------
+    def request(self, stems: list[str], force_first: bool = False) -> None:
+        with self._cond:
+            self._queue = [(s, force_first and i == 0) for i, s in enumerate(dict.fromkeys(stems))]
+            self._cond.notify()
+        if not self.isRunning():
+            self.start(QThread.Priority.LowPriority)
+
+    def set_crf(self, enabled: bool, params: Any = None) -> None:
+        with self._cond:
+            self._crf = (enabled, params)
+
+    def reload_model(self) -> None:
+        """Use the project's (new) active version from the next prediction on."""
+        with self._cond:
+            self._reload = True
+            self._model_error = None
+            self._done.clear()
+            self._disk_fresh = False
+            self._probs.clear()
+            self._cond.notify()
+
+    def pending(self) -> int:
+        with self._cond:
+            return len(self._queue)
+
+    def stop(self, wait_ms: int = 3000) -> bool:
+        """Stop after the current item. A thread still busy after ``wait_ms`` (e.g. loading a
+        model) is detached and kept alive until it ends; it no longer touches the project."""
+        with self._cond:
+            self._stop = True
+            self._queue.clear()
+            self._cond.notify()
+        if self.wait(wait_ms):
+            return True
+        _DETACHED.add(self)
+        self.setParent(None)
+        self.finished.connect(lambda: _DETACHED.discard(self))
+        return False
+
+    # -- worker thread ----------------------------------------------------------------------
+    def run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stop and (not self._queue or self._model_error):
+                    self.busyChanged.emit(False, 0)
+                    self._cond.wait()
+                if self._stop:
+                    return
+                stem, force = self._queue.pop(0)
+                left = len(self._queue)
+            if not force and self._already_done(stem):
+                continue
+            self.busyChanged.emit(True, left + 1)
+            if not self._ensure_model():
+                continue
+            self._predict(stem, force)
+
+    def _already_done(self, stem: str) -> bool:
+        if stem in self._done:
+            return True
+        try:
+            return self._disk_fresh and self.project.prediction_path(stem).is_file()
+        except Exception:  # noqa: BLE001
+            return False
+
+    def _ensure_model(self) -> bool:
+        with self._cond:
+            reload, self._reload = self._reload, False
+        if self._model is not None and not reload:
+            return True
+        factory = self._factory or default_model_factory
+        try:
+            self._model = factory(self.project)
+        except Exception as exc:  # noqa: BLE001 - shown to the user, the app keeps working
+            message = f"Model could not be loaded: {exc}"
+            with self._cond:
+                self._model_error = message
+                self._queue.clear()
+            self._model = None
+            self.modelFailed.emit(message)
+            return False
+        if self._stop:
+            return False
+        device = getattr(self._model.predictor, "device_name", "CPU")
+        self.modelReady.emit(str(device), self._model.label)
+        return True
+
+    def _predict(self, stem: str, force: bool) -> None:
+        assert self._model is not None
+        try:
+            cached = self._probs.get(stem) if force else None
+            if cached is not None:
+                image, probs, uncertainty = cached
+            else:
+                image = self.project.load_image(stem)
+                prediction = self._model.predictor.predict(image)
+                probs, uncertainty = prediction.probs, float(prediction.uncertainty)
+                if image.shape[0] * image.shape[1] <= PROBS_CACHE_MAX_PIXELS:
+                    self._probs[stem] = (image, probs, uncertainty)
+                    while len(self._probs) > PROBS_CACHE:
+                        self._probs.popitem(last=False)
+            mask = self._refined_mask(image, probs)
+        except Exception as exc:  # noqa: BLE001 - a bad image must not stop the queue
+            self.failed.emit(stem, str(exc) or type(exc).__name__)
+            return
+        if self._stop:
+            return
+        try:
+            self.project.save_prediction(stem, mask, uncertainty, self._model.version_id)
+        except Exception:  # noqa: BLE001, S110 - read-only project: shown, not stored
+            pass
+        self._done.add(stem)
+        self.predicted.emit(stem, mask, uncertainty)
+
+    def _refined_mask(self, image: np.ndarray, probs: np.ndarray) -> np.ndarray:
+        enabled, params = self._crf
+        if enabled:
+            from segcore.crf import refine
+
+            try:
+                probs = refine(image, probs, params)
+            except Exception:  # noqa: BLE001, S110 - CRF unavailable: plain prediction
+                pass
+        return np.asarray(probs).argmax(axis=0).astype(np.uint8)

@@ -1,0 +1,295 @@
+"""Predictor: per-class probabilities at full image resolution for images of any size.
+
+Resize policy (stated once, used everywhere)
+--------------------------------------------
+* Images with a side shorter than ``MIN_SIDE`` (8 px) are refused with a ValueError naming the
+  size — there is nothing to segment in them.
+* Up to ``tile_above_mp`` megapixels (default 4 MP): the image is resized (keeping its aspect)
+  so its long side equals ``input_size`` (default 512; INTER_AREA down, INTER_LINEAR up),
+  zero-padded (in normalised space, i.e. the ImageNet mean colour) to a multiple of 32,
+  predicted in one pass, cropped, and the *logits* resized back to the full resolution with
+  cv2 (bilinear) before sigmoid/softmax — sharper edges than resizing probabilities.
+* Larger images: resized so the long side equals ``tiled_long_side`` (default 4 × input_size,
+  i.e. 4× the single-pass detail, because huge images usually hold small structures), then a
+  sliding window of ``input_size`` tiles with ``overlap`` (default 1/4); overlapping logits are
+  blended with a tent weight, then resized to full resolution as above.
+* ``uncertainty`` = mean over pixels of the normalised entropy ``-Σ p log p / log C`` (0..1),
+  computed at the working resolution (same mean, far cheaper than at 20 MP).
+
+Devices: ``device="auto"`` → CUDA with AMP (float16 autocast) when available, else CPU with the
+optimised path (``optimize=True``: TorchScript trace + freeze + optimize_for_inference; see
+``segcore.models.optimize`` and the measurements in the module's tests / closing note).
+Out of memory (``torch.cuda.OutOfMemoryError`` or a RuntimeError saying "out of memory") →
+retry with tiles half the size, down to 64 px → then on CPU. Only if the CPU also runs out of
+memory with 64-px tiles does a SegLoopError reach the caller.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .errors import SegLoopError
+from .models import SegModel, logits_to_probs
+from .models.optimize import Runner, make_runner
+
+log = logging.getLogger(__name__)
+MIN_SIDE = 8
+PAD_MULTIPLE = 32
+MIN_TILE = 64
+
+
+@dataclass
+class Prediction:
+    """mask HxW uint8 class indices; probs CxHxW float32 (sum 1 over C); uncertainty 0..1."""
+
+    mask: np.ndarray
+    probs: np.ndarray
+    uncertainty: float
+
+
+def is_oom(exc: BaseException) -> bool:
+    """True for CUDA OOM errors and RuntimeErrors whose message says "out of memory"."""
+    oom_type = getattr(torch.cuda, "OutOfMemoryError", None)
+    if oom_type is not None and isinstance(exc, oom_type):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """"auto" → cuda if available else cpu; anything else is passed to torch.device."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def mean_normalised_entropy(probs: torch.Tensor) -> float:
+    """Mean over pixels of -Σ p log p / log C for (C, H, W) probabilities."""
+    c = probs.shape[0]
+    p = probs.clamp_min(1e-12)
+    return float((-(p * p.log()).sum(0) / np.log(c)).mean().clamp(0.0, 1.0))
+
+
+def _tent(size: int) -> np.ndarray:
+    ramp = np.minimum(np.arange(size) + 1, np.arange(size)[::-1] + 1).astype(np.float32)
+    return ramp / ramp.max()
+
+
+def _starts(length: int, tile: int, step: int) -> list[int]:
+    if length <= tile:
+        return [0]
+    starts = list(range(0, length - tile, step))
+    return starts + [length - tile]
+
+
+def _resize_channels(a: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Resize (C, H, W) float32 channel by channel (any C) with bilinear interpolation."""
+    return np.stack([cv2.resize(ch, (width, height), interpolation=cv2.INTER_LINEAR) for ch in a])
+
+
+class Predictor:
+    """Runs a SegModel (or a checkpoint file) on RGB uint8 images of any size; see module doc."""
+
+    def __init__(
+        self,
+        model_or_checkpoint: SegModel | str | os.PathLike[str],
+        device: str | torch.device = "auto",
+        optimize: bool = True,
+        input_size: int = 512,
+        crf_params: Any = None,
+        tile_above_mp: float = 4.0,
+        tiled_long_side: int | None = None,
+        overlap: float = 0.25,
+        output_stride: int | None = None,
+        decode_workers: int = 2,
+    ) -> None:
+        if isinstance(model_or_checkpoint, (str, os.PathLike)):
+            from .versions import load_checkpoint  # lazy: versions imports models
+
+            model, self.checkpoint_meta = load_checkpoint(model_or_checkpoint)
+        else:
+            model, self.checkpoint_meta = model_or_checkpoint, {}
+        self.model: SegModel = model.eval()
+        if output_stride is not None and hasattr(self.model, "set_output_stride"):
+            self.model.set_output_stride(output_stride)
+        self.input_size = max(MIN_TILE, int(input_size) // PAD_MULTIPLE * PAD_MULTIPLE)
+        self.tile_above_mp = float(tile_above_mp)
+        self.tiled_long_side = int(tiled_long_side or 4 * self.input_size)
+        self.overlap = float(overlap)
+        self.optimize = optimize
+        self.crf_params = crf_params
+        self.decode_workers = max(1, int(decode_workers))
+        self.tile_size: int | None = None  # set after an OOM: always tile with this size
+        self._set_device(resolve_device(device))
+
+    # ------------------------------------------------------------------ device / runner
+    def _set_device(self, device: torch.device) -> None:
+        self.device = device
+        self.model.to(device)
+        self.amp = device.type == "cuda"
+        if device.type == "cuda":
+            self.device_name = f"CUDA: {torch.cuda.get_device_name(device)}"
+        else:
+            self.device_name = "CPU"
+        variant = "torchscript" if (self.optimize and device.type == "cpu") else "channels_last"
+        try:
+            self._runner: Runner = make_runner(self.model, variant)
+            self.variant = variant
+        except Exception as exc:  # noqa: BLE001 - an exotic model that does not trace: stay eager
+            log.warning("optimised inference path %s unavailable (%s); using eager", variant, exc)
+            self._runner, self.variant = make_runner(self.model, "eager"), "eager"
+
+    @property
+    def num_classes(self) -> int:
+        return self.model.num_classes
+
+    def _forward(self, batch: torch.Tensor) -> torch.Tensor:
+        """Normalised (N,3,h,w) on device → logits float32 (N,out_channels,h,w)."""
+        with torch.inference_mode(), torch.autocast(self.device.type, enabled=self.amp):
+            return self._runner(batch).float()
+
+    def _to_tensor(self, image: np.ndarray) -> torch.Tensor:
+        x = torch.from_numpy(np.ascontiguousarray(image)).to(self.device)
+        x = x.permute(2, 0, 1).float().div_(255.0)
+        mean = torch.tensor(self.model.mean, device=self.device).view(3, 1, 1)
+        std = torch.tensor(self.model.std, device=self.device).view(3, 1, 1)
+        return ((x - mean) / std).unsqueeze(0)
+
+    # ------------------------------------------------------------------ logits at working size
+    def _single(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        ph, pw = -h % PAD_MULTIPLE, -w % PAD_MULTIPLE
+        logits = self._forward(F.pad(x, (0, pw, 0, ph)))
+        return logits[0, :, :h, :w]
+
+    def _sliding(self, x: torch.Tensor, tile: int) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        step = max(PAD_MULTIPLE, int(tile * (1.0 - self.overlap)))
+        th, tw = min(tile, h), min(tile, w)
+        weight = torch.from_numpy(np.outer(_tent(th), _tent(tw))).to(self.device)
+        acc = torch.zeros(self.model.out_channels, h, w, device=self.device)
+        norm = torch.zeros(1, h, w, device=self.device)
+        for top in _starts(h, tile, step):
+            for left in _starts(w, tile, step):
+                logits = self._single(x[..., top:top + th, left:left + tw])
+                acc[:, top:top + th, left:left + tw] += logits * weight
+                norm[:, top:top + th, left:left + tw] += weight
+        return acc / norm
+
+    def _working_logits(self, image: np.ndarray) -> torch.Tensor:
+        """Resize per the policy, run (tiled if needed, OOM-safe), return (C, h, w) logits."""
+        h, w = image.shape[:2]
+        tiled = h * w > self.tile_above_mp * 1e6
+        long_side = self.tiled_long_side if tiled else self.input_size
+        scale = long_side / max(h, w)
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        work = cv2.resize(image, size, interpolation=interp) if size != (w, h) else image
+        tile = self.tile_size or (self.input_size if tiled else None)
+        while True:
+            try:
+                x = self._to_tensor(work)
+                return self._single(x) if tile is None else self._sliding(x, tile)
+            except Exception as exc:
+                if not is_oom(exc):
+                    raise
+                tile = self._after_oom(tile, work.shape[:2], exc)
+
+    def _after_oom(self, tile: int | None, shape: tuple[int, int], exc: BaseException) -> int:
+        """Next tile size after an OOM (halve; at the minimum, fall back to CPU)."""
+        gc.collect()
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        current = tile or max(shape)
+        smaller = max(MIN_TILE, (current // 2) // PAD_MULTIPLE * PAD_MULTIPLE)
+        if smaller < current:
+            log.warning("out of memory with %s-px tiles on %s; retrying with %s-px tiles",
+                        current, self.device_name, smaller)
+            self.tile_size = smaller
+            return smaller
+        if self.device.type != "cpu":
+            log.warning("out of memory on %s even with %s-px tiles; falling back to CPU",
+                        self.device_name, current)
+            self._set_device(torch.device("cpu"))
+            self.tile_size = None
+            return self.input_size
+        raise SegLoopError(f"out of memory on CPU even with {current}-px tiles ({exc})") from exc
+
+    # ------------------------------------------------------------------ public API
+    def _check(self, image_rgb: np.ndarray) -> np.ndarray:
+        image = np.asarray(image_rgb)
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"expected an HxWx3 uint8 RGB image, got shape {image.shape} {image.dtype}")
+        if min(image.shape[:2]) < MIN_SIDE:
+            raise ValueError(f"image of {image.shape[1]}×{image.shape[0]} px is too small to segment "
+                             f"(each side must be at least {MIN_SIDE} px)")
+        return image
+
+    def _probs_and_uncertainty(self, image: np.ndarray) -> tuple[np.ndarray, float]:
+        logits = self._working_logits(image)
+        uncertainty = mean_normalised_entropy(logits_to_probs(logits[None])[0])
+        h, w = image.shape[:2]
+        full = _resize_channels(logits.cpu().numpy(), w, h)
+        probs = logits_to_probs(torch.from_numpy(full)[None])[0].numpy()
+        if self.crf_params is not None:
+            from .crf import refine  # lazy: optional dependency
+
+            probs = refine(image, probs, self.crf_params)
+        return probs.astype(np.float32, copy=False), uncertainty
+
+    def predict_probs(self, image_rgb: np.ndarray) -> np.ndarray:
+        """(num_classes, H, W) float32 probabilities at the image's full resolution."""
+        return self._probs_and_uncertainty(self._check(image_rgb))[0]
+
+    def predict(self, image_rgb: np.ndarray) -> Prediction:
+        """Mask (argmax), probabilities and uncertainty for one RGB uint8 image."""
+        probs, uncertainty = self._probs_and_uncertainty(self._check(image_rgb))
+        return Prediction(mask=probs.argmax(0).astype(np.uint8), probs=probs, uncertainty=uncertainty)
+
+    def predict_paths(
+        self,
+        paths: Iterable[str | os.PathLike[str]],
+        on_result: Callable[[Path, Prediction | Exception], None] | None = None,
+        prefetch: int = 4,
+    ) -> Iterator[tuple[Path, Prediction | Exception]]:
+        """Yield ``(path, Prediction or the Exception)`` in input order; never raises per path.
+
+        Images are decoded (``segcore.io.read_image``) in a thread pool, up to ``prefetch``
+        ahead, while the model computes. ``on_result`` is called for each result as well.
+        """
+        from .io import read_image
+
+        pending: deque[tuple[Path, Future[np.ndarray]]] = deque()
+        items = iter(Path(p) for p in paths)
+        with ThreadPoolExecutor(max_workers=self.decode_workers, thread_name_prefix="segloop-decode") as pool:
+            def fill() -> None:
+                while len(pending) < max(1, prefetch):
+                    path = next(items, None)
+                    if path is None:
+                        return
+                    pending.append((path, pool.submit(read_image, path)))
+
+            fill()
+            while pending:
+                path, future = pending.popleft()
+                fill()
+                result: Prediction | Exception
+                try:
+                    result = self.predict(future.result())
+                except Exception as exc:  # noqa: BLE001 - per-path errors are returned
+                    result = exc
+                if on_result is not None:
+                    on_result(path, result)
+                yield path, result

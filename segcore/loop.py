@@ -1,0 +1,207 @@
+"""The human-in-the-loop cycle as two functions the GUI, the CLI and the benchmarks share.
+
+finetune(project, config): corrected images → fixed held-out share → train from the ACTIVE
+    version (or a fresh ImageNet-initialised model) → save a new version (parent = active),
+    activate it → FinetuneResult.
+predict_project(project, predictor, stems): predict in the given order, store predictions and
+    uncertainty, never touch corrected masks, refresh IoU/BIoU of corrected images.
+
+Held-out rule (stable, visible): a stem is held out when sha1(stem) % 5 == 0, so an image keeps
+its role as more images are corrected. With >= 4 corrected images at least one is held out
+(the smallest hash) and at most a third; below 4 none is, and metrics are None.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .errors import TrainingError
+from .training import EpochReport, TrainCallbacks, TrainConfig, Trainer
+from .training.evaluate import evaluate_pairs
+from .versions import ModelStore
+
+HELD_OUT_EVERY = 5
+MIN_FOR_HELD_OUT = 4
+TOO_FEW_MESSAGE = "too few corrected images to hold any out (need at least 4); no held-out metrics"
+
+
+def _stem_hash(stem: str) -> int:
+    return int.from_bytes(hashlib.sha1(stem.encode("utf-8")).digest()[:8], "big")
+
+
+def split_held_out(stems: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(train stems, held-out stems), both sorted. Deterministic; see the module docstring."""
+    stems = sorted(set(stems))
+    if len(stems) < MIN_FOR_HELD_OUT:
+        return stems, []
+    held = [s for s in stems if _stem_hash(s) % HELD_OUT_EVERY == 0]
+    if not held:
+        held = [min(stems, key=_stem_hash)]
+    cap = max(1, len(stems) // 3)
+    if len(held) > cap:
+        held = sorted(held, key=_stem_hash)[:cap]
+    held_set = set(held)
+    return [s for s in stems if s not in held_set], sorted(held_set)
+
+
+@dataclass
+class FinetuneResult:
+    version_id: int | None          # None when cancelled
+    parent_id: int | None
+    metrics: dict[str, Any] | None  # val_iou/val_biou/start_val_iou/...; None without held-out images
+    held_out: list[str]
+    train: list[str]
+    seconds: float
+    stopped_reason: str             # "epochs done" | "time budget reached" | "cancelled"
+    run_id: str = ""
+    history: list[EpochReport] = field(default_factory=list)
+    message: str = ""
+
+    @property
+    def cancelled(self) -> bool:
+        return self.stopped_reason == "cancelled"
+
+
+class _LoggingCallbacks(TrainCallbacks):
+    """Forwards to the caller's callbacks and logs each epoch into the project index."""
+
+    def __init__(self, project: Any, run_id: str, inner: TrainCallbacks | None) -> None:
+        super().__init__()
+        self.project, self.run_id, self.inner = project, run_id, inner or TrainCallbacks()
+
+    def on_step(self, step: int, total: int, loss: float) -> None:
+        self.inner.on_step(step, total, loss)
+
+    def on_epoch(self, report: EpochReport) -> None:
+        try:
+            self.project.log_epoch(None, self.run_id, len(self.project.epoch_history(self.run_id)) + 1,
+                                   {"phase": report.phase, "phase_epoch": report.epoch,
+                                    "train_loss": report.train_loss, "val_iou": report.val_iou,
+                                    "val_biou": report.val_biou, "elapsed_s": report.elapsed_s})
+        except Exception:  # a read-only/closed index must not stop training
+            pass
+        self.inner.on_epoch(report)
+
+    def on_message(self, text: str) -> None:
+        self.inner.on_message(text)
+
+
+def starting_model(project: Any, config: TrainConfig) -> tuple[Any, int | None, str]:
+    """(model, parent version id, description): the active version, or a fresh model."""
+    from . import models
+    store = ModelStore(project)
+    active = store.active()
+    if active is not None:
+        model = store.load(active.id)  # CheckpointError names the file and the reason
+        if getattr(model, "num_classes", None) == project.num_classes:
+            return model, active.id, f"version {active.id}"
+    model = models.build(config.arch, num_classes=project.num_classes, pretrained=config.pretrained)
+    return model, None, f"a fresh {config.arch} ({'ImageNet backbone' if config.pretrained else 'random'})"
+
+
+def _pairs(project: Any, stems: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray, str]]:
+    out = []
+    for stem in stems:
+        mask = project.load_mask(stem)
+        if mask is None:
+            continue
+        out.append((project.load_image(stem), mask, stem))
+    return out
+
+
+def finetune(project: Any, config: TrainConfig | None = None, callbacks: TrainCallbacks | None = None,
+             cancel_event: threading.Event | None = None) -> FinetuneResult:
+    """Train on the project's corrected images; save and activate the new version. See module doc."""
+    config = config or TrainConfig()
+    t0 = time.monotonic()
+    corrected = project.corrected_stems()
+    if not corrected:
+        raise TrainingError(f"{project.root}: no corrected images to train on; correct at least one "
+                            f"image (paint its mask) and try again")
+    train_stems, held = split_held_out(corrected)
+    run_id = uuid.uuid4().hex[:12]
+    cbs = _LoggingCallbacks(project, run_id, callbacks)
+    model, parent, origin = starting_model(project, config)
+    cbs.on_message(f"fine-tuning {origin} on {len(train_stems)} images, {len(held)} held out")
+    if not held:
+        cbs.on_message(TOO_FEW_MESSAGE)
+    train_pairs, val_pairs = _pairs(project, train_stems), _pairs(project, held)
+    trainer = Trainer(model, config, cbs, cancel_event=cancel_event)
+    start_iou, start_biou = evaluate_pairs(model, val_pairs, config.input_size, trainer.device)
+    result = trainer.fit(train_pairs, val_pairs)
+    if result.cancelled or result.model is None:
+        return FinetuneResult(None, parent, None, held, train_stems, time.monotonic() - t0,
+                              "cancelled", run_id, result.history, "cancelled; the previous model is kept")
+    metrics: dict[str, Any] | None = None
+    if held:
+        metrics = {**result.metrics(), "start_val_iou": start_iou, "start_val_biou": start_biou,
+                   "n_train": len(train_stems), "n_held_out": len(held)}
+    stored = metrics or {**result.metrics(), "n_train": len(train_stems), "n_held_out": 0}
+    meta = {"data": {"train": train_stems, "held_out": held}, "run_id": run_id,
+            "train_config": config.to_dict(), "started_from": origin,
+            "classes": [c.name for c in project.classes]}
+    version = ModelStore(project).save_version(result.model, meta, parent, stored)
+    return FinetuneResult(version, parent, metrics, held, train_stems, time.monotonic() - t0,
+                          result.stopped_reason, run_id, result.history,
+                          "" if held else TOO_FEW_MESSAGE)
+
+
+@dataclass
+class PredictSummary:
+    done: int
+    errors: dict[str, str]
+    cancelled: bool
+
+
+def predict_project(project: Any, predictor: Any, stems: Sequence[str],
+                    on_progress: Callable[[int, int, str], None] | None = None,
+                    cancel_event: threading.Event | None = None) -> PredictSummary:
+    """Predict ``stems`` in the given order (put the shown image first).
+
+    Predictions go to project.save_prediction (status stays CORRECTED for corrected images, whose
+    masks are never written); corrected images also get IoU/BIoU of mask vs prediction.
+    on_progress(done, total, stem) after each image. Per-image failures → project.set_error.
+    """
+    from . import metrics
+    active = project.active_version()
+    version = active.id if active is not None else None
+    stems = list(dict.fromkeys(stems))
+    by_path = {str(project.image_path(s)): s for s in stems}
+    errors: dict[str, str] = {}
+    done = 0
+    for path, pred in predictor.predict_paths([project.image_path(s) for s in stems]):
+        if cancel_event is not None and cancel_event.is_set():
+            return PredictSummary(done, errors, True)
+        stem = by_path[str(path)]
+        done += 1
+        if isinstance(pred, Exception):
+            errors[stem] = str(pred)
+            project.set_error(stem, str(pred))
+        else:
+            project.save_prediction(stem, pred.mask, pred.uncertainty, version)
+            _refresh_metrics(project, stem, pred.mask, metrics)
+        if on_progress is not None:
+            on_progress(done, len(stems), stem)
+    return PredictSummary(done, errors, False)
+
+
+def _refresh_metrics(project: Any, stem: str, pred: np.ndarray, metrics: Any) -> None:
+    try:
+        mask = project.load_mask(stem)
+    except Exception:
+        return
+    if mask is None or mask.shape != pred.shape:
+        return
+    if project.num_classes == 2:
+        project.set_image_metrics(stem, metrics.foreground_iou(mask, pred), metrics.boundary_iou(mask, pred))
+    else:
+        k = project.num_classes
+        project.set_image_metrics(stem, metrics.segmentation_scores(mask, pred, k)["miou"],
+                                  metrics.mean_boundary_iou(mask, pred, k))

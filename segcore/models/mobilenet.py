@@ -1,0 +1,81 @@
+"""Dilated MobileNetV2 encoder (torchvision's ``mobilenet_v2().features``) for DeepLabV3.
+
+Conventions
+-----------
+* Uses ``features[0:18]`` (last inverted-residual block, 320 channels at the output stride);
+  torchvision's final 1×1 conv to 1280 channels is dropped — it only serves the classifier and
+  would make the ASPP 4× more expensive on CPU.
+* Output stride (OS) 16 by default (training); 8 is available at inference with
+  ``set_output_stride(8)``. Strides beyond the OS become dilations, DeepLab style: the block that
+  would have downsampled keeps the previous rate and the rate doubles for the blocks after it
+  (the same "contract dilation" rule as the ResNet). Only depthwise 3×3 convs change
+  (stride/dilation/padding), so the same weights serve every OS.
+* Forward returns ``{"aux": features[13] output (96 ch, OS16 or 8), "out": 320 ch}``.
+* Parameter names are torchvision's (``features.N...``) so ImageNet weights load by name.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+from torchvision.models import mobilenet_v2
+
+AUX_INDEX = 13
+LAST_INDEX = 17
+AUX_CHANNELS = 96
+OUT_CHANNELS = 320
+#: original stride of every block in features[0..17]
+_ORIGINAL_STRIDES: tuple[int, ...] = (2, 1, 2, 1, 2, 1, 1, 2, 1, 1, 1, 1, 1, 1, 2, 1, 1, 1)
+
+
+def _depthwise_conv(block: nn.Module) -> nn.Conv2d:
+    """The 3×3 depthwise conv of an InvertedResidual block."""
+    for module in block.modules():
+        if isinstance(module, nn.Conv2d) and module.groups > 1 and module.kernel_size == (3, 3):
+            return module
+    raise AssertionError(f"no depthwise 3×3 conv in {type(block).__name__}")
+
+
+def dilation_plan(output_stride: int) -> list[tuple[int, int]]:
+    """(stride, dilation) for blocks 1..17 at the given output stride (8, 16 or 32)."""
+    if output_stride not in (8, 16, 32):
+        raise ValueError(f"MobileNetV2 output_stride must be 8, 16 or 32, got {output_stride}")
+    current, rate = _ORIGINAL_STRIDES[0], 1
+    plan: list[tuple[int, int]] = []
+    for stride in _ORIGINAL_STRIDES[1:]:
+        if current == output_stride:
+            plan.append((1, rate))
+            rate *= stride
+        else:
+            plan.append((stride, 1))
+            current *= stride
+    return plan
+
+
+class MobileNetV2Encoder(nn.Module):
+    """MobileNetV2 features with stride converted to dilation above ``output_stride``."""
+
+    def __init__(self, output_stride: int = 16) -> None:
+        super().__init__()
+        self.features = nn.Sequential(*list(mobilenet_v2(weights=None).features)[: LAST_INDEX + 1])
+        self.output_stride = 32
+        self.set_output_stride(output_stride)
+
+    def set_output_stride(self, output_stride: int) -> None:
+        """Change the output stride in place (8, 16 or 32); weights are untouched."""
+        for block, (stride, dilation) in zip(list(self.features)[1:], dilation_plan(output_stride), strict=True):
+            conv = _depthwise_conv(block)
+            conv.stride = (stride, stride)
+            conv.dilation = (dilation, dilation)
+            conv.padding = (dilation, dilation)
+            if hasattr(block, "stride"):
+                block.stride = stride
+        self.output_stride = output_stride
+
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
+        result: dict[str, Tensor] = {}
+        for index, block in enumerate(self.features):
+            x = block(x)
+            if index == AUX_INDEX:
+                result["aux"] = x
+        result["out"] = x
+        return result

@@ -1,0 +1,408 @@
+"""A SegLoop project: a folder of images, ``masks/`` beside them, app state in ``.segloop/``.
+
+Layout::
+
+    <folder>/<image files>                 any of segcore.io.IMAGE_SUFFIXES; hidden files ignored
+    <folder>/masks/<stem>.png              corrected masks (the truth; see segcore.io.write_mask)
+    <folder>/.segloop/index.sqlite         SQLite index (WAL); rebuilt from the files if lost
+    <folder>/.segloop/predictions/<stem>.png   latest prediction per image
+    <folder>/.segloop/models/              checkpoints (ModelVersion.file is relative to this)
+
+Stems follow the rule in :mod:`segcore._index` (file name without suffix; duplicates such as
+``a.png`` + ``a.jpg`` use the full file name). Opening reads names and mtimes only, never pixels.
+
+Threads: one ``Project`` may be shared by threads; an ``RLock`` guards the connection (opened
+with ``check_same_thread=False``). Processes: each opens its own ``Project``; SQLite's WAL
+locking plus ``BEGIN IMMEDIATE`` and a busy timeout keep the index consistent.
+
+Read-only: if the folder is not writable or ``.segloop/`` cannot be created (or the index is
+locked by a newer SegLoop), the project opens with an in-memory index, ``read_only`` is True,
+``read_only_reason`` says why, and every write method raises :class:`ReadOnlyProjectError`.
+
+Errors: unknown stems, closed projects and unusable indexes raise :class:`ProjectError`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from segcore import _index, io
+from segcore._atomic import os_error_reason
+from segcore._records import DEFAULT_CLASSES, ClassInfo, ImageRecord, ImageStatus, ModelVersion
+from segcore.errors import MaskReadError, MaskWriteError, ProjectError, ReadOnlyProjectError
+
+
+__all__ = ["ClassInfo", "DEFAULT_CLASSES", "ImageRecord", "ImageStatus", "ModelVersion", "Project",
+           "STATE_DIR"]
+
+STATE_DIR = ".segloop"
+_IMAGE_COLS = "stem, filename, status, updated, uncertainty, iou, biou, error, model_version"
+
+
+def _record(row: tuple) -> ImageRecord:
+    return ImageRecord(row[0], row[1], ImageStatus(row[2]), *row[3:])
+
+
+def _version(row: tuple) -> ModelVersion:
+    return ModelVersion(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]),
+                        json.loads(row[6]), bool(row[7]))
+
+
+def _opt_float(value: float | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def _folder_writable(folder: Path) -> bool:
+    """Separate function so tests can simulate a read-only folder (tests run as root)."""
+    return os.access(folder, os.W_OK)
+
+
+class Project:
+    """A project folder and its index. Create with :meth:`Project.open`."""
+
+    def __init__(self, root: Path, conn: sqlite3.Connection, read_only_reason: str | None) -> None:
+        self.root = root
+        self.masks_dir = root / "masks"
+        self.state_dir = root / STATE_DIR
+        self.predictions_dir = self.state_dir / "predictions"
+        self.models_dir = self.state_dir / "models"
+        self.read_only_reason = read_only_reason
+        self._conn: sqlite3.Connection | None = conn
+        self._lock = threading.RLock()
+
+    # ------------------------------------------------------------------ opening
+    @classmethod
+    def open(cls, folder: str | os.PathLike[str]) -> Project:
+        """Open ``folder`` (creating ``masks/`` and ``.segloop/`` when writable) and sync the
+        index with the files. Raises ProjectError only if ``folder`` is not a folder."""
+        root = Path(folder).expanduser().resolve()
+        if not root.is_dir():
+            raise ProjectError(f"{root}: not a folder" if root.exists()
+                               else f"{root}: folder does not exist")
+        state = root / STATE_DIR
+        reason = None if _folder_writable(root) else "the folder is not writable"
+        if reason is None:
+            try:
+                for sub in (root / "masks", state, state / "predictions", state / "models"):
+                    sub.mkdir(exist_ok=True)
+            except OSError as exc:
+                reason = f"cannot create {sub} ({os_error_reason(exc)})"
+        conn = None
+        if reason is None:
+            conn, reason = _index.open_index(state / "index.sqlite")
+        if conn is None:
+            conn = _index.copy_into_memory(state / "index.sqlite") or _index.connect(":memory:")
+        project = cls(root, conn, reason)
+        project.rescan()
+        return project
+
+    def rescan(self) -> None:
+        """Re-read the folder (names + mtimes) and reconcile the index with the files."""
+        disk = _index.scan(self.root, self.masks_dir, self.predictions_dir)
+        stale: list[str] = []
+        with self._lock:
+            try:
+                _index.reconcile(self._db(), disk, None if self.read_only else stale)
+            except sqlite3.Error as exc:
+                raise ProjectError(f"{self.state_dir / 'index.sqlite'}: cannot update the "
+                                   f"index ({exc})") from exc
+        for stem in stale:
+            try:
+                self.prediction_path(stem).unlink()
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        """Close the index; later calls raise ProjectError. Safe to call twice."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def __enter__(self) -> Project:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Project({str(self.root)!r}{', read-only' if self.read_only else ''})"
+
+    @property
+    def read_only(self) -> bool:
+        return self.read_only_reason is not None
+
+    # ------------------------------------------------------------------ helpers
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise ProjectError(f"project {self.root} is closed")
+        return self._conn
+
+    def _writable(self) -> None:
+        if self.read_only:
+            raise ReadOnlyProjectError(f"project {self.root} is open read-only "
+                                       f"({self.read_only_reason}); changes cannot be saved")
+
+    def _query(self, sql: str, args: tuple = ()) -> list[tuple]:
+        with self._lock:
+            try:
+                return self._db().execute(sql, args).fetchall()
+            except sqlite3.Error as exc:
+                raise ProjectError(f"{self.state_dir / 'index.sqlite'}: {exc}") from exc
+
+    @contextmanager
+    def _txn(self) -> Iterator[sqlite3.Connection]:
+        """Lock + IMMEDIATE write transaction; sqlite errors become ProjectError."""
+        self._writable()
+        with self._lock:
+            try:
+                with _index.write_txn(self._db()) as conn:
+                    yield conn
+            except sqlite3.Error as exc:
+                raise ProjectError(f"{self.state_dir / 'index.sqlite'}: {exc}") from exc
+
+    def _write(self, sql: str, args: tuple = ()) -> int:
+        """Run one write statement in its own transaction; returns the row count."""
+        with self._txn() as conn:
+            return conn.execute(sql, args).rowcount
+
+    def _update_image(self, stem: str, sql: str, args: tuple) -> None:
+        if self._write(f"UPDATE images SET {sql} WHERE stem = ?", (*args, stem)) == 0:
+            raise ProjectError(f"{self.root}: no image with stem {stem!r}")
+
+    # ------------------------------------------------------------------ images
+    def records(self) -> list[ImageRecord]:
+        """All images, sorted by stem."""
+        return [_record(r) for r in self._query(f"SELECT {_IMAGE_COLS} FROM images ORDER BY stem")]
+
+    def record(self, stem: str) -> ImageRecord:
+        rows = self._query(f"SELECT {_IMAGE_COLS} FROM images WHERE stem = ?", (stem,))
+        if not rows:
+            raise ProjectError(f"{self.root}: no image with stem {stem!r}")
+        return _record(rows[0])
+
+    def stems(self) -> list[str]:
+        return [r[0] for r in self._query("SELECT stem FROM images ORDER BY stem")]
+
+    def __len__(self) -> int:
+        return int(self._query("SELECT COUNT(*) FROM images")[0][0])
+
+    def image_path(self, stem: str) -> Path:
+        return self.root / self.record(stem).filename
+
+    def mask_path(self, stem: str) -> Path:
+        return self.masks_dir / f"{stem}.png"
+
+    def prediction_path(self, stem: str) -> Path:
+        return self.predictions_dir / f"{stem}.png"
+
+    def load_image(self, stem: str) -> np.ndarray:
+        """The image as HxWx3 uint8 RGB (segcore.io.read_image). Raises ImageReadError."""
+        return io.read_image(self.image_path(stem))
+
+    def load_mask(self, stem: str) -> np.ndarray | None:
+        """The corrected mask, or None. MaskReadError if unreadable or not the image's size."""
+        path = self.mask_path(stem)
+        if not path.is_file():
+            return None
+        mask = io.read_mask(path)
+        self._check_size(stem, mask, path, MaskReadError)
+        return mask
+
+    def load_prediction(self, stem: str) -> np.ndarray | None:
+        """The latest stored prediction (class indices), or None if absent or unreadable."""
+        path = self.prediction_path(stem)
+        if not path.is_file():
+            return None
+        try:
+            return io.read_mask(path)
+        except MaskReadError:
+            return None
+
+    def _check_size(self, stem: str, mask: np.ndarray, path: Path, error: type) -> None:
+        try:
+            size = io.image_size(self.image_path(stem))
+        except io.ImageReadError:
+            return  # the image's own error is reported when it is loaded
+        if getattr(mask, "shape", None) != size:
+            raise error(f"{path}: mask is {getattr(mask, 'shape', '?')} (HxW) but image "
+                        f"{self.image_path(stem).name} is {size[0]}x{size[1]}")
+
+    def save_mask(self, stem: str, mask: np.ndarray) -> None:
+        """Write masks/<stem>.png atomically and mark the image CORRECTED.
+
+        Raises ReadOnlyProjectError, ProjectError (unknown stem) or MaskWriteError (bad array,
+        wrong size, disk problem; the previous mask is intact)."""
+        self._writable()
+        path = self.mask_path(stem)
+        self._check_size(stem, mask, path, MaskWriteError)
+        io.write_mask(path, mask, self.num_classes, [c.color for c in self.classes])
+        self._update_image(stem, "status = ?, updated = ?",
+                           (ImageStatus.CORRECTED.value, time.time()))
+
+    def delete_mask(self, stem: str) -> None:
+        """Remove the corrected mask; the image goes back to PREDICTED or UNLABELLED."""
+        self._writable()
+        self.record(stem)
+        try:
+            self.mask_path(stem).unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise MaskWriteError(f"{self.mask_path(stem)}: cannot delete "
+                                 f"({os_error_reason(exc)})") from exc
+        has_prediction = self.prediction_path(stem).is_file()
+        status = ImageStatus.PREDICTED if has_prediction else ImageStatus.UNLABELLED
+        self._update_image(stem, "status = ?, updated = ?, iou = NULL, biou = NULL",
+                           (status.value, time.time()))
+
+    def save_prediction(self, stem: str, mask: np.ndarray, uncertainty: float,
+                        model_version: int | None) -> None:
+        """Store the latest prediction (PNG under .segloop/predictions) and its uncertainty.
+
+        The status becomes PREDICTED unless the image is CORRECTED; a previous error is cleared."""
+        self._writable()
+        self.record(stem)
+        io.write_mask(self.prediction_path(stem), mask, self.num_classes,
+                      [c.color for c in self.classes])
+        self._update_image(
+            stem, "status = CASE WHEN status = 'corrected' THEN status ELSE 'predicted' END, "
+                  "uncertainty = ?, model_version = ?, error = NULL, updated = ?",
+            (_opt_float(uncertainty), model_version, time.time()))
+
+    def set_image_metrics(self, stem: str, iou: float | None, biou: float | None) -> None:
+        """Scores of the corrected mask against the active model's prediction (None = unknown)."""
+        self._update_image(stem, "iou = ?, biou = ?", (_opt_float(iou), _opt_float(biou)))
+
+    def set_error(self, stem: str, message: str | None) -> None:
+        """Record that an image failed (status ERROR unless corrected); None clears it."""
+        if message is None:
+            restore = "CASE WHEN uncertainty IS NULL THEN 'unlabelled' ELSE 'predicted' END"
+            self._update_image(stem, f"error = NULL, status = CASE WHEN status = 'error' THEN "
+                                     f"{restore} ELSE status END", ())
+        else:
+            self._update_image(stem, "error = ?, updated = ?, status = CASE WHEN status = "
+                                     "'corrected' THEN status ELSE 'error' END",
+                               (str(message), time.time()))
+
+    def corrected_stems(self) -> list[str]:
+        return [r[0] for r in self._query(
+            "SELECT stem FROM images WHERE status = 'corrected' ORDER BY stem")]
+
+    def attention_order(self) -> list[str]:
+        """Stems in suggested order: predicted (most uncertain first), never predicted,
+        failed (ERROR), then corrected."""
+        return [r[0] for r in self._query(
+            "SELECT stem FROM images ORDER BY CASE"
+            " WHEN status = 'corrected' THEN 3 WHEN status = 'error' THEN 2"
+            " WHEN uncertainty IS NULL THEN 1 ELSE 0 END, uncertainty DESC, stem")]
+
+    # ------------------------------------------------------------------ settings, classes
+    def get_setting(self, key: str, default: Any = None) -> Any:
+        rows = self._query("SELECT value FROM settings WHERE key = ?", (key,))
+        return json.loads(rows[0][0]) if rows else default
+
+    def set_setting(self, key: str, value: Any) -> None:
+        try:
+            text = json.dumps(value)
+        except (TypeError, ValueError) as exc:
+            raise ProjectError(f"setting {key!r}: value is not JSON-serialisable ({exc})") from exc
+        self._write("INSERT INTO settings (key, value) VALUES (?, ?)"
+                    " ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, text))
+
+    @property
+    def classes(self) -> list[ClassInfo]:
+        """Class names/colours; index in the list = class index. Default: background/foreground."""
+        rows = self._query("SELECT name, r, g, b FROM classes ORDER BY idx")
+        if not rows:
+            return [ClassInfo(c.name, c.color) for c in DEFAULT_CLASSES]
+        return [ClassInfo(n, (r, g, b)) for n, r, g, b in rows]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def set_classes(self, classes: list[ClassInfo]) -> None:
+        """Replace the class list (2..256 entries, index 0 = background)."""
+        self._writable()
+        items = [c if isinstance(c, ClassInfo) else ClassInfo(*c) for c in classes]
+        if not 2 <= len(items) <= 256:
+            raise ProjectError(f"a project needs 2..256 classes, got {len(items)}")
+        rows = []
+        for i, c in enumerate(items):
+            color = tuple(int(v) for v in c.color)
+            if len(color) != 3 or not all(0 <= v <= 255 for v in color) or not str(c.name).strip():
+                raise ProjectError(f"class {i}: needs a name and an RGB colour 0..255, got {c!r}")
+            rows.append((i, str(c.name), *color))
+        with self._txn() as conn:
+            conn.execute("DELETE FROM classes")
+            conn.executemany("INSERT INTO classes (idx, name, r, g, b)"
+                             " VALUES (?, ?, ?, ?, ?)", rows)
+
+    # ------------------------------------------------------------------ model versions
+    def add_model_version(self, parent: int | None, arch: str, file: str, metrics: dict,
+                          meta: dict) -> int:
+        """Register a checkpoint (not activated); returns its id."""
+        self._writable()
+        with self._txn() as conn:
+            cur = conn.execute("INSERT INTO model_versions (parent, created, arch, file, metrics,"
+                               " meta) VALUES (?, ?, ?, ?, ?, ?)",
+                               (parent, time.time(), arch, str(file), json.dumps(metrics or {}),
+                                json.dumps(meta or {})))
+            return int(cur.lastrowid)
+
+    def model_versions(self) -> list[ModelVersion]:
+        """All versions, oldest first."""
+        return [_version(r) for r in self._query("SELECT * FROM model_versions ORDER BY id")]
+
+    def model_version(self, version_id: int) -> ModelVersion:
+        rows = self._query("SELECT * FROM model_versions WHERE id = ?", (version_id,))
+        if not rows:
+            raise ProjectError(f"{self.root}: no model version {version_id}")
+        return _version(rows[0])
+
+    def active_version(self) -> ModelVersion | None:
+        rows = self._query("SELECT * FROM model_versions WHERE active = 1 ORDER BY id DESC LIMIT 1")
+        return _version(rows[0]) if rows else None
+
+    def set_active_version(self, version_id: int | None) -> None:
+        """Make ``version_id`` the only active version (None: no version is active)."""
+        self._writable()
+        if version_id is not None:
+            self.model_version(version_id)
+        with self._txn() as conn:
+            conn.execute("UPDATE model_versions SET active = (id IS ?)", (version_id,))
+
+    def update_version_metrics(self, version_id: int, metrics: dict) -> None:
+        """Merge ``metrics`` into the version's metrics (existing keys are overwritten)."""
+        self._writable()
+        with self._txn() as conn:
+            rows = conn.execute("SELECT metrics FROM model_versions WHERE id = ?",
+                                (version_id,)).fetchall()
+            if not rows:
+                raise ProjectError(f"{self.root}: no model version {version_id}")
+            merged = {**json.loads(rows[0][0]), **metrics}
+            conn.execute("UPDATE model_versions SET metrics = ? WHERE id = ?",
+                         (json.dumps(merged), version_id))
+
+    def log_epoch(self, version_id: int | None, run_id: str, epoch: int, metrics: dict) -> None:
+        self._write("INSERT INTO epochs (version_id, run_id, epoch, created, metrics)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (version_id, run_id, int(epoch), time.time(), json.dumps(metrics)))
+
+    def epoch_history(self, run_id: str) -> list[dict]:
+        """Logged epochs of a run, in order: the metrics plus epoch, run_id, version_id, time."""
+        rows = self._query("SELECT epoch, version_id, created, metrics FROM epochs"
+                           " WHERE run_id = ? ORDER BY epoch, id", (run_id,))
+        return [{**json.loads(m), "epoch": e, "run_id": run_id, "version_id": v, "time": t}
+                for e, v, t, m in rows]

@@ -1,0 +1,285 @@
+"""Model checkpoints and the project's model versions.
+
+Checkpoint file (``torch.save`` of a plain dict, loadable with ``torch.load(weights_only=True)``):
+    {"format": "segloop-checkpoint", "format_version": 1,
+     "state_dict": {name: tensor}, "meta_json": "<JSON text>"}
+The metadata is JSON text, so loading never unpickles anything but tensors and plain containers.
+Metadata keys written by save_checkpoint: arch, model_config (SegModel.config()), classes,
+num_classes, mean, std, created (epoch seconds), torch_version, plus whatever the caller passes
+(parent, parent_file, data (stems), metrics, weights_source, train_config...).
+
+Versions: ``<project>/.segloop/models/v0001.pt``, ``v0002.pt``... registered in the project index
+(Project.add_model_version). A sidecar ``v0001.json`` holds the same metadata for fast listing.
+If the index lost its versions (``.segloop/index`` deleted but models/ kept), ModelStore
+re-registers them from the files, rebuilding parent links from ``parent_file``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .errors import CheckpointError, ProjectError
+
+FORMAT = "segloop-checkpoint"
+FORMAT_VERSION = 1
+_VERSION_FILE = re.compile(r"^v(\d{4,})\.pt$")
+
+
+def _json_safe(meta: dict[str, Any], path: Path) -> str:
+    try:
+        return json.dumps(meta, sort_keys=True, allow_nan=True)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: metadata is not JSON-able ({exc})") from exc
+
+
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise CheckpointError(f"{path}: could not write the checkpoint ({exc.strerror or exc})") from exc
+        raise
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    try:
+        from .io import atomic_write_bytes
+    except ImportError:  # pragma: no cover - io is always there in a full install
+        atomic_write_bytes = None
+    if atomic_write_bytes is not None:
+        atomic_write_bytes(path, text.encode("utf-8"))
+        return
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def model_meta(model: nn.Module) -> dict[str, Any]:
+    """The metadata save_checkpoint derives from a SegModel."""
+    meta: dict[str, Any] = {
+        "arch": getattr(model, "arch", type(model).__name__),
+        "model_config": model.config() if hasattr(model, "config") else {},
+        "num_classes": int(getattr(model, "num_classes", 2)),
+        "mean": list(getattr(model, "mean", (0.485, 0.456, 0.406))),
+        "std": list(getattr(model, "std", (0.229, 0.224, 0.225))),
+        "torch_version": torch.__version__,
+    }
+    init = getattr(model, "meta", None)
+    if isinstance(init, dict) and init:
+        meta["init"] = init
+        if "weights_source" in init:
+            meta["weights_source"] = init["weights_source"]
+    return meta
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, meta: dict[str, Any] | None = None) -> Path:
+    """Write model weights + JSON-able metadata atomically (temp file, fsync, os.replace)."""
+    path = Path(path)
+    _save(path, model, meta)
+    return path
+
+
+def _save(path: Path, model: nn.Module, meta: dict[str, Any] | None) -> dict[str, Any]:
+    full = model_meta(model)
+    full["created"] = time.time()
+    full.update(meta or {})
+    full.setdefault("classes", None)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    _atomic_torch_save({"format": FORMAT, "format_version": FORMAT_VERSION,
+                        "state_dict": state, "meta_json": _json_safe(full, path)}, path)
+    return full
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """(state_dict, meta) without building a model. torch.load(weights_only=True) only."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint file not found")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt zip, truncated file, pickled objects refused...
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
+            reason = f"it contains pickled Python objects, which SegLoop refuses to load ({text[:200]})"
+        else:
+            reason = f"the file is corrupt or truncated ({type(exc).__name__}: {text[:200]})"
+        raise CheckpointError(f"{path}: cannot load checkpoint: {reason}") from exc
+    if not isinstance(blob, dict) or blob.get("format") != FORMAT or "state_dict" not in blob:
+        raise CheckpointError(f"{path}: not a SegLoop checkpoint (missing 'format'/'state_dict' entries)")
+    if int(blob.get("format_version", 0)) > FORMAT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format {blob.get('format_version')} is newer than "
+                              f"this SegLoop understands ({FORMAT_VERSION})")
+    try:
+        meta = json.loads(blob.get("meta_json") or "{}")
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: checkpoint metadata is not valid JSON ({exc})") from exc
+    state = blob["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path}: state_dict is not a mapping of tensors")
+    return state, meta
+
+
+def read_meta(path: str | Path) -> dict[str, Any]:
+    """Metadata only: the sidecar JSON when present, else the checkpoint itself."""
+    path = Path(path)
+    side = path.with_suffix(".json")
+    if side.is_file():
+        try:
+            return json.loads(side.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            pass
+    return read_checkpoint(path)[1]
+
+
+def _build_from_config(config: dict[str, Any], path: Path) -> nn.Module:
+    from . import models
+    cfg = dict(config)
+    name = cfg.pop("name", None) or cfg.pop("arch", None)
+    if not name:
+        raise CheckpointError(f"{path}: metadata does not name the model architecture")
+    try:
+        return models.build(name, pretrained=False, **cfg)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise CheckpointError(f"{path}: cannot build architecture {name!r} with {cfg} ({exc})") from exc
+
+
+def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """(SegModel in eval mode, meta). CheckpointError names the file and the reason."""
+    path = Path(path)
+    state, meta = read_checkpoint(path)
+    config = meta.get("model_config") or {"name": meta.get("arch"), "num_classes": meta.get("num_classes", 2)}
+    model = _build_from_config(config, path)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()
+        raise CheckpointError(f"{path}: weights do not match architecture {meta.get('arch')!r} "
+                              f"({' '.join(first[:3])[:300]})") from exc
+    model.eval()
+    return model, meta
+
+
+class ModelStore:
+    """The model versions of one project (files in project.models_dir, rows in its index)."""
+
+    def __init__(self, project: Any) -> None:
+        self.project = project
+        self.dir = Path(project.models_dir)
+
+    # ------------------------------------------------------------ listing
+    def versions(self) -> list[Any]:
+        """project.model_versions(), re-registered from the files if the index lost them."""
+        rows = self.project.model_versions()
+        if not rows and self._files():
+            self.rescan()
+            rows = self.project.model_versions()
+        return rows
+
+    def get(self, version_id: int) -> Any:
+        for v in self.versions():
+            if v.id == version_id:
+                return v
+        raise ProjectError(f"{self.dir}: there is no model version {version_id}")
+
+    def active(self) -> Any | None:
+        self.versions()
+        return self.project.active_version()
+
+    def path(self, version_id: int) -> Path:
+        return self.dir / self.get(version_id).file
+
+    def _files(self) -> list[Path]:
+        if not self.dir.is_dir():
+            return []
+        return sorted(p for p in self.dir.iterdir() if _VERSION_FILE.match(p.name))
+
+    def _next_file(self) -> str:
+        numbers = [int(_VERSION_FILE.match(p.name).group(1)) for p in self._files()]
+        numbers += [v.id for v in self.project.model_versions()]
+        return f"v{max(numbers, default=0) + 1:04d}.pt"
+
+    # ------------------------------------------------------------ writing
+    def save_version(self, model: nn.Module, meta: dict[str, Any] | None = None,
+                     parent: int | None = None, metrics: dict[str, Any] | None = None,
+                     activate: bool = True) -> int:
+        """Save weights as the next vNNNN.pt, register it (parent, metrics), optionally activate."""
+        if getattr(self.project, "read_only", False):
+            from .errors import ReadOnlyProjectError
+            raise ReadOnlyProjectError(f"{self.project.root}: project is read-only "
+                                       f"({self.project.read_only_reason}); cannot save a model version")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        name = self._next_file()
+        full = dict(meta or {})
+        full["parent"] = parent
+        full["parent_file"] = self.get(parent).file if parent is not None else None
+        full["metrics"] = dict(metrics or {})
+        full.setdefault("classes", [c.name for c in getattr(self.project, "classes", [])] or None)
+        path = self.dir / name
+        saved_meta = _save(path, model, full)
+        _atomic_text(path.with_suffix(".json"), json.dumps(saved_meta, sort_keys=True, indent=1))
+        vid = self.project.add_model_version(parent, saved_meta["arch"], name, full["metrics"], saved_meta)
+        if activate:
+            self.project.set_active_version(vid)
+        return vid
+
+    def load(self, version_id: int) -> nn.Module:
+        return load_checkpoint(self.path(version_id))[0]
+
+    def activate(self, version_id: int) -> None:
+        self.get(version_id)
+        self.project.set_active_version(version_id)
+
+    def rollback(self) -> int:
+        """Activate the active version's parent; return its id. ProjectError when there is none."""
+        act = self.active()
+        if act is None:
+            raise ProjectError(f"{self.dir}: no active model version to roll back from")
+        if act.parent is None:
+            raise ProjectError(f"{self.dir}: version {act.id} has no parent version to roll back to")
+        self.activate(act.parent)
+        return act.parent
+
+    def compare(self, a: int, b: int) -> dict[str, Any]:
+        """{"a": id, "b": id, "metrics": {key: [value_a, value_b]}} over the union of metric keys."""
+        ma, mb = self.get(a).metrics or {}, self.get(b).metrics or {}
+        keys = sorted(set(ma) | set(mb))
+        return {"a": a, "b": b, "metrics": {k: [ma.get(k), mb.get(k)] for k in keys}}
+
+    def rescan(self) -> list[int]:
+        """Register every vNNNN.pt in models_dir (oldest first); newest becomes active. Returns ids."""
+        by_file: dict[str, int] = {}
+        ids = []
+        for path in self._files():
+            try:
+                meta = read_meta(path)
+            except CheckpointError:
+                continue  # unreadable files are skipped; loading them later says why
+            parent_file = meta.get("parent_file")
+            parent = by_file.get(parent_file) if parent_file else None
+            vid = self.project.add_model_version(parent, meta.get("arch", "unknown"), path.name,
+                                                 meta.get("metrics") or {}, meta)
+            by_file[path.name] = vid
+            ids.append(vid)
+        if ids:
+            self.project.set_active_version(ids[-1])
+        return ids

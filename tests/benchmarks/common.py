@@ -1,0 +1,113 @@
+"""Shared plumbing for the benchmark scripts: timing, results.json, Markdown tables.
+
+Every benchmark prints a table of medians and ratios against a baseline measured in the
+same run, and merges its numbers into ``tests/benchmarks/results.json`` under its own key
+(one object per benchmark, stable keys) and ``tests/benchmarks/results.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+HERE = Path(__file__).resolve().parent
+RESULTS_JSON = HERE / "results.json"
+RESULTS_MD = HERE / "results.md"
+WEIZMANN = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "weizmann_horse"
+
+
+def weizmann_dir() -> Path | None:
+    """The Weizmann Horse folder beside the checkout (``../shared``), or $SEGLOOP_WEIZMANN."""
+    env = os.environ.get("SEGLOOP_WEIZMANN")
+    for cand in ([Path(env)] if env else []) + [WEIZMANN]:
+        if (cand / "images").is_dir() and (cand / "masks").is_dir():
+            return cand
+    return None
+
+
+def machine() -> dict[str, Any]:
+    import torch
+
+    return {
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cpu": platform.processor() or platform.machine(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+    }
+
+
+def time_ms(fn: Callable[[], Any], repeat: int, warmup: int = 1) -> list[float]:
+    """Wall times of ``fn()`` in milliseconds, after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t0) * 1000.0)
+    return out
+
+
+def median(xs: Iterable[float]) -> float:
+    return float(statistics.median(list(xs)))
+
+
+def percentile(xs: Sequence[float], q: float) -> float:
+    s = sorted(xs)
+    if not s:
+        return float("nan")
+    k = min(len(s) - 1, max(0, int(round(q / 100.0 * (len(s) - 1)))))
+    return float(s[k])
+
+
+def record(key: str, value: Any) -> None:
+    """Merge ``{key: value}`` into results.json (read, update, atomic replace)."""
+    data: dict[str, Any] = {}
+    if RESULTS_JSON.exists():
+        try:
+            data = json.loads(RESULTS_JSON.read_text())
+        except json.JSONDecodeError:
+            data = {}
+    data[key] = value
+    data["machine"] = machine()
+    tmp = RESULTS_JSON.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, RESULTS_JSON)
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A Markdown table; floats get 3 significant decimals."""
+
+    def fmt(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:.3f}" if abs(v) < 100 else f"{v:.1f}"
+        return "" if v is None else str(v)
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def report(title: str, headers: Sequence[str], rows: list[Sequence[Any]]) -> str:
+    """Print a titled table and append it to results.md's section for this title."""
+    text = f"### {title}\n\n{table(headers, rows)}\n"
+    print(text, flush=True)
+    sections: dict[str, str] = {}
+    if RESULTS_MD.exists():
+        current = None
+        for line in RESULTS_MD.read_text().splitlines(keepends=True):
+            if line.startswith("### "):
+                current = line[4:].strip()
+                sections[current] = ""
+            if current is not None:
+                sections[current] += line
+    sections[title] = text + "\n"
+    RESULTS_MD.write_text("".join(sections[k] for k in sections))
+    return text

@@ -1,0 +1,98 @@
+"""Predictions, thumbnails, persistence and drag-and-drop of the main window."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+
+from segcore import io
+
+from .conftest import N_IMAGES, make_window
+
+
+def test_worker_predicts_the_shown_image_with_a_real_model(qtbot, demo_dir, tiny_model):
+    window = make_window(qtbot, demo_dir)
+    stem = window.current_stem()
+    project = window.session.project
+    qtbot.waitUntil(lambda: window.canvas.prediction() is not None, timeout=60000)
+    assert project.prediction_path(stem).is_file()
+    assert project.record(stem).status.value == "predicted"
+    assert io.read_mask(project.prediction_path(stem)).shape == window.canvas.mask().shape
+    assert window.status.model.text() == "tiny test model"
+    assert window.status.device.text() == "CPU"
+    window.close()
+
+
+def test_prediction_prefetches_next_images_and_switching_never_waits(window, qtbot, fake_model):
+    project = window.session.project
+    stems = window.image_list.model.stems()
+    qtbot.waitUntil(lambda: all(project.prediction_path(s).is_file() for s in stems), timeout=10000)
+    n_calls = len(fake_model.calls)
+    window.actions.next_image.trigger()
+    window.actions.previous_image.trigger()
+    assert window.canvas.prediction() is not None  # loaded from disk, not predicted again
+    assert len(fake_model.calls) == n_calls
+    qtbot.waitUntil(lambda: window.image_list.model.record_at(1).status.value == "predicted")
+
+
+def test_crf_toggle_re_refines_the_current_image(window, qtbot, fake_model):
+    qtbot.waitUntil(lambda: len(fake_model.calls) == N_IMAGES, timeout=10000)
+    calls = len(fake_model.calls)
+    current = window.current_stem()
+    with qtbot.waitSignal(window.session.worker.predicted, timeout=20000,
+                          check_params_cb=lambda stem, *_: stem == current):
+        window.actions.crf.setChecked(True)
+    assert "CRF on" in window.status.crf.text()
+    assert len(fake_model.calls) == calls  # probabilities cached, only the CRF ran
+
+
+def test_thumbnails_are_cached_on_disk(window, qtbot):
+    thumbs = window.session.project.state_dir / "thumbs"
+    qtbot.waitUntil(lambda: len(list(thumbs.glob("*.png"))) == N_IMAGES, timeout=10000)
+    stem = window.image_list.model.stems()[0]
+    qtbot.waitUntil(lambda: window.thumbs.pixmap(stem) is not None)
+    assert max(window.thumbs.pixmap(stem).width(), window.thumbs.pixmap(stem).height()) <= 96
+
+
+def test_settings_persist_across_windows(qtbot, demo_dir, fake_model):
+    window = make_window(qtbot, demo_dir)
+    window.canvas.set_brush_size(33)
+    window.actions.show_boundary.setChecked(True)
+    window.image_list.set_sort("attention")
+    window.set_theme("light")
+    window.tools_dock.hide()
+    window.close()
+    again = make_window(qtbot)
+    assert again.canvas.brush_size() == 33
+    assert again.canvas.layer_visible("boundary")
+    assert again.image_list.model.sort_key == "attention"
+    assert again.settings.theme() == "light"
+    assert again.settings.recent_projects()[0] == str(demo_dir.resolve())
+    assert again.settings.last_project() == str(demo_dir.resolve())
+    assert again.tools_dock.isHidden() and not again.images_dock.isHidden()  # dock state
+    again.tools_dock.show()
+    again.set_theme("dark")
+    again.close()
+
+
+def test_drop_a_folder_opens_it(qtbot, tmp_path, fake_model):
+    from segcore.demo import generate_demo_project
+
+    folder = generate_demo_project(tmp_path / "dropped", n_images=2, size=(64, 80), seed=5)
+    window = make_window(qtbot)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(folder))])
+    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime,
+                       Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
+    window.dropEvent(event)
+    assert window.session is not None and window.session.root == folder.resolve()
+    assert window.image_list.model.rowCount() == 2
+    window.close()
+
+
+def test_main_opens_demo_on_first_start(qtbot, monkeypatch, fake_model):
+    from app import main as app_main
+
+    folder = app_main.initial_folder(None, __import__("app.settings").settings.Settings())
+    assert folder is not None and folder.is_dir()
+    assert any(folder.glob("*.png"))

@@ -1,0 +1,206 @@
+"""Trainer (fast / full / fast+full), cancel, NaN guard, multi-class; loop.finetune and predict_project.
+
+Kept cheap: 64–96 px inputs, a handful of images, few epochs. The learning test uses the ImageNet
+MobileNetV2 backbone when it is in torchvision's cache (make test installs it).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from segcore import models
+from segcore.demo import generate_demo_project, load_ground_truth
+from segcore.errors import TrainingError
+from segcore.project import ImageStatus, Project
+from segcore.training import EpochReport, TrainCallbacks, TrainConfig, Trainer
+from segcore.training.data import augment
+from segcore.training.trainer import segmentation_loss
+from segcore.weights import MOBILENET_V2_FILE, hub_checkpoint_dir
+
+HAVE_IMAGENET = (hub_checkpoint_dir() / MOBILENET_V2_FILE).is_file()
+
+
+def _model(num_classes: int = 2, pretrained: bool = False):
+    torch.manual_seed(0)
+    return models.build("deeplabv3_mobilenet_v2", num_classes=num_classes, pretrained=pretrained,
+                        binary_bce=True)
+
+
+def _state(model) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def _unchanged(model, state) -> bool:
+    return all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
+
+
+def _blobs(n: int, seed: int = 0, size=(72, 88)) -> list[tuple[np.ndarray, np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        img = rng.integers(0, 70, (*size, 3)).astype(np.uint8)
+        mask = np.zeros(size, np.uint8)
+        cv2.circle(mask, (int(rng.integers(20, size[1] - 20)), int(rng.integers(20, size[0] - 20))),
+                   int(rng.integers(10, 18)), 1, -1)
+        img[mask == 1] = (210, 90, 60)
+        out.append((img, mask))
+    return out
+
+
+def _cfg(**kw) -> TrainConfig:
+    base = dict(mode="fast", epochs=1, input_size=64, batch_size=4, fast_views=2, seed=0)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+# ------------------------------------------------------------------ data and loss
+def test_augment_shapes_and_padding():
+    rng = np.random.default_rng(0)
+    img = np.full((50, 100, 3), 200, np.uint8)
+    mask = np.ones((50, 100), np.uint8)
+    a, m = augment(img, mask, 64, rng, identity=True)
+    assert a.shape == (64, 64, 3) and m.shape == (64, 64)
+    assert (m[:32] == 1).all() and (m[32:] == 255).all()  # aspect kept, padding ignored
+    for _ in range(10):
+        a, m = augment(img, mask, 64, rng, scale_range=(0.5, 2.0))
+        assert a.shape == (64, 64, 3) and m.shape == (64, 64) and set(np.unique(m)) <= {1, 255}
+
+
+def test_loss_ignores_255_and_supports_ce():
+    logits = torch.zeros(1, 1, 4, 4)
+    labels = torch.full((1, 4, 4), 255, dtype=torch.long)
+    labels[0, 0, 0] = 1
+    assert segmentation_loss(logits, labels).item() == pytest.approx(np.log(2), rel=1e-5)
+    ce = segmentation_loss(torch.zeros(1, 12, 2, 2), torch.tensor([[[0, 11], [255, 3]]]))
+    assert ce.item() == pytest.approx(np.log(12), rel=1e-5)
+
+
+# ------------------------------------------------------------------ learning
+def test_trainer_raises_heldout_iou_on_demo(tmp_path):
+    root = generate_demo_project(tmp_path / "demo", n_images=8, size=(96, 128), seed=3)
+    project = Project.open(root)
+    pairs = [(project.load_image(s), (load_ground_truth(root, s) > 0).astype(np.uint8), s)
+             for s in project.stems()]
+    project.close()
+    model = _model(pretrained=HAVE_IMAGENET)
+    before = _state(model)
+    reports: list[EpochReport] = []
+    cfg = _cfg(mode="fast", epochs=12, input_size=96, fast_views=4, lr_head=3e-3)
+    result = Trainer(model, cfg, TrainCallbacks(on_epoch=reports.append)).fit(pairs[:6], pairs[6:])
+    from segcore.training import evaluate_pairs
+    start_iou, _ = evaluate_pairs(model, pairs[6:], 96)
+    assert _unchanged(model, before)
+    assert result.stopped_reason == "epochs done" and len(reports) == 12
+    assert reports[-1].train_loss < reports[0].train_loss
+    assert result.val_iou is not None and result.val_iou > start_iou + 0.1
+    assert 0.0 <= result.val_biou <= 1.0
+
+
+def test_full_mode_trains_all_but_encoder_bn():
+    model = _model()
+    before = _state(model)
+    result = Trainer(model, _cfg(mode="full", epochs=1, batch_size=4)).fit(_blobs(4), _blobs(1, seed=9))
+    trained = result.model
+    assert _unchanged(model, before)
+    changed = [k for k, v in trained.state_dict().items() if not torch.equal(v, before[k])]
+    assert any(k.startswith("encoder") and k.endswith("weight") for k in changed)
+    assert any(k.startswith("decoder") for k in changed)
+    enc_bn = [k for k in before if k.startswith("encoder") and ("running_mean" in k or "running_var" in k)]
+    assert enc_bn and not [k for k in enc_bn if k in changed]
+    assert result.history[-1].phase == "full" and result.history[-1].val_iou is not None
+
+
+def test_fast_full_runs_both_phases_and_time_budget():
+    result = Trainer(_model(), _cfg(mode="fast+full", epochs=1)).fit(_blobs(3), [])
+    assert [r.phase for r in result.history] == ["fast", "full"]
+    assert result.history[-1].val_iou is None  # no held-out pairs
+    timed = Trainer(_model(), _cfg(mode="fast", epochs=None, time_budget_s=1.0)).fit(_blobs(3), [])
+    assert timed.stopped_reason == "time budget reached" and timed.model is not None
+
+
+def test_multiclass_twelve_classes():
+    rng = np.random.default_rng(1)
+    colours = rng.integers(0, 255, (12, 3))
+    pairs = []
+    for _ in range(4):
+        mask = np.zeros((64, 64), np.uint8)
+        for c in rng.choice(np.arange(1, 12), 4, replace=False):
+            y, x = rng.integers(0, 48, 2)
+            mask[y:y + 16, x:x + 16] = c
+        pairs.append((colours[mask].astype(np.uint8), mask))
+    model = models.build("deeplabv3_mobilenet_v2", num_classes=12, pretrained=False)
+    assert model.out_channels == 12
+    result = Trainer(model, _cfg(mode="fast", epochs=4, lr_head=3e-3)).fit(pairs[:3], pairs[3:])
+    losses = [r.train_loss for r in result.history]
+    assert losses[-1] < losses[0]
+    assert 0.0 <= result.val_iou <= 1.0 and 0.0 <= result.val_biou <= 1.0
+    assert result.model.forward_head(result.model.forward_features(torch.zeros(1, 3, 64, 64)),
+                                     (64, 64)).shape == (1, 12, 64, 64)
+
+
+# ------------------------------------------------------------------ cancel and NaN
+@pytest.mark.parametrize("mode", ["fast", "full"])
+def test_cancel_stops_within_one_step_and_keeps_model(mode):
+    model = _model()
+    before = _state(model)
+    steps: list[int] = []
+    trainer = Trainer(model, _cfg(mode=mode, epochs=50, batch_size=1))
+
+    def on_step(step: int, total: int, loss: float) -> None:
+        steps.append(step)
+        trainer.cancel()
+
+    trainer.callbacks = TrainCallbacks(on_step=on_step)
+    result = trainer.fit(_blobs(4), _blobs(1))
+    assert result.cancelled and result.model is None and steps == [1]
+    assert _unchanged(model, before)
+
+
+def test_cancel_from_another_thread():
+    event = threading.Event()
+    started = threading.Event()
+    trainer = Trainer(_model(), _cfg(mode="full", epochs=1000, batch_size=1), cancel_event=event,
+                      callbacks=TrainCallbacks(on_step=lambda *a: started.set()))
+    out: dict = {}
+    thread = threading.Thread(target=lambda: out.setdefault("r", trainer.fit(_blobs(2), [])))
+    thread.start()
+    assert started.wait(120)
+    event.set()
+    thread.join(120)
+    assert not thread.is_alive() and out["r"].cancelled
+
+
+def test_nan_loss_stops_with_clear_reason():
+    model = _model()
+    before = _state(model)
+    calls = {"n": 0}
+
+    def bad_loss(logits, labels):
+        calls["n"] += 1
+        loss = segmentation_loss(logits, labels)
+        return loss * float("nan") if calls["n"] >= 2 else loss
+
+    with pytest.raises(TrainingError, match=r"loss became nan at step 2.*previous model is unchanged"):
+        Trainer(model, _cfg(mode="full", epochs=5, batch_size=1), loss_fn=bad_loss).fit(_blobs(3), [])
+    assert _unchanged(model, before)
+
+
+def test_exploding_learning_rate_is_caught():
+    cfg = _cfg(mode="fast", epochs=20, optimizer="sgd", lr_head=1e30, batch_size=2)
+    with pytest.raises(TrainingError, match="loss became (nan|inf)"):
+        Trainer(_model(), cfg).fit(_blobs(4), [])
+
+
+def test_bad_input_is_reported():
+    with pytest.raises(TrainingError, match="no training images"):
+        Trainer(_model(), _cfg()).fit([], [])
+    img, mask = _blobs(1)[0]
+    with pytest.raises(TrainingError, match="does not match"):
+        Trainer(_model(), _cfg()).fit([(img, mask[:10])], [])
+    with pytest.raises(ValueError, match="mode"):
+        TrainConfig(mode="medium").validate()
