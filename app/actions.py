@@ -43,6 +43,9 @@ SPECS: tuple[ActionSpec, ...] = (
     ActionSpec("accept_prediction", "&Accept Prediction", "Edit",
                "Copy the model's prediction into this image's mask (undoable)",
                ("Ctrl+Return", "A"), "accept"),
+    ActionSpec("clear_mask", "&Clear Mask", "Edit",
+               "Erase the whole mask of this image (undoable), e.g. to start from scratch",
+               ("Ctrl+Backspace",), "eraser"),
     # Tools
     ActionSpec("tool_brush", "&Brush", "Tools", "Paint the active class", ("B",), "brush",
                checkable=True, checked=True, group="tool"),

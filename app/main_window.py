@@ -23,6 +23,7 @@ from .canvas import MaskCanvas
 from .navigation import Navigator
 from .panels.banner import Banner
 from .panels.crf_popover import CRFPopover
+from .panels.dialogs import RecentMenu, ask_mask_resize
 from .panels.image_list import ImageListPanel
 from .panels.pages import MessagePage
 from .panels.shortcuts_dialog import ShortcutsDialog
@@ -32,6 +33,7 @@ from .resources import app_icon
 from .session import Session
 from .settings import Settings
 from .tool_state import restore_tool_state, save_tool_state
+from .wiring import connect_window
 from .workers.thumbnails import ThumbnailProvider
 
 TOOLBAR = ("open_folder", None, "previous_image", "next_image", "next_unlabelled", None, "undo",
@@ -65,11 +67,12 @@ class MainWindow(QMainWindow):
         self.nav = Navigator(self)
         self._build_menus()
         self._build_toolbar()
-        self.ask_mask_resize = self._ask_mask_resize
-        self._connect()
+        self.ask_mask_resize = lambda stem, m, i: ask_mask_resize(self, stem, m, i)
+        connect_window(self)
         restore_tool_state(self)
         self.crf_popover.set_params(self.crf_params)
         self.resize(1400, 900)
+        self.resizeDocks([self.images_dock, self.tools_dock], [290, 300], Qt.Orientation.Horizontal)
         self.settings.restore_window(self)
         self._set_project_actions(False)
 
@@ -112,13 +115,15 @@ class MainWindow(QMainWindow):
         a = self.actions
         file_menu = self.menus["File"]
         file_menu.addActions([a.open_folder, a.open_demo])
-        self.recent_menu = file_menu.addMenu("Open &Recent")
+        self.recent_menu = RecentMenu(self.settings.recent_projects, self.open_project,
+                                      self.settings.clear_recent_projects, file_menu)
+        file_menu.addMenu(self.recent_menu)
         file_menu.addSeparator()
         file_menu.addAction(a.quit)
         edit = self.menus["Edit"]
         edit.addActions([a.undo, a.redo])
         edit.addSeparator()
-        edit.addAction(a.accept_prediction)
+        edit.addActions([a.accept_prediction, a.clear_mask])
         self.menus["Tools"].addActions(a.in_menu("Tools"))
         view = self.menus["View"]
         view.addActions([a.fit, a.zoom_actual])
@@ -132,7 +137,6 @@ class MainWindow(QMainWindow):
             self.panels_menu.addAction(dock.toggleViewAction())
         self.menus["Image"].addActions(a.in_menu("Image"))
         self.menus["Help"].addActions([a.shortcuts, a.about])
-        self._update_recent_menu()
 
     def _build_toolbar(self) -> None:
         bar = QToolBar("Main toolbar", self)
@@ -146,50 +150,6 @@ class MainWindow(QMainWindow):
                 bar.addAction(self.actions[name])
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
         self.toolbar = bar
-
-    def _connect(self) -> None:
-        a, c, t = self.actions, self.canvas, self.tools
-        a.open_folder.triggered.connect(self.choose_folder)
-        self.empty_page.button.clicked.connect(self.choose_folder)
-        a.open_demo.triggered.connect(self.open_demo)
-        a.quit.triggered.connect(self.close)
-        a.undo.triggered.connect(self.undo_group.undo)
-        a.redo.triggered.connect(self.undo_group.redo)
-        self.undo_group.canUndoChanged.connect(a.undo.setEnabled)
-        self.undo_group.canRedoChanged.connect(a.redo.setEnabled)
-        c.undoStackChanged.connect(self._set_undo_stack)
-        a.accept_prediction.triggered.connect(c.accept_prediction)
-        for tool in ("brush", "eraser", "fill", "pan"):
-            a[f"tool_{tool}"].triggered.connect(lambda _=False, n=tool: c.set_tool(n))
-        c.toolChanged.connect(lambda n: a[f"tool_{n}"].setChecked(True))
-        a.brush_smaller.triggered.connect(lambda: c.set_brush_size(c.brush_size() - max(1, round(c.brush_size() * .1))))
-        a.brush_larger.triggered.connect(lambda: c.set_brush_size(c.brush_size() + max(1, round(c.brush_size() * .1))))
-        c.brushSizeChanged.connect(t.set_brush_size)
-        t.brushSizeChanged.connect(c.set_brush_size)
-        t.classChanged.connect(c.set_active_class)
-        t.opacityChanged.connect(c.set_mask_opacity)
-        t.boundaryWidthChanged.connect(c.set_boundary_width)
-        a.fit.triggered.connect(c.fit_to_view)
-        a.zoom_actual.triggered.connect(c.zoom_actual)
-        for layer in ("mask", "boundary", "diff"):
-            a[f"show_{layer}"].toggled.connect(getattr(c, f"set_{layer}_visible"))
-        c.layerVisibilityChanged.connect(lambda n, v: a[f"show_{n}"].setChecked(v))
-        c.zoomChanged.connect(self.status.set_zoom)
-        c.cursorMoved.connect(self.status.set_pixel)
-        a.theme_dark.triggered.connect(lambda: self.set_theme("dark"))
-        a.theme_light.triggered.connect(lambda: self.set_theme("light"))
-        a.next_image.triggered.connect(self.nav.next)
-        a.previous_image.triggered.connect(self.nav.previous)
-        a.next_unlabelled.triggered.connect(self.nav.next_unlabelled)
-        a.predict_again.triggered.connect(lambda: self.session and self.session.request_predictions(True))
-        a.crf.toggled.connect(self._crf_toggled)
-        a.crf_settings.triggered.connect(lambda: self.crf_popover.popup_at(self.tools.crf_settings_button))
-        self.crf_popover.paramsChanged.connect(self._crf_params_changed)
-        a.shortcuts.triggered.connect(self.show_shortcuts)
-        a.about.triggered.connect(self._about)
-        self.image_list.stemActivated.connect(self.show_stem)
-        self.thumbs.failed.connect(self._thumb_failed)
-        self.recent_menu.aboutToShow.connect(self._update_recent_menu)
 
     # -- projects ---------------------------------------------------------------------------
     def choose_folder(self) -> None:
@@ -211,7 +171,8 @@ class MainWindow(QMainWindow):
             QMessageBox.warning(self, "Cannot open folder", f"{folder}\n\n{exc}")
             return False
         self.close_project()
-        self.session = session = Session(project, self.canvas, self.ask_mask_resize, self)
+        self.status.set_model("model: loading…")
+        self.session = session = Session(project, self.canvas, lambda *q: self.ask_mask_resize(*q), self)
         session.order = self.image_list.model.stems
         session.shown.connect(self._shown)
         session.showFailed.connect(self._show_failed)
@@ -266,7 +227,7 @@ class MainWindow(QMainWindow):
             self.canvas.set_tool("pan")
         else:
             self.banner.hide()
-        for name in ("tool_brush", "tool_eraser", "tool_fill", "accept_prediction"):
+        for name in ("tool_brush", "tool_eraser", "tool_fill", "accept_prediction", "clear_mask"):
             self.actions[name].setEnabled(not ro)
         self.status.set_save_state("read-only" if ro else "saved")
 
@@ -295,10 +256,14 @@ class MainWindow(QMainWindow):
         self.image_list.select_stem(stem)
         if self.session and self.session.read_only and self.canvas.tool() != "pan":
             self.canvas.set_tool("pan")
-        name = self.session.project.image_path(stem).name if self.session else stem
-        self.setWindowTitle(f"{name} — {self.session.root.name if self.session else ''} — SegLoop")
+        if self.session is not None:
+            name = self.session.project.image_path(stem).name
+            h, w = self.canvas.mask().shape[:2]
+            self.status.set_image_info(name, w, h)
+            self.setWindowTitle(f"{name} — {self.session.root.name} — SegLoop")
 
     def _show_failed(self, stem: str, message: str) -> None:
+        self.status.set_image_info(None)
         self.image_list.select_stem(stem)
         self.error_page.set_text("This image cannot be read", message)
         self.stack.setCurrentWidget(self.error_page)
@@ -358,37 +323,6 @@ class MainWindow(QMainWindow):
         self.shortcuts_dialog = ShortcutsDialog(self.actions, self)
         self.shortcuts_dialog.show()
         return self.shortcuts_dialog
-
-    def _about(self) -> None:
-        import segcore
-
-        QMessageBox.about(self, "About SegLoop",
-                          f"<b>SegLoop {segcore.__version__}</b><br>Predict, correct by brush, "
-                          "fine-tune, predict better.<br>MIT licence.")
-
-    def _ask_mask_resize(self, stem: str, mask_hw: tuple, image_hw: tuple) -> bool:
-        box = QMessageBox(QMessageBox.Icon.Warning, "Mask size differs from image",
-                          f"The mask of “{stem}” is {mask_hw[1]}×{mask_hw[0]} px but the image "
-                          f"is {image_hw[1]}×{image_hw[0]} px.", parent=self)
-        box.setInformativeText("Resize the mask to the image (nearest neighbour) and save it, "
-                               "or ignore the mask file for now?")
-        resize = box.addButton("Resize mask", QMessageBox.ButtonRole.AcceptRole)
-        box.addButton("Ignore", QMessageBox.ButtonRole.RejectRole)
-        box.exec()
-        return box.clickedButton() is resize
-
-    def _update_recent_menu(self) -> None:
-        self.recent_menu.clear()
-        recent = self.settings.recent_projects()
-        for folder in recent:
-            act = self.recent_menu.addAction(folder)
-            act.setToolTip(f"Open {folder}")
-            act.triggered.connect(lambda _=False, f=folder: self.open_project(f))
-        if not recent:
-            self.recent_menu.addAction("(none)").setEnabled(False)
-        else:
-            self.recent_menu.addSeparator()
-            self.recent_menu.addAction("Clear list", self.settings.clear_recent_projects)
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
         if _dropped_folder(event) is not None:

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtWidgets import QApplication
 
 from segcore import io
 from segcore.project import Project
@@ -61,6 +62,8 @@ class Session(QObject):
         self.worker.busyChanged.connect(self.predictionBusy)
         canvas.strokeFinished.connect(self._stroke_finished)
         self._closed = False
+        self._image: np.ndarray | None = None
+        self.worker.start_loading()
 
     @property
     def read_only(self) -> bool:
@@ -89,7 +92,8 @@ class Session(QObject):
         prediction = self.project.load_prediction(stem)
         if prediction is not None and prediction.shape != image.shape[:2]:
             prediction = None
-        self.canvas.set_image(stem, image, mask, prediction)
+        self._image = image
+        self._put_on_canvas(stem, mask, prediction)
         if size[0] * size[1] > HUGE_PIXELS:
             self.message.emit(f"⚠ {self.project.image_path(stem).name} is huge "
                               f"({size[1]}×{size[0]} = {size[0] * size[1] / 1e6:.0f} MP): "
@@ -97,6 +101,37 @@ class Session(QObject):
         self.shown.emit(stem)
         self.request_predictions()
         return True
+
+    def _put_on_canvas(self, stem: str, mask: np.ndarray | None,
+                       prediction: np.ndarray | None) -> None:
+        """Without a corrected mask the prediction is the starting mask: visible with the mask
+        and boundary layers and corrected in place. It is written to masks/ (status
+        'corrected') only when the user edits or accepts it."""
+        if mask is None and prediction is not None:
+            mask = prediction.copy()
+        self.canvas.set_image(stem, self._image, mask, prediction)
+
+    def accept_prediction(self) -> None:
+        """Make the prediction this image's mask (one undoable edit, or a plain save when the
+        starting mask already is the prediction)."""
+        prediction = self.canvas.prediction()
+        stem = self.canvas.current_stem()
+        if prediction is None or stem is None or self.read_only:
+            return
+        if np.array_equal(self.canvas.mask(), prediction):
+            self.saver.schedule(stem, self.canvas.mask().copy())
+        else:
+            self.canvas.accept_prediction()
+
+    def clear_mask(self) -> None:
+        """Set every pixel to background as one undoable edit (saved like a stroke)."""
+        doc = self.canvas.document() if hasattr(self.canvas, "document") else None
+        if doc is None or self.read_only:
+            return
+        rect = doc.replace_all(np.zeros_like(self.canvas.mask()))
+        if rect is not None:
+            self.canvas.refresh(rect)
+            self.canvas.commit_edit(rect, "Clear mask")
 
     def _load_mask(self, stem: str, image_hw: tuple[int, int]) -> np.ndarray | None:
         path = self.project.mask_path(stem)
@@ -155,7 +190,13 @@ class Session(QObject):
         if self._closed:
             return
         if stem == self.current and stem == self.canvas.current_stem():
-            self.canvas.set_prediction(mask)
+            untouched = (not self.canvas.has_edits() and self.saver.pending_mask(stem) is None
+                         and not self.project.mask_path(stem).is_file()
+                         and QApplication.mouseButtons() == Qt.MouseButton.NoButton)
+            if untouched and self._image is not None:
+                self._put_on_canvas(stem, None, mask)  # show it as the starting mask
+            else:
+                self.canvas.set_prediction(mask)
         self.recordChanged.emit(stem)
         if self.project.mask_path(stem).is_file():
             self.metrics.schedule(self.project, stem)

@@ -220,9 +220,10 @@ def _cmd_versions(args: argparse.Namespace) -> int:
         store = ModelStore(project)
         if args.activate is not None:
             store.activate(args.activate)
-            print(f"version {args.activate} is now active")
+            print(f"version {args.activate} is now active", file=sys.stderr if args.json else sys.stdout)
         elif args.rollback:
-            print(f"rolled back: version {store.rollback()} is now active")
+            print(f"rolled back: version {store.rollback()} is now active",
+                  file=sys.stderr if args.json else sys.stdout)
         rows = store.versions()
     except SegLoopError as exc:
         return _err("versions", exc)

@@ -26,6 +26,7 @@ memory with 64-px tiles does a SegLoopError reach the caller.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
@@ -157,7 +158,8 @@ class Predictor:
 
     def _forward(self, batch: torch.Tensor) -> torch.Tensor:
         """Normalised (N,3,h,w) on device → logits float32 (N,out_channels,h,w)."""
-        with torch.inference_mode(), torch.autocast(self.device.type, enabled=self.amp):
+        amp = torch.autocast("cuda", dtype=torch.float16) if self.amp else contextlib.nullcontext()
+        with torch.inference_mode(), amp:
             return self._runner(batch).float()
 
     def _to_tensor(self, image: np.ndarray) -> torch.Tensor:

@@ -84,10 +84,11 @@ def model_meta(model: nn.Module) -> dict[str, Any]:
         "std": list(getattr(model, "std", (0.229, 0.224, 0.225))),
         "torch_version": torch.__version__,
     }
-    init = getattr(model, "meta", None)
-    if isinstance(init, dict) and init:
-        meta["init"] = init
-        if "weights_source" in init:
+    record = getattr(model, "meta", None)
+    if isinstance(record, dict) and record:
+        init = record.get("init", record)
+        meta["init"] = record
+        if isinstance(init, dict) and "weights_source" in init:
             meta["weights_source"] = init["weights_source"]
     return meta
 

@@ -131,10 +131,10 @@ def metrics_text(record: ImageRecord) -> str:
     if _status(record) == "error":
         return "cannot be read"
     if record.iou is not None:
-        biou = f"  BIoU {record.biou:.2f}" if record.biou is not None else ""
+        biou = f" · BIoU {record.biou:.2f}" if record.biou is not None else ""
         return f"IoU {record.iou:.2f}{biou}"
     if record.uncertainty is not None:
-        return f"uncertainty {record.uncertainty:.2f}"
+        return f"uncert. {record.uncertainty:.2f}"
     return ""
 
 

@@ -19,7 +19,7 @@ class ShortcutsDialog(QDialog):
     def __init__(self, actions: Actions, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Keyboard Shortcuts")
-        self.resize(620, 560)
+        self.resize(900, 620)
         rows: list[tuple[str, str, str, str]] = []
         for spec, action in actions.all():
             keys = ", ".join(s.toString(QKeySequence.SequenceFormat.NativeText)
@@ -35,6 +35,8 @@ class ShortcutsDialog(QDialog):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setAlternatingRowColors(True)
+        self.table.setShowGrid(False)
+        self.table.setWordWrap(True)
         header = self.table.horizontalHeader()
         for c in range(3):
             header.setSectionResizeMode(c, QHeaderView.ResizeMode.ResizeToContents)

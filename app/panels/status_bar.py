@@ -55,6 +55,11 @@ class StatusBar(QStatusBar):
         self.spinner = Spinner()
         self.work_label = QLabel()
         self.work_label.setObjectName("statusMessage")
+        self.image_info = QLabel()
+        self.image_info.setObjectName("statusMessage")
+        self.image_info.setToolTip("The image on the canvas: file name and size (width × height)")
+        row.addWidget(self.image_info)
+        row.addSpacing(12)
         row.addWidget(self.spinner)
         row.addWidget(self.work_label)
         self.addWidget(work)
@@ -66,13 +71,14 @@ class StatusBar(QStatusBar):
         self.save = self._field("Save state of your corrections (written automatically)")
         self.set_pixel(None, None)
         self.set_zoom(1.0)
-        self.set_device("device: …")
-        self.set_model("model: …")
+        self.set_device("device: loading…")
+        self.set_model("model: loading…")
         self.set_crf(False)
         self.set_save_state("saved")
 
     def _field(self, tip: str, min_width: int = 0) -> QLabel:
         label = QLabel()
+        label.setObjectName("statusField")
         label.setToolTip(tip)
         if min_width:
             label.setMinimumWidth(min_width)
@@ -82,6 +88,9 @@ class StatusBar(QStatusBar):
     def set_work(self, text: str | None) -> None:
         self.spinner.set_active(bool(text))
         self.work_label.setText(text or "")
+
+    def set_image_info(self, name: str | None, width: int = 0, height: int = 0) -> None:
+        self.image_info.setText(f"{name}  ·  {width} × {height}" if name else "")
 
     def set_pixel(self, x: int | None, y: int | None) -> None:
         self.pixel.setText("x –, y –" if x is None else f"x {x}, y {y}")
@@ -101,4 +110,5 @@ class StatusBar(QStatusBar):
     def set_save_state(self, state: str) -> None:
         problem = state.startswith("unsaved") or state.startswith("read-only")
         self.save.setText(("⚠ " if problem else "✓ " if state == "saved" else "") + state)
-        self.save.setStyleSheet("color: #e0474c; font-weight: 600;" if problem else "")
+        self.save.setStyleSheet("QLabel#statusField { color: #e0474c; font-weight: 600; }"
+                                if problem else "")

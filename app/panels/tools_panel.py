@@ -62,7 +62,7 @@ class ToolsPanel(QWidget):
 
     # -- sections ---------------------------------------------------------------------------
     def _tools_box(self) -> QGroupBox:
-        box = QGroupBox("Tools")
+        box = QGroupBox("Paint")
         grid = QGridLayout(box)
         grid.setSpacing(4)
         for i, name in enumerate(("tool_brush", "tool_eraser", "tool_fill", "tool_pan")):
@@ -108,8 +108,11 @@ class ToolsPanel(QWidget):
         return box
 
     def _diff_legend(self) -> QLabel:
-        label = QLabel("<span style='color:#22c55e'>■</span> added "
-                       "<span style='color:#f43f5e'>■</span> removed")
+        from ..canvas.layers import DIFF_ADDED_COLOR, DIFF_REMOVED_COLOR
+
+        added, removed = (QColor(*DIFF_ADDED_COLOR).name(), QColor(*DIFF_REMOVED_COLOR).name())
+        label = QLabel(f"<span style='color:{added}'>■</span> added "
+                       f"<span style='color:{removed}'>■</span> removed")
         label.setObjectName("sectionHint")
         label.setToolTip("Diff colours: pixels added to / removed from the prediction")
         return label

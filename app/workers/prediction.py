@@ -110,6 +110,11 @@ class PredictionWorker(QThread):
             self._probs.clear()
             self._cond.notify()
 
+    def start_loading(self) -> None:
+        """Start the thread (and the model load) before the first request."""
+        if not self.isRunning():
+            self.start(QThread.Priority.LowPriority)
+
     def pending(self) -> int:
         with self._cond:
             return len(self._queue)
@@ -130,6 +135,7 @@ class PredictionWorker(QThread):
 
     # -- worker thread ----------------------------------------------------------------------
     def run(self) -> None:
+        self._ensure_model()  # load at once: device and version show up even with no work
         while True:
             with self._cond:
                 while not self._stop and (not self._queue or self._model_error):

@@ -291,7 +291,8 @@ class Trainer:
         sampler = self._sampler(dataset)
         per_rank = math.ceil(len(dataset) / self.world)
         batch = min(cfg.batch_size, per_rank)
-        loader = DataLoader(dataset, batch_size=batch, sampler=sampler, drop_last=True,
+        # keep every sample, except a last batch of one (BatchNorm cannot train on it)
+        loader = DataLoader(dataset, batch_size=batch, sampler=sampler, drop_last=per_rank % batch == 1,
                             num_workers=cfg.num_workers, collate_fn=collate)
         return loader, sampler, batch
 

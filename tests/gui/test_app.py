@@ -84,12 +84,31 @@ def test_close_flushes_pending_saves(qtbot, demo_dir, fake_model):
     np.testing.assert_array_equal(io.read_mask(project_mask), painted)
 
 
-def test_accept_prediction_makes_the_mask(window, qtbot):
+def test_prediction_is_the_starting_mask_and_accept_saves_it(window, qtbot):
+    canvas = window.canvas
+    stem = window.current_stem()
+    qtbot.waitUntil(lambda: canvas.prediction() is not None, timeout=10000)
+    np.testing.assert_array_equal(canvas.mask(), canvas.prediction())  # shown, editable
+    assert not window.session.project.mask_path(stem).exists()  # not a correction yet
+    window.actions.accept_prediction.trigger()
+    window.session.saver.flush()
+    np.testing.assert_array_equal(io.read_mask(window.session.project.mask_path(stem)),
+                                  canvas.prediction())
+    qtbot.waitUntil(lambda: window.session.project.record(stem).status.value == "corrected")
+
+
+def test_accept_prediction_after_edits_is_one_undoable_edit(window, qtbot):
     canvas = window.canvas
     qtbot.waitUntil(lambda: canvas.prediction() is not None, timeout=10000)
+    QTest.keyClick(window, Qt.Key.Key_E)  # eraser
+    with qtbot.waitSignal(canvas.strokeFinished):
+        drag(canvas, [(0, 0), (127, 95)])
+    assert not np.array_equal(canvas.mask(), canvas.prediction())
     with qtbot.waitSignal(canvas.strokeFinished):
         window.actions.accept_prediction.trigger()
     np.testing.assert_array_equal(canvas.mask(), canvas.prediction())
+    QTest.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert not np.array_equal(canvas.mask(), canvas.prediction())
 
 
 def test_filter_and_sort_the_list(window, qtbot):
@@ -140,3 +159,18 @@ def test_layer_and_tool_shortcuts_reach_the_canvas(window):
     QTest.keyClick(window, Qt.Key.Key_BracketRight)
     assert window.canvas.brush_size() > size
     assert window.tools.brush_spin.value() == window.canvas.brush_size()
+
+
+def test_clear_mask_is_undoable_and_saved(window, qtbot):
+    canvas = window.canvas
+    stem = window.current_stem()
+    with qtbot.waitSignal(canvas.strokeFinished):
+        drag(canvas, [(20, 20), (60, 60)])
+    painted = canvas.mask().copy()
+    with qtbot.waitSignal(canvas.strokeFinished):
+        window.actions.clear_mask.trigger()
+    assert not canvas.mask().any()
+    window.session.saver.flush()
+    assert not io.read_mask(window.session.project.mask_path(stem)).any()
+    QTest.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    np.testing.assert_array_equal(canvas.mask(), painted)

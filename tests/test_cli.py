@@ -1,0 +1,132 @@
+"""segloop-cli: eval numbers on a model with known predictions, predict, train, versions, help."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from segcore import metrics, models
+from segcore.cli import Progress, build_parser, main
+from segcore.io import read_mask, write_mask
+from segcore.project import Project
+from segcore.versions import ModelStore, save_checkpoint
+
+
+def _folder(tmp_path, n=3, size=(48, 64)):
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        img = rng.integers(0, 255, (*size, 3)).astype(np.uint8)
+        mask = np.zeros(size, np.uint8)
+        cv2.rectangle(mask, (5 + i * 3, 6), (30 + i * 5, 30), 1, -1)
+        cv2.imwrite(str(images / f"im{i}.png"), img[..., ::-1])
+        write_mask(masks / f"im{i}.png", mask)
+    return images, masks
+
+
+def _all_foreground_checkpoint(path):
+    """A model whose last decoder conv outputs +10 everywhere: every pixel predicted foreground."""
+    model = models.build("deeplabv3_mobilenet_v2", pretrained=False)
+    last = [m for m in model.decoder.modules() if isinstance(m, nn.Conv2d)][-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.fill_(10.0)
+    return save_checkpoint(path, model, {"classes": ["background", "foreground"]})
+
+
+def test_eval_json_matches_known_predictions(tmp_path, capsys):
+    images, masks = _folder(tmp_path)
+    ckpt = _all_foreground_checkpoint(tmp_path / "m.pt")
+    assert main(["eval", "--images", str(images), "--masks", str(masks), "--checkpoint", str(ckpt),
+                 "--json", "--input-size", "64", "--device", "cpu"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    gts = [read_mask(p) for p in sorted(masks.iterdir())]
+    fg = sum(int(g.sum()) for g in gts) / sum(g.size for g in gts)
+    assert got["images"] == 3
+    assert got["pa"] == pytest.approx(fg)
+    assert got["mpa"] == pytest.approx(0.5)
+    assert got["iou"] == pytest.approx([0.0, fg])
+    assert got["miou"] == pytest.approx(fg / 2)
+    assert got["fwiou"] == pytest.approx(fg * fg)
+    expected_biou = np.mean([metrics.boundary_iou(g, np.ones_like(g)) for g in gts])
+    assert got["biou"] == pytest.approx(expected_biou)
+
+
+def test_eval_table_and_predict(tmp_path, capsys):
+    images, masks = _folder(tmp_path, n=2)
+    ckpt = _all_foreground_checkpoint(tmp_path / "m.pt")
+    assert main(["eval", "--images", str(images), "--masks", str(masks), "--checkpoint", str(ckpt),
+                 "--input-size", "64"]) == 0
+    out = capsys.readouterr().out
+    for label in ("PA", "MPA", "mIoU", "FWIoU", "Boundary IoU", "IoU class 1"):
+        assert label in out
+    assert main(["predict", "--images", str(images), "--checkpoint", str(ckpt), "--out",
+                 str(tmp_path / "pred"), "--input-size", "64"]) == 0
+    pred = read_mask(tmp_path / "pred" / "im0.png")
+    assert pred.shape == (48, 64) and (pred == 1).all()
+
+
+def test_errors_are_clear(tmp_path, capsys):
+    assert main(["eval", "--images", str(tmp_path / "nope"), "--masks", str(tmp_path),
+                 "--checkpoint", str(tmp_path / "x.pt")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("segloop-cli eval: ") and "not found" in err
+    with pytest.raises(SystemExit):
+        main(["train", "--images", "x"])  # missing required arguments → argparse usage
+
+
+def test_versions_list_activate_rollback(tmp_path, capsys):
+    project = Project.open(tmp_path)
+    store = ModelStore(project)
+    model = models.build("deeplabv3_mobilenet_v2", pretrained=False)
+    v1 = store.save_version(model, {}, None, {"val_iou": 0.5, "val_biou": 0.2, "n_train": 3})
+    v2 = store.save_version(model, {}, v1, {"val_iou": 0.7, "val_biou": 0.3, "n_train": 5})
+    project.close()
+    assert main(["versions", "--project", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "0.700" in out and "0.500" in out and f"*    {v2}" in out
+    assert main(["versions", "--project", str(tmp_path), "--rollback"]) == 0
+    assert f"version {v1} is now active" in capsys.readouterr().out
+    assert main(["versions", "--project", str(tmp_path), "--activate", str(v2), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["active"] for r in rows] == [False, True]
+
+
+def test_train_writes_checkpoint(tmp_path, capsys):
+    images, masks = _folder(tmp_path, n=4)
+    out = tmp_path / "trained.pt"
+    assert main(["train", "--images", str(images), "--masks", str(masks), "--out", str(out),
+                 "--mode", "fast", "--epochs", "1", "--input-size", "64", "--batch-size", "2",
+                 "--no-pretrained"]) == 0
+    from segcore.versions import load_checkpoint
+    _, meta = load_checkpoint(out)
+    assert meta["data"]["held_out"] and len(meta["data"]["train"]) == 3
+    assert meta["metrics"]["val_iou"] is not None
+    assert "3 training images, 1 held out" in capsys.readouterr().err
+
+
+def test_help_has_examples_and_weights_is_kept():
+    parser = build_parser()
+    text = parser.format_help()
+    assert "examples:" in text and "segloop-cli eval" in text
+    sub = parser._subparsers._group_actions[0].choices
+    assert {"predict", "train", "eval", "versions", "weights"} <= set(sub)
+    assert "--time-budget" in sub["train"].format_help()
+
+
+def test_progress_bar_non_tty(capsys):
+    import io
+    stream = io.StringIO()
+    bar = Progress(20, "work", stream=stream)
+    for i in range(1, 21):
+        bar.update(i)
+    bar.close()
+    lines = stream.getvalue().splitlines()
+    assert 2 <= len(lines) <= 11 and "20/20" in lines[-1]
