@@ -41,7 +41,7 @@ class TrainConfig:
     freeze_bn: str = "auto"              # "auto": encoder BN always frozen in full mode, decoder BN
                                          # frozen when batch_size < min_bn_batch; "all"; "none"
     min_bn_batch: int = 4
-    scale_range: tuple[float, float] = (0.5, 2.0)
+    scale_range: tuple[float, float] = (1.0, 1.6)  # zoom-in only: views never contain padding
     hflip: bool = True
     vflip: bool = False
     color_jitter: float = 0.2            # brightness/contrast/saturation +- this fraction

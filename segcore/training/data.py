@@ -3,11 +3,15 @@
 Conventions
 - A pair is ``(image, mask)``: image HxWx3 uint8 RGB, mask HxW uint8 class indices (255 = ignore),
   or two paths read with segcore.io. Sizes must match.
-- Resize policy (same as segcore.inference): the image is resized, aspect kept, so its long side
-  is ``input_size``; augmentation then rescales that by s in ``scale_range``, pads (image: mean
-  colour, mask: 255 = ignored) and crops ``input_size`` x ``input_size``, flips, jitters colour.
-  Held-out images are resized (aspect kept) to long side ``input_size`` and their logits
-  upsampled to the full mask resolution.
+- Resize policy "stretch to a square" (same as segcore.inference with ``resize="stretch"``): the
+  whole image is resized, aspect NOT kept, to ``input_size`` x ``input_size``; logits are resized
+  back to the full image / mask resolution. Training views are random windows of the image (each
+  side = image side / s, s ~ U(scale_range) times a small aspect jitter; s > 1 zooms in) stretched
+  to ``input_size`` x ``input_size``, then flipped and colour-jittered. With s >= 1 a view never
+  contains padding; s < 1 (zoom out) pads with the mean colour / label 255 (ignored).
+  Why not "keep aspect, pad to a square": the ASPP image-pooling branch (global average → 1x1 conv
+  → BatchNorm) then sees padded squares in training and unpadded images at test time, a global
+  shift that made held-out IoU fall while the training loss fell (measured; see tests).
 - Labels are int64 tensors; the loss ignores 255.
 """
 
@@ -38,9 +42,9 @@ class PreparedPair:
 
 @dataclass
 class ValPair:
-    """A held-out pair: image with long side = input size, mask at full label resolution."""
+    """A held-out pair: image stretched to input_size x input_size, mask at full label resolution."""
 
-    image: np.ndarray        # hxwx3 uint8, max(h, w) == input_size
+    image: np.ndarray        # input_size x input_size x 3 uint8
     mask: np.ndarray         # HxW uint8 (original resolution)
     name: str
 
@@ -71,13 +75,17 @@ def fit_long_side(h: int, w: int, long_side: float) -> tuple[int, int]:
 
 
 def prepare_train_pairs(pairs: Sequence[Any], input_size: int, max_scale: float) -> list[PreparedPair]:
-    """Shrink each pair so its long side is at most input_size*max_scale (never enlarges)."""
+    """Shrink each side of each pair to at most input_size*max_scale px (never enlarges).
+
+    Sides shrink independently: views are stretched to a square anyway, so this keeps exactly
+    the resolution augmentation can use and no more.
+    """
     out = []
-    limit = int(round(input_size * max_scale))
+    limit = max(1, int(round(input_size * max(max_scale, 1.0))))
     for i, pair in enumerate(pairs):
         image, mask, name = _load_pair(pair, i)
         h, w = mask.shape
-        nh, nw = fit_long_side(h, w, limit) if max(h, w) > limit else (h, w)
+        nh, nw = min(h, limit), min(w, limit)
         if (nh, nw) != (h, w):
             image = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
             mask = cv2.resize(mask, (nw, nh), interpolation=cv2.INTER_NEAREST)
@@ -85,14 +93,18 @@ def prepare_train_pairs(pairs: Sequence[Any], input_size: int, max_scale: float)
     return out
 
 
+def stretch_image(image: np.ndarray, size: int) -> np.ndarray:
+    """The inference view of an image: resized to size x size, aspect not kept (INTER_AREA down)."""
+    h, w = image.shape[:2]
+    interp = cv2.INTER_AREA if (h >= size and w >= size) else cv2.INTER_LINEAR
+    return cv2.resize(image, (size, size), interpolation=interp)
+
+
 def prepare_val_pairs(pairs: Sequence[Any], input_size: int) -> list[ValPair]:
     out = []
     for i, pair in enumerate(pairs):
         image, mask, name = _load_pair(pair, i)
-        h, w = fit_long_side(*image.shape[:2], input_size)
-        small = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA
-                           if max(image.shape[:2]) > input_size else cv2.INTER_LINEAR)
-        out.append(ValPair(small, mask.copy(), name))
+        out.append(ValPair(np.ascontiguousarray(stretch_image(image, input_size)), mask.copy(), name))
     return out
 
 
@@ -117,29 +129,37 @@ def _jitter(image: np.ndarray, amount: float, rng: np.random.Generator) -> np.nd
 
 
 def augment(image: np.ndarray, mask: np.ndarray, size: int, rng: np.random.Generator,
-            scale_range: tuple[float, float] = (0.5, 2.0), hflip: bool = True, vflip: bool = False,
+            scale_range: tuple[float, float] = (1.0, 1.6), hflip: bool = True, vflip: bool = False,
             color_jitter: float = 0.2, mean: Sequence[float] = (0.485, 0.456, 0.406),
-            identity: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """One augmented view → (size x size x 3 uint8, size x size uint8 with 255 = padding).
+            identity: bool = False, aspect_jitter: float = 0.15) -> tuple[np.ndarray, np.ndarray]:
+    """One augmented view → (size x size x 3 uint8, size x size uint8; 255 = padding, only if s < 1).
 
-    identity: long side resized to ``size`` and padded at the bottom/right, nothing else.
+    A window of the image (height h/sy, width w/sx with sy, sx = s * (1 +- aspect_jitter),
+    s ~ U(scale_range)) at a random position is stretched to size x size.
+    identity: the whole image stretched to size x size (the inference view), nothing else.
     """
-    s = 1.0 if identity else float(rng.uniform(*scale_range))
-    h, w = fit_long_side(*mask.shape, size * s)
-    interp = cv2.INTER_AREA if h < mask.shape[0] else cv2.INTER_LINEAR
-    img = cv2.resize(image, (w, h), interpolation=interp)
-    lab = cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST)
-    if h < size or w < size:
-        fill = tuple(int(round(m * 255)) for m in mean)
-        ph, pw = max(0, size - h), max(0, size - w)
-        img = cv2.copyMakeBorder(img, 0, ph, 0, pw, cv2.BORDER_CONSTANT, value=fill)
-        lab = cv2.copyMakeBorder(lab, 0, ph, 0, pw, cv2.BORDER_CONSTANT, value=IGNORE)
-        h, w = lab.shape
     if identity:
-        return np.ascontiguousarray(img[:size, :size]), np.ascontiguousarray(lab[:size, :size])
-    y = int(rng.integers(0, h - size + 1))
-    x = int(rng.integers(0, w - size + 1))
-    img, lab = img[y:y + size, x:x + size], lab[y:y + size, x:x + size]
+        return (np.ascontiguousarray(stretch_image(image, size)),
+                np.ascontiguousarray(cv2.resize(mask, (size, size), interpolation=cv2.INTER_NEAREST)))
+    h, w = mask.shape
+    s = float(rng.uniform(*scale_range))
+    sy, sx = s * rng.uniform(1 - aspect_jitter, 1 + aspect_jitter, size=2)
+    ch, cw = h / sy, w / sx                      # window size in image pixels (may exceed the image)
+    y0 = float(rng.uniform(min(0.0, h - ch), max(0.0, h - ch)))
+    x0 = float(rng.uniform(min(0.0, w - cw), max(0.0, w - cw)))
+    fy, fx = size / ch, size / cw
+    m = np.array([[fx, 0.0, -x0 * fx], [0.0, fy, -y0 * fy]], np.float32)
+    fill = tuple(int(round(c * 255)) for c in mean)
+    src = image
+    if fx < 0.75 or fy < 0.75:  # strong shrink: area-resize first so warpAffine does not alias
+        src = cv2.resize(image, (max(1, round(w * fx)), max(1, round(h * fy))), interpolation=cv2.INTER_AREA)
+        m[0, 0] *= w / src.shape[1]
+        m[1, 1] *= h / src.shape[0]
+    img = cv2.warpAffine(src, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                         borderValue=fill)
+    mm = np.array([[fx, 0.0, -x0 * fx], [0.0, fy, -y0 * fy]], np.float32)
+    lab = cv2.warpAffine(mask, mm, (size, size), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
+                         borderValue=IGNORE)
     if hflip and rng.random() < 0.5:
         img, lab = img[:, ::-1], lab[:, ::-1]
     if vflip and rng.random() < 0.5:

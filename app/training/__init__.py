@@ -1,0 +1,8 @@
+"""Fine-tuning in the GUI (issue 5): worker thread, training dock, glue to the main window.
+
+Entry point: :func:`app.training.controller.attach_training` (``attach_training(window)``).
+"""
+
+from .controller import TrainingController, attach_training
+
+__all__ = ["TrainingController", "attach_training"]

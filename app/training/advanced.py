@@ -1,0 +1,157 @@
+"""The "Advanced" settings of a fine-tune run, collapsible, persisted in the app's QSettings.
+
+Fields map onto :class:`segcore.training.TrainConfig`; their defaults are ``TrainConfig()``'s.
+0 in "time budget" or "epochs" means "no limit" (TrainConfig ``None``); with neither set, the
+Trainer runs its default number of epochs. The learning rate is the decoder's (``lr_head``);
+the encoder's (``lr_backbone``, full mode) keeps TrainConfig's ratio to it.
+Keys: ``training/mode``, ``training/time_budget_s``, ``training/epochs``, ``training/lr``,
+``training/input_size``, ``training/advanced_open``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QSpinBox, QToolButton,
+                               QVBoxLayout, QWidget)
+
+from segcore.training import MODES, TrainConfig
+
+MODE_TIPS = {
+    "fast": "fast: the encoder stays frozen; only the decoder trains on cached features (quickest)",
+    "full": "full: every weight trains (encoder BatchNorm frozen); slower, can learn more",
+    "fast+full": "fast+full: a short decoder-only warm-up, then full fine-tuning (recommended)",
+}
+
+
+class AdvancedSettings(QWidget):
+    """``config()`` → TrainConfig; ``set_config(cfg)``; ``changed`` when a field is edited."""
+
+    changed = Signal()
+
+    def __init__(self, settings: Any | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.settings = settings
+        self.defaults = TrainConfig()
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.toggle = QToolButton()
+        self.toggle.setText("Advanced")
+        self.toggle.setCheckable(True)
+        self.toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.toggle.setArrowType(Qt.ArrowType.RightArrow)
+        self.toggle.setAutoRaise(True)
+        self.toggle.setToolTip("Show the training settings (mode, budget, learning rate, input size)")
+        self.toggle.toggled.connect(self.set_open)
+        layout.addWidget(self.toggle)
+        self.body = QWidget()
+        form = QFormLayout(self.body)
+        form.setContentsMargins(18, 0, 0, 0)
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        self.mode = QComboBox()
+        for i, m in enumerate(MODES):
+            self.mode.addItem(m, m)
+            self.mode.setItemData(i, MODE_TIPS.get(m, m), Qt.ItemDataRole.ToolTipRole)
+        self.mode.setToolTip("\n".join(MODE_TIPS.values()))
+        self.budget = QSpinBox()
+        self.budget.setRange(0, 24 * 3600)
+        self.budget.setSingleStep(30)
+        self.budget.setSuffix(" s")
+        self.budget.setSpecialValueText("no limit")
+        self.budget.setToolTip("Stop after this many seconds (all phases together); "
+                               "the learning rate decays to zero exactly then")
+        self.epochs = QSpinBox()
+        self.epochs.setRange(0, 1000)
+        self.epochs.setSpecialValueText("auto")
+        self.epochs.setToolTip("Epochs per phase; auto = until the time budget ends "
+                               "(or the trainer's default without a budget)")
+        self.lr = QDoubleSpinBox()
+        self.lr.setDecimals(5)
+        self.lr.setRange(1e-5, 1.0)
+        self.lr.setSingleStep(1e-4)
+        self.lr.setToolTip("Learning rate of the decoder; the encoder (full mode) uses "
+                           f"{self.defaults.lr_backbone / self.defaults.lr_head:g}× this")
+        self.input_size = QSpinBox()
+        self.input_size.setRange(64, 1024)
+        self.input_size.setSingleStep(32)
+        self.input_size.setSuffix(" px")
+        self.input_size.setToolTip("Training crops are this many pixels square; smaller is faster "
+                                   "and uses less memory")
+        form.addRow("Mode", self.mode)
+        form.addRow("Time budget", self.budget)
+        form.addRow("Epochs", self.epochs)
+        form.addRow("Learning rate", self.lr)
+        form.addRow("Input size", self.input_size)
+        layout.addWidget(self.body)
+        self.set_config(self._load())
+        self.set_open(bool(self._value("advanced_open", False, bool)))
+        for w in (self.mode,):
+            w.currentIndexChanged.connect(self._edited)
+        for s in (self.budget, self.epochs, self.input_size, self.lr):
+            s.valueChanged.connect(self._edited)
+
+    # -- open / closed ----------------------------------------------------------------------
+    def set_open(self, open_: bool) -> None:
+        self.toggle.blockSignals(True)
+        self.toggle.setChecked(open_)
+        self.toggle.blockSignals(False)
+        self.toggle.setArrowType(Qt.ArrowType.DownArrow if open_ else Qt.ArrowType.RightArrow)
+        self.body.setVisible(open_)
+        self._store("advanced_open", open_)
+
+    def is_open(self) -> bool:
+        return self.toggle.isChecked()
+
+    # -- values -----------------------------------------------------------------------------
+    def config(self) -> TrainConfig:
+        lr = float(self.lr.value())
+        ratio = self.defaults.lr_backbone / self.defaults.lr_head
+        return replace(self.defaults, mode=str(self.mode.currentData()),
+                       time_budget_s=float(self.budget.value()) or None,
+                       epochs=int(self.epochs.value()) or None, lr_head=lr, lr_backbone=lr * ratio,
+                       input_size=int(self.input_size.value()))
+
+    def set_config(self, cfg: TrainConfig) -> None:
+        widgets = (self.mode, self.budget, self.epochs, self.lr, self.input_size)
+        for w in widgets:
+            w.blockSignals(True)
+        self.mode.setCurrentIndex(max(0, self.mode.findData(cfg.mode)))
+        self.budget.setValue(int(cfg.time_budget_s or 0))
+        self.epochs.setValue(int(cfg.epochs or 0))
+        self.lr.setValue(float(cfg.lr_head))
+        self.input_size.setValue(int(cfg.input_size))
+        for w in widgets:
+            w.blockSignals(False)
+
+    def reset(self) -> None:
+        self.set_config(self.defaults)
+        self._edited()
+
+    def _edited(self, *_: Any) -> None:
+        cfg = self.config()
+        for key, value in (("mode", cfg.mode), ("time_budget_s", cfg.time_budget_s or 0),
+                           ("epochs", cfg.epochs or 0), ("lr", cfg.lr_head),
+                           ("input_size", cfg.input_size)):
+            self._store(key, value)
+        self.changed.emit()
+
+    def _load(self) -> TrainConfig:
+        d = self.defaults
+        mode = str(self._value("mode", d.mode, str))
+        return replace(d, mode=mode if mode in MODES else d.mode,
+                       time_budget_s=float(self._value("time_budget_s", d.time_budget_s or 0, float)) or None,
+                       epochs=int(self._value("epochs", d.epochs or 0, int)) or None,
+                       lr_head=float(self._value("lr", d.lr_head, float)),
+                       input_size=int(self._value("input_size", d.input_size, int)))
+
+    # -- QSettings through app.settings.Settings (or nothing) ---------------------------------
+    def _value(self, key: str, default: Any, type_: type) -> Any:
+        if self.settings is None:
+            return default
+        return self.settings.value(f"training/{key}", default, type_)
+
+    def _store(self, key: str, value: Any) -> None:
+        if self.settings is not None:
+            self.settings.set_value(f"training/{key}", value)

@@ -1,0 +1,335 @@
+"""Glue between the main window, the training panel, the fine-tune worker and the session.
+
+``attach_training(window)`` (called once by MainWindow) adds the "Training" dock, a "Model"
+menu (Fine-tune Ctrl+T, Cancel Training, Versions…) and a toolbar button. It follows
+``window.session`` (the open project; polled, since a project can be opened at any time),
+enables Fine-tune once at least one image is corrected, starts/cancels runs, shows progress,
+and after a run or an Activate / Roll back reloads the prediction worker's model and
+re-predicts (shown image first; see app/training/repredict.py).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QDockWidget, QFrame, QMainWindow, QScrollArea
+
+from segcore.loop import FinetuneResult, split_held_out
+from segcore.training import EpochReport
+
+from ..resources import icon
+from .panel import TrainingPanel
+from .repredict import Repredictor
+from .worker import FinetuneWorker
+
+POLL_MS = 300
+DOCK_WIDTH = 400
+REFRESH_DEBOUNCE_MS = 250
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.3f}" if isinstance(v, (int, float)) and math.isfinite(v) else "–"
+
+
+class TrainingController(QObject):
+    def __init__(self, window: QMainWindow) -> None:
+        super().__init__(window)
+        self.window = window
+        self.panel = TrainingPanel(getattr(window, "settings", None))
+        self.worker = FinetuneWorker(self)
+        self.session: Any = None
+        self.repredictor: Repredictor | None = None
+        self.last_result: FinetuneResult | None = None
+        self.last_error: str | None = None
+        self.timings: dict[str, float] = {}
+        self._make_actions()
+        self.scroll = QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.scroll.setWidget(self.panel)
+        self.dock: QDockWidget = window.add_panel_dock("Training", self.scroll,
+                                                       Qt.DockWidgetArea.RightDockWidgetArea)
+        window.resizeDocks([self.dock], [DOCK_WIDTH], Qt.Orientation.Horizontal)
+        self._connect()
+        self._refresh_timer = QTimer(self)
+        self._refresh_timer.setSingleShot(True)
+        self._refresh_timer.setInterval(REFRESH_DEBOUNCE_MS)
+        self._refresh_timer.timeout.connect(self.refresh)
+        self._poll = QTimer(self)
+        self._poll.setInterval(POLL_MS)
+        self._poll.timeout.connect(self._check_session)
+        self._poll.start()
+        window.installEventFilter(self)
+        self._check_session()
+
+    # -- construction -----------------------------------------------------------------------
+    def _make_actions(self) -> None:
+        w = self.window
+        self.fine_tune_action = QAction("&Fine-tune", w)
+        self.fine_tune_action.setObjectName("action_fine_tune")
+        self.fine_tune_action.setShortcut(QKeySequence("Ctrl+T"))
+        self.fine_tune_action.setIcon(icon("fine-tune"))
+        self.fine_tune_action.setStatusTip("Train the model on the corrected images")
+        self.cancel_action = QAction("&Cancel Training", w)
+        self.cancel_action.setObjectName("action_cancel_training")
+        self.cancel_action.setShortcut(QKeySequence("Ctrl+Shift+T"))
+        self.cancel_action.setToolTip("Stop training; the current model stays active (Ctrl+Shift+T)")
+        self.versions_action = QAction("&Versions…", w)
+        self.versions_action.setObjectName("action_model_versions")
+        self.versions_action.setToolTip("Show the model versions (activate, roll back)")
+        menu = self._model_menu()
+        menu.addActions([self.fine_tune_action, self.cancel_action])
+        menu.addSeparator()
+        menu.addAction(self.versions_action)
+        toolbar = getattr(w, "toolbar", None)
+        if toolbar is not None:
+            toolbar.addSeparator()
+            toolbar.addAction(self.fine_tune_action)
+
+    def _model_menu(self) -> Any:
+        menus = getattr(self.window, "menus", {})
+        if "Model" in menus:
+            return menus["Model"]
+        bar = self.window.menuBar()
+        help_menu = menus.get("Help")
+        menu = bar.addMenu("&Model") if help_menu is None else None
+        if menu is None:
+            from PySide6.QtWidgets import QMenu
+            menu = QMenu("&Model", bar)
+            bar.insertMenu(help_menu.menuAction(), menu)
+        if isinstance(menus, dict):
+            menus["Model"] = menu
+        return menu
+
+    def _connect(self) -> None:
+        p, w = self.panel, self.worker
+        p.fineTuneRequested.connect(self.start)
+        p.cancelRequested.connect(self.cancel)
+        p.activateRequested.connect(self.activate)
+        p.rollbackRequested.connect(self.rollback)
+        self.fine_tune_action.triggered.connect(self.start)
+        self.cancel_action.triggered.connect(self.cancel)
+        self.versions_action.triggered.connect(self.show_versions)
+        w.progress.connect(p.set_progress)
+        w.epoch.connect(self._epoch)
+        w.message.connect(self._message)
+        w.finished.connect(self._finished)
+        w.failed.connect(self._failed)
+        w.runningChanged.connect(self._running_changed)
+        actions = getattr(self.window, "actions", None)
+        for name in ("theme_dark", "theme_light"):
+            action = getattr(actions, name, None) if actions is not None else None
+            if action is not None:
+                action.triggered.connect(lambda *_: self.fine_tune_action.setIcon(icon("fine-tune")))
+
+    # -- session tracking -------------------------------------------------------------------
+    def _check_session(self) -> None:
+        session = getattr(self.window, "session", None)
+        if session is self.session:
+            return
+        if self.repredictor is not None:
+            self.repredictor.stop()
+            self.repredictor = None
+        self.session = session
+        if session is not None:
+            session.recordChanged.connect(self.schedule_refresh)
+        self.refresh()
+
+    def schedule_refresh(self, *_: Any) -> None:
+        self._refresh_timer.start()
+
+    def refresh(self) -> None:
+        """Button state, held-out share and versions table from the project index."""
+        s = self.session
+        if s is None:
+            self.panel.set_can_train(False, "Open a project first")
+            self.panel.set_held_out([], [])
+            self.panel.set_versions([])
+            self._sync_actions()
+            return
+        project = s.project
+        try:
+            corrected = project.corrected_stems()
+            versions = project.model_versions()
+        except Exception:  # noqa: BLE001 - closed or broken index: keep the last view
+            return
+        train, held = split_held_out(corrected)
+        self.panel.set_held_out(train, held)
+        self.panel.set_versions(versions)
+        if project.read_only:
+            self.panel.set_can_train(False, "This project is read-only: a new model version "
+                                            "could not be saved")
+        elif not corrected:
+            self.panel.set_can_train(False, "Correct at least one image (paint its mask or accept "
+                                            "a prediction) to fine-tune the model on it")
+        else:
+            self.panel.set_can_train(True, f"Train the active model on the {len(corrected)} corrected "
+                                           f"image{'s' if len(corrected) != 1 else ''} (Ctrl+T); "
+                                           f"{len(held)} held out for honest metrics")
+        self._sync_actions()
+
+    def _sync_actions(self) -> None:
+        running = self.worker.is_running()
+        self.fine_tune_action.setEnabled(self.panel.train_button.isEnabled())
+        self.fine_tune_action.setToolTip(self.panel.train_button.toolTip())
+        self.cancel_action.setEnabled(running)
+
+    # -- runs -------------------------------------------------------------------------------
+    def start(self) -> bool:
+        """Start fine-tuning on the open project (no-op with a message if impossible)."""
+        self._check_session()
+        s = self.session
+        if s is None or self.worker.is_running() or not self.panel.train_button.isEnabled():
+            return False
+        s.saver.flush()  # the last stroke counts
+        config = self.panel.advanced.config()
+        active = s.project.active_version()
+        self.last_result, self.last_error = None, None
+        self.timings = {"click": time.monotonic()}
+        self.panel.set_repredict(None)
+        self.panel.start_run(config, f"v{active.id}" if active else "the pretrained model")
+        try:
+            return self.worker.start(s.project.root, config)
+        except ValueError as exc:  # TrainConfig.validate
+            self._failed(f"Invalid training settings: {exc}")
+            self._running_changed(False)
+            return False
+
+    def cancel(self) -> None:
+        if self.worker.is_running():
+            self.panel.set_status("Cancelling…")
+            self.worker.cancel()
+
+    def _epoch(self, report: EpochReport) -> None:
+        self.panel.add_epoch(report)
+
+    def _message(self, text: str) -> None:
+        self.panel.set_status(text)
+
+    def _status(self, text: str, ms: int = 10000) -> None:
+        status = getattr(self.window, "status", None) or self.window.statusBar()
+        status.showMessage(text, ms)
+
+    def _running_changed(self, running: bool) -> None:
+        self.panel.set_running(running)
+        self._sync_actions()
+
+    def _finished(self, result: FinetuneResult) -> None:
+        self.last_result = result
+        self.timings["trained"] = time.monotonic()
+        self.panel.finish_progress(not result.cancelled)
+        if result.cancelled:
+            parent = f"v{result.parent_id}" if result.parent_id is not None else "the pretrained model"
+            self.panel.set_result(f"Cancelled; {parent} is still active.")
+            self.panel.set_status("Training cancelled.")
+            self._status(f"Fine-tuning cancelled; {parent} is still active")
+            return
+        m = result.metrics or {}
+        self.panel.set_start_iou(m.get("start_val_iou"))
+        if result.metrics:
+            text = (f"v{result.version_id} saved and active — held-out IoU {_fmt(m.get('val_iou'))} "
+                    f"(was {_fmt(m.get('start_val_iou'))}), BIoU {_fmt(m.get('val_biou'))} "
+                    f"(was {_fmt(m.get('start_val_biou'))}); {result.seconds:.0f} s, {result.stopped_reason}.")
+        else:
+            text = (f"v{result.version_id} saved and active ({result.seconds:.0f} s). "
+                    f"{result.message or 'No held-out images, so no held-out numbers.'}")
+        self.panel.set_result(text)
+        self.panel.set_status("Training finished.")
+        self._status(f"Fine-tuned: model v{result.version_id} is active; re-predicting…")
+        self.refresh()
+        if self.session is not None and self.worker.root is not None and \
+                self.session.project.root.resolve() == self.worker.root.resolve():
+            self.model_changed()
+
+    def _failed(self, message: str) -> None:
+        self.last_error = message
+        self.panel.finish_progress(False)
+        self.panel.set_result(message, error=True)
+        self.panel.set_status("Training failed.")
+        self._status(f"⚠ Fine-tuning failed: {message}", 20000)
+        self.refresh()
+
+    # -- versions ---------------------------------------------------------------------------
+    def activate(self, version_id: int) -> bool:
+        from segcore.versions import ModelStore
+
+        if self.session is None or self.worker.is_running():
+            return False
+        try:
+            ModelStore(self.session.project).activate(version_id)
+        except Exception as exc:  # noqa: BLE001
+            self.panel.set_result(f"Could not activate v{version_id}: {exc}", error=True)
+            return False
+        self.panel.set_result(f"v{version_id} is active; re-predicting…")
+        self.timings = {"click": time.monotonic()}
+        self.refresh()
+        self.model_changed()
+        return True
+
+    def rollback(self) -> int | None:
+        from segcore.versions import ModelStore
+
+        if self.session is None or self.worker.is_running():
+            return None
+        try:
+            version = ModelStore(self.session.project).rollback()
+        except Exception as exc:  # noqa: BLE001 - ProjectError: no parent
+            self.panel.set_result(str(exc), error=True)
+            return None
+        self.panel.set_result(f"Rolled back: v{version} is active; re-predicting…")
+        self.timings = {"click": time.monotonic()}
+        self.refresh()
+        self.model_changed()
+        return version
+
+    def show_versions(self) -> None:
+        self.dock.show()
+        self.dock.raise_()
+        self.panel.versions.setFocus()
+
+    # -- predictions after a model change ----------------------------------------------------
+    def model_changed(self) -> None:
+        """Reload the worker's model; re-predict everything (shown image first)."""
+        if self.session is None:
+            return
+        if self.repredictor is not None:
+            self.repredictor.stop()
+        active = self.session.project.active_version()
+        label = f"v{active.id}" if active else "the pretrained model"
+        self.repredictor = r = Repredictor(self.session, self)
+        r.progress.connect(lambda d, t: self.panel.set_repredict(f"Re-predicting with {label}: {d} / {t}"))
+        r.finished.connect(lambda n, secs: self._repredicted(label, n))
+        r.failed.connect(lambda msg: self.panel.set_repredict(f"⚠ {msg}"))
+        self.panel.set_repredict(f"Re-predicting with {label}…")
+        r.start()
+
+    def _repredicted(self, label: str, n: int) -> None:
+        self.timings["predicted"] = time.monotonic()
+        secs = self.timings["predicted"] - self.timings.get("click", self.timings["predicted"])
+        self.panel.set_repredict(f"Predictions updated with {label} ({n} images; {secs:.0f} s since the click).")
+        self._status(f"Predictions updated with {label}", 8000)
+
+    # -- lifetime ---------------------------------------------------------------------------
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802
+        if obj is self.window and event.type() == QEvent.Type.Close:
+            self.shutdown()
+        return False
+
+    def shutdown(self) -> None:
+        """Window closing: cancel a run and wait for it; stop re-predicting."""
+        self._poll.stop()
+        if self.repredictor is not None:
+            self.repredictor.stop()
+        self.worker.shutdown()
+
+
+def attach_training(window: QMainWindow) -> TrainingController:
+    """Add the training dock, Model menu and toolbar button to ``window``; keep a reference."""
+    controller = TrainingController(window)
+    window.training = controller  # type: ignore[attr-defined]
+    return controller

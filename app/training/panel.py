@@ -1,0 +1,240 @@
+"""The training dock: Fine-tune / Cancel, progress with ETA, live chart, held-out share, versions.
+
+Pure view. It emits ``fineTuneRequested``, ``cancelRequested``, ``activateRequested(id)`` and
+``rollbackRequested``; the controller (app/training/controller.py) does the work and calls the
+``set_*`` / ``add_epoch`` methods back. Nothing here touches the project or threads.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QGroupBox, QHBoxLayout, QLabel, QProgressBar, QPushButton,
+                               QSizePolicy, QVBoxLayout, QWidget)
+
+from segcore.training import EpochReport, TrainConfig
+
+from .advanced import AdvancedSettings
+from .chart import TrainingChart
+from .versions_table import VersionsTable
+
+NO_HELD_OUT = "too few corrected images to hold any out — no held-out numbers"
+MAX_NAMES_IN_TIP = 40
+
+
+def format_eta(seconds: float) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "estimating…"
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min left"
+    if seconds >= 60:
+        return f"{seconds // 60} min {seconds % 60:02d} s left"
+    return f"{seconds} s left"
+
+
+def _fmt(value: float | None) -> str:
+    return "–" if value is None or value != value else f"{value:.3f}"
+
+
+class TrainingPanel(QWidget):
+    fineTuneRequested = Signal()
+    cancelRequested = Signal()
+    activateRequested = Signal(int)
+    rollbackRequested = Signal()
+
+    def __init__(self, settings: Any | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("trainingPanel")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 4, 8, 8)
+        layout.setSpacing(8)
+        layout.addWidget(self._run_box(settings))
+        layout.addWidget(self._versions_box(), 1)
+        self._running = False
+        self._can_train = False
+        self._active_id: int | None = None
+        self._active_parent: int | None = None
+        self.set_can_train(False, "Open a project first")
+        self.set_running(False)
+
+    # -- construction -----------------------------------------------------------------------
+    def _run_box(self, settings: Any | None) -> QGroupBox:
+        box = QGroupBox("Fine-tune")
+        col = QVBoxLayout(box)
+        col.setSpacing(6)
+        row = QHBoxLayout()
+        self.train_button = QPushButton("Fine-tune")
+        self.train_button.setObjectName("primary")
+        self.train_button.clicked.connect(self.fineTuneRequested)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop training; the current model stays active")
+        self.cancel_button.clicked.connect(self.cancelRequested)
+        row.addWidget(self.train_button, 1)
+        row.addWidget(self.cancel_button)
+        col.addLayout(row)
+        self.advanced = AdvancedSettings(settings)
+        col.addWidget(self.advanced)
+        self.progress = QProgressBar()
+        self.progress.setTextVisible(True)
+        self.progress.setFormat("%p%")
+        self.progress.setToolTip("Training steps done / estimated total")
+        self.eta_label = QLabel()
+        self.eta_label.setObjectName("mutedLabel")
+        prow = QHBoxLayout()
+        prow.addWidget(self.progress, 1)
+        prow.addWidget(self.eta_label)
+        col.addLayout(prow)
+        self.status_label = QLabel("Correct a few images, then fine-tune the model on them.")
+        self.status_label.setWordWrap(True)
+        self.status_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        col.addWidget(self.status_label)
+        self.held_out_label = QLabel()
+        self.held_out_label.setWordWrap(True)
+        self.held_out_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        col.addWidget(self.held_out_label)
+        self.chart = TrainingChart()
+        col.addWidget(self.chart, 1)
+        self.result_label = QLabel()
+        self.result_label.setWordWrap(True)
+        self.result_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        col.addWidget(self.result_label)
+        self.repredict_label = QLabel()
+        self.repredict_label.setObjectName("mutedLabel")
+        col.addWidget(self.repredict_label)
+        self.repredict_label.hide()
+        return box
+
+    def _versions_box(self) -> QGroupBox:
+        box = QGroupBox("Model versions")
+        col = QVBoxLayout(box)
+        self.versions = VersionsTable()
+        self.versions.selectedVersionChanged.connect(lambda _id: self._update_version_buttons())
+        self.versions.doubleClicked.connect(lambda _i: self._activate_selected())
+        col.addWidget(self.versions, 1)
+        row = QHBoxLayout()
+        self.activate_button = QPushButton("Activate")
+        self.activate_button.setToolTip("Use the selected version for predictions "
+                                        "(uncorrected images are predicted again)")
+        self.activate_button.clicked.connect(self._activate_selected)
+        self.rollback_button = QPushButton("Roll back")
+        self.rollback_button.setToolTip("Activate the active version's parent")
+        self.rollback_button.clicked.connect(self.rollbackRequested)
+        row.addStretch(1)
+        row.addWidget(self.activate_button)
+        row.addWidget(self.rollback_button)
+        col.addLayout(row)
+        return box
+
+    # -- run state --------------------------------------------------------------------------
+    def set_can_train(self, can: bool, tip: str) -> None:
+        """Whether a run may start now, and why (the button's tooltip)."""
+        self._can_train = can
+        self.train_button.setToolTip(tip)
+        self._update_run_buttons()
+
+    def set_running(self, running: bool) -> None:
+        self._running = running
+        self.advanced.setEnabled(not running)
+        self.eta_label.setVisible(running)
+        if running:
+            self.progress.setRange(0, 0)  # busy until the first step arrives
+            self.eta_label.setText("starting…")
+        self._update_run_buttons()
+        self._update_version_buttons()
+
+    def is_running(self) -> bool:
+        return self._running
+
+    def _update_run_buttons(self) -> None:
+        self.train_button.setEnabled(self._can_train and not self._running)
+        self.train_button.setText("Training…" if self._running else "Fine-tune")
+        self.cancel_button.setEnabled(self._running)
+
+    def start_run(self, config: TrainConfig, parent_label: str) -> None:
+        self.chart.clear()
+        self.result_label.clear()
+        self.set_status(f"Fine-tuning {parent_label} ({config.mode}"
+                        f"{f', {config.time_budget_s:g} s' if config.time_budget_s else ''}"
+                        f"{f', {config.epochs} epochs' if config.epochs else ''}, "
+                        f"{config.input_size} px)…")
+        self.set_running(True)
+
+    def set_progress(self, step: int, total: int, eta_s: float) -> None:
+        total = max(total, step, 1)
+        if self.progress.maximum() != total:
+            self.progress.setRange(0, total)
+        self.progress.setValue(min(step, total))
+        self.eta_label.setText(format_eta(eta_s))
+
+    def finish_progress(self, done: bool) -> None:
+        self.progress.setRange(0, 100)
+        self.progress.setValue(100 if done else 0)
+        self.eta_label.clear()
+
+    def add_epoch(self, report: EpochReport) -> None:
+        self.chart.add(report)
+        if report.val_iou is not None:
+            text = (f"{report.phase} epoch {report.epoch}: loss {report.train_loss:.3f}, "
+                    f"held-out IoU {_fmt(report.val_iou)}, BIoU {_fmt(report.val_biou)}")
+        else:
+            text = f"{report.phase} epoch {report.epoch}: loss {report.train_loss:.3f}"
+        self.set_status(text)
+        if math.isfinite(report.eta_s):
+            self.eta_label.setText(format_eta(report.eta_s))
+
+    def set_status(self, text: str) -> None:
+        self.status_label.setText(text)
+        self.status_label.setToolTip(text)
+
+    def set_result(self, text: str, error: bool = False) -> None:
+        self.result_label.setText(f"⚠ {text}" if error else text)
+        self.result_label.setToolTip(text)
+        self.result_label.setStyleSheet("color: #ff8a7a;" if error else "")
+
+    def set_start_iou(self, iou: float | None) -> None:
+        self.chart.set_start(iou)
+
+    def set_held_out(self, train: Sequence[str], held: Sequence[str]) -> None:
+        """Which corrected images are held out (never trained on; they give the numbers)."""
+        if not train and not held:
+            self.held_out_label.setText("No corrected images yet.")
+            self.held_out_label.setToolTip("")
+        elif not held:
+            self.held_out_label.setText(f"{len(train)} corrected: {NO_HELD_OUT}.")
+            self.held_out_label.setToolTip("At least 4 corrected images are needed before some "
+                                           "can be held out for honest IoU / BIoU numbers.")
+        else:
+            names = list(held)
+            shown = ", ".join(names[:MAX_NAMES_IN_TIP]) + (" …" if len(names) > MAX_NAMES_IN_TIP else "")
+            self.held_out_label.setText(
+                f"Held out: {len(held)} of {len(train) + len(held)} corrected images "
+                f"({', '.join(names[:3])}{', …' if len(names) > 3 else ''}) — measured, never trained on.")
+            self.held_out_label.setToolTip(f"Held-out images (a fixed share, chosen by name):\n{shown}")
+
+    def set_repredict(self, text: str | None) -> None:
+        self.repredict_label.setVisible(bool(text))
+        self.repredict_label.setText(text or "")
+
+    # -- versions ---------------------------------------------------------------------------
+    def set_versions(self, versions: list[Any]) -> None:
+        active = next((v for v in versions if v.active), None)
+        self._active_id = active.id if active else None
+        self._active_parent = active.parent if active else None
+        self.versions.set_versions(versions)
+        self._update_version_buttons()
+
+    def _update_version_buttons(self) -> None:
+        sel = self.versions.selected_id()
+        self.activate_button.setEnabled(not self._running and sel is not None and sel != self._active_id)
+        self.rollback_button.setEnabled(not self._running and self._active_parent is not None)
+        self.rollback_button.setToolTip(
+            f"Activate v{self._active_parent}, the parent of the active version"
+            if self._active_parent is not None else "The active version has no parent to roll back to")
+
+    def _activate_selected(self) -> None:
+        sel = self.versions.selected_id()
+        if sel is not None and not self._running and sel != self._active_id:
+            self.activateRequested.emit(sel)
