@@ -32,12 +32,11 @@ def _save(path: Path, value: float = 1.0) -> str:
 def hub(tmp_path, monkeypatch):
     """A fresh torch hub dir; downloads allowed but faked (no network)."""
     torch_home = tmp_path / "torch"
+    monkeypatch.setattr(torch.hub, "_hub_dir", None)  # restored after the test, whatever it was
     monkeypatch.setenv("TORCH_HOME", str(torch_home))
     monkeypatch.delenv("SEGLOOP_OFFLINE", raising=False)
-    old = torch.hub.get_dir()
-    torch.hub.set_dir(str(torch_home / "hub"))
+    assert torch.hub.get_dir() == str(torch_home / "hub")
     yield torch_home / "hub" / "checkpoints"
-    torch.hub.set_dir(old)
 
 
 @pytest.fixture

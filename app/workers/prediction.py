@@ -40,13 +40,29 @@ PROBS_CACHE_MAX_PIXELS = 4_000_000
 
 @dataclass
 class LoadedModel:
-    predictor: Any  # segcore.inference.Predictor
+    predictor: Any  # segcore.inference.Predictor, or None: no trained model yet
     version_id: int | None
     label: str
 
 
+NO_MODEL_LABEL = "no trained model yet: correct a few images, then Fine-tune"
+
+
+def _device_name() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return f"CUDA: {torch.cuda.get_device_name(0)}"
+    return "CPU"
+
+
 def default_model_factory(project: Any) -> LoadedModel:
-    """The active model version of ``project``, else a fresh pretrained MobileNetV2 DeepLabV3."""
+    """The active model version of ``project``; without one, no predictor at all.
+
+    A fresh DeepLabV3 has an ImageNet backbone but a random head: its "predictions" are noise
+    (typically the whole image or nothing). Showing them as a starting mask would be worse
+    than showing nothing, so until the first fine-tune the user paints from scratch.
+    """
     from segcore.inference import Predictor
 
     try:
@@ -58,10 +74,7 @@ def default_model_factory(project: Any) -> LoadedModel:
     if active is not None and store is not None:
         model = store.load(active.id)
         return LoadedModel(Predictor(model, device="auto"), active.id, f"model v{active.id}")
-    from segcore import models
-
-    model = models.build(models.DEFAULT_MODEL, num_classes=project.num_classes, pretrained=True)
-    return LoadedModel(Predictor(model, device="auto"), None, "pretrained (no fine-tune yet)")
+    return LoadedModel(None, None, NO_MODEL_LABEL)
 
 
 class PredictionWorker(QThread):
@@ -150,6 +163,10 @@ class PredictionWorker(QThread):
             self.busyChanged.emit(True, left + 1)
             if not self._ensure_model():
                 continue
+            if self._model is None or self._model.predictor is None:
+                with self._cond:
+                    self._queue.clear()  # nothing to predict with until a version exists
+                continue
             self._predict(stem, force)
 
     def _already_done(self, stem: str) -> bool:
@@ -178,7 +195,7 @@ class PredictionWorker(QThread):
             return False
         if self._stop:
             return False
-        device = getattr(self._model.predictor, "device_name", "CPU")
+        device = getattr(self._model.predictor, "device_name", None) or _device_name()
         self.modelReady.emit(str(device), self._model.label)
         return True
 
