@@ -1,6 +1,7 @@
 """Live per-epoch chart of a fine-tune run: training loss (left axis) and held-out IoU and
-Boundary IoU (right axis, 0–1). x = epoch number over the whole run (fast and full phases are
-numbered on; the phase of each point is in the tooltip-free legend text "fast → full").
+Boundary IoU (right axis, 0–1). x = epoch number over the whole run (the full phase of a
+"fast+full" run continues the fast phase's numbering). The parent model's held-out IoU before
+training ("start IoU") is a marker at epoch 0, set when the run ends.
 """
 
 from __future__ import annotations
