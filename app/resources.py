@@ -8,6 +8,7 @@ rendering, so one file serves both themes.
 
 from __future__ import annotations
 
+import sys
 from functools import lru_cache
 from pathlib import Path
 
@@ -22,8 +23,15 @@ _icon_color = "#d5d9e0"
 
 
 def resources_dir() -> Path:
-    """The ``resources/`` folder shipped with SegLoop."""
-    return Path(app.__file__).resolve().parents[1] / "resources"
+    """The ``resources/`` folder shipped with SegLoop.
+
+    A source checkout or editable install has it beside ``app/``; a wheel installs it as
+    data files under ``<prefix>/share/segloop/resources`` (see pyproject.toml).
+    """
+    beside = Path(app.__file__).resolve().parents[1] / "resources"
+    if beside.is_dir():
+        return beside
+    return Path(sys.prefix) / "share" / "segloop" / "resources"
 
 
 def icon_path(name: str) -> Path:
