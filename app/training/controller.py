@@ -1,6 +1,7 @@
 """Glue between the main window, the training panel, the fine-tune worker and the session.
 
-``attach_training(window)`` (called once by MainWindow) adds the "Training" dock, a "Model"
+``attach_training(window)`` (called once by MainWindow) adds the "Training" dock (bottom area,
+laid out side by side there; stacked when the user moves it to a side or floats it), a "Model"
 menu (Fine-tune Ctrl+T, Cancel Training, Versions…) and a toolbar button. It follows
 ``window.session`` (the open project; polled, since a project can be opened at any time),
 enables Fine-tune once at least one image is corrected, starts/cancels runs, shows progress,
@@ -27,7 +28,8 @@ from .repredict import Repredictor
 from .worker import FinetuneWorker
 
 POLL_MS = 300
-DOCK_WIDTH = 400
+DOCK_AREA = Qt.DockWidgetArea.BottomDockWidgetArea
+DOCK_HEIGHT = 300
 REFRESH_DEBOUNCE_MS = 250
 
 
@@ -52,9 +54,14 @@ class TrainingController(QObject):
         self.scroll.setFrameShape(QFrame.Shape.NoFrame)
         self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.scroll.setWidget(self.panel)
-        self.dock: QDockWidget = window.add_panel_dock("Training", self.scroll,
-                                                       Qt.DockWidgetArea.RightDockWidgetArea)
-        window.resizeDocks([self.dock], [DOCK_WIDTH], Qt.Orientation.Horizontal)
+        self.dock: QDockWidget = window.add_panel_dock("Training", self.scroll, DOCK_AREA)
+        # the bottom area sits under the canvas only; the side docks keep their full height
+        window.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
+        window.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.dock.dockLocationChanged.connect(self._dock_moved)
+        self.dock.topLevelChanged.connect(lambda *_: self._dock_moved(window.dockWidgetArea(self.dock)))
+        self._dock_moved(window.dockWidgetArea(self.dock))
+        window.resizeDocks([self.dock], [DOCK_HEIGHT], Qt.Orientation.Vertical)
         self._connect()
         self._refresh_timer = QTimer(self)
         self._refresh_timer.setSingleShot(True)
@@ -126,6 +133,12 @@ class TrainingController(QObject):
             action = getattr(actions, name, None) if actions is not None else None
             if action is not None:
                 action.triggered.connect(lambda *_: self.fine_tune_action.setIcon(icon("fine-tune")))
+
+    def _dock_moved(self, area: Qt.DockWidgetArea) -> None:
+        horizontal = area in (Qt.DockWidgetArea.BottomDockWidgetArea, Qt.DockWidgetArea.TopDockWidgetArea)
+        self.panel.set_horizontal(horizontal and not self.dock.isFloating())
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded if horizontal
+                                                 else Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
 
     # -- session tracking -------------------------------------------------------------------
     def _check_session(self) -> None:

@@ -11,7 +11,7 @@ import math
 from typing import Any, Sequence
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QGroupBox, QHBoxLayout, QLabel, QProgressBar, QPushButton,
+from PySide6.QtWidgets import (QBoxLayout, QGroupBox, QHBoxLayout, QLabel, QProgressBar, QPushButton,
                                QSizePolicy, QVBoxLayout, QWidget)
 
 from segcore.training import EpochReport, TrainConfig
@@ -22,6 +22,7 @@ from .versions_table import VersionsTable
 
 NO_HELD_OUT = "too few corrected images to hold any out — no held-out numbers"
 MAX_NAMES_IN_TIP = 40
+RUN_BOX_WIDTH = 340
 
 
 def format_eta(seconds: float) -> str:
@@ -48,11 +49,15 @@ class TrainingPanel(QWidget):
     def __init__(self, settings: Any | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("trainingPanel")
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(8, 4, 8, 8)
-        layout.setSpacing(8)
-        layout.addWidget(self._run_box(settings))
-        layout.addWidget(self._versions_box(), 1)
+        self.box_layout = QBoxLayout(QBoxLayout.Direction.TopToBottom, self)
+        self.box_layout.setContentsMargins(8, 4, 8, 8)
+        self.box_layout.setSpacing(8)
+        self.run_box = self._run_box(settings)
+        self.chart_box = self._chart_box()
+        self.versions_box = self._versions_box()
+        self.box_layout.addWidget(self.run_box)
+        self.box_layout.addWidget(self.chart_box, 1)
+        self.box_layout.addWidget(self.versions_box, 1)
         self._running = False
         self._can_train = False
         self._active_id: int | None = None
@@ -95,8 +100,6 @@ class TrainingPanel(QWidget):
         self.held_out_label.setWordWrap(True)
         self.held_out_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         col.addWidget(self.held_out_label)
-        self.chart = TrainingChart()
-        col.addWidget(self.chart, 1)
         self.result_label = QLabel()
         self.result_label.setWordWrap(True)
         self.result_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
@@ -105,7 +108,24 @@ class TrainingPanel(QWidget):
         self.repredict_label.setObjectName("mutedLabel")
         col.addWidget(self.repredict_label)
         self.repredict_label.hide()
+        col.addStretch(1)
         return box
+
+    def _chart_box(self) -> QGroupBox:
+        box = QGroupBox("Loss and held-out IoU / BIoU per epoch")
+        col = QVBoxLayout(box)
+        col.setContentsMargins(4, 8, 4, 4)
+        self.chart = TrainingChart()
+        col.addWidget(self.chart, 1)
+        return box
+
+    def set_horizontal(self, horizontal: bool) -> None:
+        """Side by side (bottom/top dock) or stacked (left/right dock, floating)."""
+        d = QBoxLayout.Direction
+        self.box_layout.setDirection(d.LeftToRight if horizontal else d.TopToBottom)
+        self.run_box.setFixedWidth(RUN_BOX_WIDTH) if horizontal else self.run_box.setMaximumWidth(16777215)
+        if not horizontal:
+            self.run_box.setMinimumWidth(0)
 
     def _versions_box(self) -> QGroupBox:
         box = QGroupBox("Model versions")
