@@ -33,6 +33,7 @@ from .resources import app_icon
 from .session import Session
 from .settings import Settings
 from .tool_state import restore_tool_state, save_tool_state
+from .training import attach_training
 from .wiring import connect_window
 from .workers.thumbnails import ThumbnailProvider
 
@@ -69,6 +70,7 @@ class MainWindow(QMainWindow):
         self._build_toolbar()
         self.ask_mask_resize = lambda stem, m, i: ask_mask_resize(self, stem, m, i)
         connect_window(self)
+        self.training = attach_training(self)  # before restore_window: its dock has a saved place
         restore_tool_state(self)
         self.crf_popover.set_params(self.crf_params)
         self.resize(1400, 900)

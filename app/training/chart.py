@@ -38,7 +38,8 @@ class TrainingChart(QChartView):
         chart = QChart()
         super().__init__(chart, parent)
         self.setRenderHint(QPainter.RenderHint.Antialiasing)
-        self.setMinimumHeight(190)
+        self.setMinimumHeight(170)
+        self.setMinimumWidth(260)
         chart.setMargins(QMargins(4, 4, 4, 4))
         chart.setBackgroundRoundness(6)
         chart.legend().setAlignment(Qt.AlignmentFlag.AlignBottom)
@@ -46,17 +47,20 @@ class TrainingChart(QChartView):
         self.iou = _series("IoU", IOU_COLOR)
         self.biou = _series("BIoU", BIOU_COLOR, dashed=True)
         self.start = QScatterSeries()  # the starting model's IoU, drawn at epoch 0
-        self.start.setName("start IoU")  # the parent model, before training
+        self.start.setName("start")  # the parent model, before training
         self.start.setMarkerSize(9)
         self.start.setColor(QColor(IOU_COLOR))
         self.x_axis = QValueAxis()
         self.x_axis.setTitleText("epoch")
+        self.x_axis.setTitleVisible(False)
         self.x_axis.setLabelFormat("%d")
         self.loss_axis = QValueAxis()
         self.loss_axis.setTitleText("loss")
-        self.loss_axis.setLabelFormat("%.2f")
+        self.loss_axis.setTitleVisible(False)  # the legend and the label colours say which is which
+        self.loss_axis.setLabelFormat("%.1f")
         self.score_axis = QValueAxis()
         self.score_axis.setTitleText("IoU / BIoU")
+        self.score_axis.setTitleVisible(False)
         self.score_axis.setRange(0.0, 1.0)
         self.score_axis.setLabelFormat("%.1f")
         chart.addAxis(self.x_axis, Qt.AlignmentFlag.AlignBottom)

@@ -29,7 +29,8 @@ from .worker import FinetuneWorker
 
 POLL_MS = 300
 DOCK_AREA = Qt.DockWidgetArea.BottomDockWidgetArea
-DOCK_HEIGHT = 300
+DOCK_HEIGHT = 330
+MIN_DOCK_HEIGHT = 280
 REFRESH_DEBOUNCE_MS = 250
 
 
@@ -42,6 +43,7 @@ class TrainingController(QObject):
         super().__init__(window)
         self.window = window
         self.panel = TrainingPanel(getattr(window, "settings", None))
+
         self.worker = FinetuneWorker(self)
         self.session: Any = None
         self.repredictor: Repredictor | None = None
@@ -62,6 +64,7 @@ class TrainingController(QObject):
         self.dock.topLevelChanged.connect(lambda *_: self._dock_moved(window.dockWidgetArea(self.dock)))
         self._dock_moved(window.dockWidgetArea(self.dock))
         window.resizeDocks([self.dock], [DOCK_HEIGHT], Qt.Orientation.Vertical)
+        QTimer.singleShot(0, self._default_height)  # resizeDocks before show() is unreliable
         self._connect()
         self._refresh_timer = QTimer(self)
         self._refresh_timer.setSingleShot(True)
@@ -133,6 +136,11 @@ class TrainingController(QObject):
             action = getattr(actions, name, None) if actions is not None else None
             if action is not None:
                 action.triggered.connect(lambda *_: self.fine_tune_action.setIcon(icon("fine-tune")))
+
+    def _default_height(self) -> None:
+        """Give a too-short bottom dock its default height (a restored, user-sized one is kept)."""
+        if self.window.dockWidgetArea(self.dock) == DOCK_AREA and self.dock.height() < MIN_DOCK_HEIGHT:
+            self.window.resizeDocks([self.dock], [DOCK_HEIGHT], Qt.Orientation.Vertical)
 
     def _dock_moved(self, area: Qt.DockWidgetArea) -> None:
         horizontal = area in (Qt.DockWidgetArea.BottomDockWidgetArea, Qt.DockWidgetArea.TopDockWidgetArea)
@@ -324,7 +332,7 @@ class TrainingController(QObject):
     def _repredicted(self, label: str, n: int) -> None:
         self.timings["predicted"] = time.monotonic()
         secs = self.timings["predicted"] - self.timings.get("click", self.timings["predicted"])
-        self.panel.set_repredict(f"Predictions updated with {label} ({n} images; {secs:.0f} s since the click).")
+        self.panel.set_repredict(f"Predictions updated with {label}: {n} images, {secs:.0f} s after the click.")
         self._status(f"Predictions updated with {label}", 8000)
 
     # -- lifetime ---------------------------------------------------------------------------

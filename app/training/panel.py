@@ -22,7 +22,8 @@ from .versions_table import VersionsTable
 
 NO_HELD_OUT = "too few corrected images to hold any out — no held-out numbers"
 MAX_NAMES_IN_TIP = 40
-RUN_BOX_WIDTH = 340
+RUN_BOX_WIDTH = 300
+PROGRESS_STEPS = 1000
 
 
 def format_eta(seconds: float) -> str:
@@ -85,7 +86,7 @@ class TrainingPanel(QWidget):
         self.progress = QProgressBar()
         self.progress.setTextVisible(True)
         self.progress.setFormat("%p%")
-        self.progress.setToolTip("Training steps done / estimated total")
+        self.progress.setToolTip("Share of the run done (by the time budget, else by steps)")
         self.eta_label = QLabel()
         self.eta_label.setObjectName("mutedLabel")
         prow = QHBoxLayout()
@@ -106,6 +107,8 @@ class TrainingPanel(QWidget):
         col.addWidget(self.result_label)
         self.repredict_label = QLabel()
         self.repredict_label.setObjectName("mutedLabel")
+        self.repredict_label.setWordWrap(True)
+        self.repredict_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         col.addWidget(self.repredict_label)
         self.repredict_label.hide()
         col.addStretch(1)
@@ -161,6 +164,7 @@ class TrainingPanel(QWidget):
         self.eta_label.setVisible(running)
         if running:
             self.progress.setRange(0, 0)  # busy until the first step arrives
+            self.progress.setValue(0)
             self.eta_label.setText("starting…")
         self._update_run_buttons()
         self._update_version_buttons()
@@ -182,16 +186,28 @@ class TrainingPanel(QWidget):
                         f"{config.input_size} px)…")
         self.set_running(True)
 
-    def set_progress(self, step: int, total: int, eta_s: float) -> None:
-        total = max(total, step, 1)
-        if self.progress.maximum() != total:
-            self.progress.setRange(0, total)
-        self.progress.setValue(min(step, total))
+    def set_progress(self, step: int, total: int, eta_s: float, elapsed_s: float = float("nan")) -> None:
+        """Share of the run done: by time (elapsed / (elapsed + ETA)) when both are known, as
+        the step total is only an estimate per phase; else by steps."""
+        if math.isfinite(eta_s) and math.isfinite(elapsed_s) and elapsed_s + eta_s > 0:
+            fraction = elapsed_s / (elapsed_s + eta_s)
+        else:
+            fraction = step / max(total, step, 1)
+        self._set_fraction(fraction)
         self.eta_label.setText(format_eta(eta_s))
 
+    def _set_fraction(self, fraction: float) -> None:
+        """Never moves backwards; 100 % only when the run has finished."""
+        value = round(min(max(fraction, 0.0), 0.99) * PROGRESS_STEPS)
+        if self.progress.maximum() != PROGRESS_STEPS:
+            self.progress.setRange(0, PROGRESS_STEPS)
+            self.progress.setValue(value)
+        elif value > self.progress.value():
+            self.progress.setValue(value)
+
     def finish_progress(self, done: bool) -> None:
-        self.progress.setRange(0, 100)
-        self.progress.setValue(100 if done else 0)
+        self.progress.setRange(0, PROGRESS_STEPS)
+        self.progress.setValue(PROGRESS_STEPS if done else 0)
         self.eta_label.clear()
 
     def add_epoch(self, report: EpochReport) -> None:
@@ -202,8 +218,10 @@ class TrainingPanel(QWidget):
         else:
             text = f"{report.phase} epoch {report.epoch}: loss {report.train_loss:.3f}"
         self.set_status(text)
-        if math.isfinite(report.eta_s):
+        if math.isfinite(report.eta_s) and self._running:
             self.eta_label.setText(format_eta(report.eta_s))
+            if report.elapsed_s + report.eta_s > 0:
+                self._set_fraction(report.elapsed_s / (report.elapsed_s + report.eta_s))
 
     def set_status(self, text: str) -> None:
         self.status_label.setText(text)

@@ -1,8 +1,8 @@
 """The model versions of a project as a table: newest first, the active one marked (● and bold).
 
-Columns: active marker, version, parent, created (local time), mode, held-out IoU / BIoU of the
-version, and "start" IoU / BIoU = its parent measured on the *same* held-out images before
-training (metrics 'start_val_iou' / 'start_val_biou'; empty for versions saved without them).
+Columns: active marker, version, parent, held-out IoU and BIoU as "start → end" (start = the
+parent measured on the *same* held-out images before training, metrics 'start_val_iou' /
+'start_val_biou'; end = this version, 'val_iou' / 'val_biou'), mode, created (local time).
 A dash means "no held-out images in that run".
 """
 
@@ -15,13 +15,12 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem, QWidget
 
-COLUMNS = ("", "Version", "Parent", "IoU", "BIoU", "Start IoU", "Start BIoU", "Mode", "Created")
+COLUMNS = ("", "Version", "Parent", "IoU", "BIoU", "Mode", "Created")
 TIPS = ("● = the active version (used for predictions)", "Model version id",
         "The version this one was fine-tuned from",
-        "Held-out IoU after training (mean over the run's held-out images)",
-        "Held-out Boundary IoU after training",
-        "The parent's IoU on the same held-out images, before training",
-        "The parent's Boundary IoU on the same held-out images, before training",
+        "Held-out IoU: the parent before training → this version after it, on the same held-out "
+        "images (– = no held-out images in that run)",
+        "Held-out Boundary IoU: the parent before training → this version after it",
         "Training mode of the run (fast = decoder only, full = all weights)",
         "When the version was saved")
 
@@ -32,6 +31,13 @@ def _fmt(value: Any) -> str:
     return "–"
 
 
+def _change(start: Any, end: Any) -> str:
+    """"0.134 → 0.467" (parent before → this version after), or just the end value."""
+    if isinstance(start, (int, float)) and start == start:
+        return f"{_fmt(start)} → {_fmt(end)}"
+    return _fmt(end)
+
+
 def version_row(v: Any) -> list[str]:
     """Cell texts of one ModelVersion."""
     metrics = v.metrics or {}
@@ -39,8 +45,8 @@ def version_row(v: Any) -> list[str]:
     mode = (meta.get("train_config") or {}).get("mode", "")
     created = time.strftime("%b %d %H:%M", time.localtime(v.created)) if v.created else ""
     return ["●" if v.active else "", f"v{v.id}", f"v{v.parent}" if v.parent is not None else "—",
-            _fmt(metrics.get("val_iou")), _fmt(metrics.get("val_biou")),
-            _fmt(metrics.get("start_val_iou")), _fmt(metrics.get("start_val_biou")), mode, created]
+            _change(metrics.get("start_val_iou"), metrics.get("val_iou")),
+            _change(metrics.get("start_val_biou"), metrics.get("val_biou")), mode, created]
 
 
 class VersionsTable(QTableWidget):
@@ -77,7 +83,7 @@ class VersionsTable(QTableWidget):
         for r, v in enumerate(rows):
             for c, text in enumerate(version_row(v)):
                 item = QTableWidgetItem(text)
-                item.setTextAlignment(Qt.AlignmentFlag.AlignCenter if c < 7 else
+                item.setTextAlignment(Qt.AlignmentFlag.AlignCenter if c < 5 else
                                       Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
                 if v.active:
                     item.setFont(bold)

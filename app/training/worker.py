@@ -6,7 +6,7 @@ out from under a running fit) and calls ``finetune`` with a ``threading.Event`` 
 segcore's callbacks run in the training thread; they are forwarded as Qt signals, which Qt
 delivers queued to the GUI thread:
 
-- ``progress(step, total, eta_s)`` at most every :data:`PROGRESS_INTERVAL_S` (plus the last),
+- ``progress(step, total, eta_s, elapsed_s)`` at most every :data:`PROGRESS_INTERVAL_S` (plus the last),
 - ``epoch(EpochReport)``, ``message(str)``,
 - exactly one of ``finished(FinetuneResult)`` (also when cancelled: ``result.cancelled``) or
   ``failed(str)`` per run, then ``runningChanged(False)``.
@@ -65,6 +65,7 @@ class _Forwarder(TrainCallbacks):
         self.t0 = time.monotonic()
         self.first_step: float | None = None
         self.last_emit = 0.0
+        self.fit_start: float | None = None  # Trainer.fit's start (its budget clock), from epochs
 
     def eta(self, step: int, total: int) -> float:
         now = time.monotonic()
@@ -72,7 +73,8 @@ class _Forwarder(TrainCallbacks):
         if self.first_step is not None and step > 1:
             by_steps = (now - self.first_step) / (step - 1) * max(total - step, 0)
         if self.config.time_budget_s is not None and self.first_step is not None:
-            by_budget = max(0.0, self.first_step + self.config.time_budget_s - now)
+            start = self.fit_start if self.fit_start is not None else self.first_step
+            by_budget = max(0.0, start + self.config.time_budget_s - now)
             return by_budget if by_steps != by_steps else min(by_budget, by_steps)
         return by_steps
 
@@ -82,9 +84,10 @@ class _Forwarder(TrainCallbacks):
             self.first_step = now
         if now - self.last_emit >= PROGRESS_INTERVAL_S or step >= total:
             self.last_emit = now
-            self.worker.progress.emit(step, total, self.eta(step, total))
+            self.worker.progress.emit(step, total, self.eta(step, total), now - self.t0)
 
     def on_epoch(self, report: EpochReport) -> None:
+        self.fit_start = time.monotonic() - report.elapsed_s
         self.worker.epoch.emit(report)
 
     def on_message(self, text: str) -> None:
@@ -121,7 +124,7 @@ class _Thread(QThread):
 class FinetuneWorker(QObject):
     """Runs one fine-tune at a time; see the module docstring for the signal contract."""
 
-    progress = Signal(int, int, float)   # step, total (estimate), eta seconds (nan = unknown)
+    progress = Signal(int, int, float, float)  # step, total (estimate), eta s (nan = unknown), elapsed s
     epoch = Signal(object)               # EpochReport
     message = Signal(str)
     finished = Signal(object)            # FinetuneResult (result.cancelled when cancelled)
