@@ -61,7 +61,10 @@ def main() -> None:
     parser.add_argument("--size", default="640x480")
     parser.add_argument("--no-model", action="store_true", help="no prediction worker model")
     parser.add_argument("--keep", action="store_true", help="keep the generated folder")
+    parser.add_argument("--quick", action="store_true", help="300 images instead of 2,000")
     args = parser.parse_args()
+    if args.quick:
+        args.n = min(args.n, 300)
     size = tuple(int(v) for v in args.size.split("x"))
 
     home = Path(tempfile.mkdtemp(prefix="segloop-bench-open-"))

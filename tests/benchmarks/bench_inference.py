@@ -1,0 +1,79 @@
+"""Inference: plain eager torchvision-style forward vs SegLoop's optimised CPU path.
+
+Run: ``python -m tests.benchmarks.bench_inference [--quick]``. Same fine-tuned weights
+(``common.bench_checkpoint``), same inputs: a 480×480 image and a 1280×960 photo (Weizmann
+test images resized, or demo images without the dataset). Reports median ms per forward of
+each variant of ``segcore.models.optimize`` and the ratio eager / variant, plus the foreground
+IoU between each variant's mask and eager's (must be ≥ 0.999). Merged into results.json
+under "inference".
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import cv2
+import numpy as np
+import torch
+
+from segcore.inference import Predictor
+from segcore.metrics import foreground_iou
+from segcore.models.optimize import VARIANTS, make_runner
+from segcore.versions import load_checkpoint
+from tests.benchmarks.common import bench_checkpoint, median, record, report, time_ms, weizmann_dir
+
+SIZES = {"480x480": (480, 480), "1280x960": (960, 1280)}
+
+
+def test_images(n: int) -> list[np.ndarray]:
+    from segcore.io import read_image
+
+    root = weizmann_dir()
+    if root is not None:
+        paths = sorted((root / "images").glob("*.jpg"))[-n:]
+        return [read_image(p) for p in paths]
+    from segcore.demo import generate_demo_project
+    from tests.benchmarks.common import OUT
+
+    demo = generate_demo_project(OUT / "demo_inf", n_images=n, size=(240, 320), seed=5)
+    return [read_image(p) for p in sorted(demo.glob("*.png"))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer repeats and images")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    repeat, n_img = (3, 2) if args.quick else (7, 4)
+    model, _ = load_checkpoint(bench_checkpoint())
+    images = test_images(n_img)
+    rows, out = [], []
+    for label, (h, w) in SIZES.items():
+        batch = []
+        for im in images:
+            x = cv2.resize(im, (w, h), interpolation=cv2.INTER_LINEAR)
+            batch.append(Predictor(model, optimize=False)._to_tensor(x))
+        results: dict[str, dict] = {}
+        for variant in VARIANTS:
+            run = make_runner(model, variant)
+            with torch.inference_mode():
+                masks = [(run(x)[0, 0] > 0).numpy() for x in batch]
+                times = time_ms(lambda: run(batch[0]), repeat=repeat, warmup=1)
+            results[variant] = {"ms": median(times), "masks": masks}
+        base = results["eager"]
+        for variant in VARIANTS:
+            r = results[variant]
+            iou = min(foreground_iou(a, b) for a, b in zip(base["masks"], r["masks"]))
+            ratio = base["ms"] / r["ms"]
+            rows.append((label, variant, r["ms"], ratio, iou))
+            out.append({"size": label, "variant": variant, "median_ms": round(r["ms"], 2),
+                        "ratio_vs_eager": round(ratio, 3), "min_mask_iou_vs_eager": round(iou, 5)})
+    report(f"Inference (CPU, {args.threads} threads, median of {repeat})",
+           ["size", "variant", "median ms", "eager / variant", "min mask IoU vs eager"], rows)
+    record("inference", {"threads": args.threads, "rows": out})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
