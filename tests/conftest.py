@@ -41,3 +41,20 @@ def demo_project(tmp_path):
     from segcore.demo import generate_demo_project
 
     return generate_demo_project(tmp_path / "demo", n_images=6, size=(96, 128), seed=1)
+
+
+@pytest.fixture
+def offline_one_thread(monkeypatch):
+    """No weight downloads, a fixed seed, and one intra-op torch thread.
+
+    One thread: on a shared 2-core machine, 2 OpenMP threads under contention were measured
+    ~100x slower (spin-waiting), not faster.
+    """
+    import torch
+
+    monkeypatch.setenv("SEGLOOP_OFFLINE", "1")
+    torch.manual_seed(0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -16,16 +16,7 @@ from segcore.models import build
 from segcore.weights import MOBILENET_V2_FILE, hub_checkpoint_dir
 
 
-@pytest.fixture(autouse=True)
-def _quiet(monkeypatch):
-    monkeypatch.setenv("SEGLOOP_OFFLINE", "1")
-    torch.manual_seed(0)
-    # One intra-op thread: on a shared 2-core machine, 2 OpenMP threads under contention
-    # were measured ~100x slower (spin-waiting), not faster.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("offline_one_thread")
 
 
 @pytest.fixture(scope="module")

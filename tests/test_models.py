@@ -12,16 +12,7 @@ from segcore.models.mobilenet import dilation_plan
 from segcore.models.optimize import fuse_conv_bn
 
 
-@pytest.fixture(autouse=True)
-def _offline(monkeypatch):
-    monkeypatch.setenv("SEGLOOP_OFFLINE", "1")
-    torch.manual_seed(0)
-    # One intra-op thread: on a shared 2-core machine, 2 OpenMP threads under contention
-    # were measured ~100x slower (spin-waiting), not faster.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("offline_one_thread")
 
 
 def test_registry_lists_cpu_default_first():

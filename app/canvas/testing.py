@@ -52,3 +52,16 @@ def click(canvas: MaskCanvas, x: float, y: float) -> None:
 def key(canvas: MaskCanvas, keys: Iterable[Qt.Key]) -> None:
     for k in keys:
         QTest.keyClick(canvas, k)
+
+
+def shown_canvas(qtbot, image, mask=None, size: tuple[int, int] = (420, 320)):  # noqa: ANN001, ANN201
+    """A MaskCanvas shown at ``size`` with ``image`` (and ``mask``) at 1:1 zoom, for tests."""
+    c = MaskCanvas()
+    qtbot.addWidget(c)
+    c.resize(*size)
+    c.show()
+    qtbot.waitExposed(c)
+    c.set_image("img", image, mask, None)
+    c.zoom_actual()
+    return c
+

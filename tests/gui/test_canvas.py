@@ -8,7 +8,7 @@ from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
 from PySide6.QtTest import QTest
 
 from app.canvas import MaskCanvas
-from app.canvas.testing import click, drag, send_mouse, view_pos
+from app.canvas.testing import click, drag, send_mouse, shown_canvas, view_pos
 from app.canvas.undo import stack_bytes
 
 H, W = 200, 300
@@ -31,14 +31,7 @@ def _segment_distance(h: int, w: int, a: tuple[float, float], b: tuple[float, fl
 
 @pytest.fixture
 def canvas(qtbot) -> MaskCanvas:
-    c = MaskCanvas()
-    qtbot.addWidget(c)
-    c.resize(420, 320)
-    c.show()
-    qtbot.waitExposed(c)
-    c.set_image("img", _image(), None, None)
-    c.zoom_actual()
-    return c
+    return shown_canvas(qtbot, _image())
 
 
 def test_stroke_changes_exactly_the_expected_pixels(canvas, qtbot):

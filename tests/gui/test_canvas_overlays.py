@@ -11,7 +11,7 @@ from app.canvas import MaskCanvas
 from app.canvas import render
 from app.canvas.document import Rect
 from app.canvas.layers import OverlayItem
-from app.canvas.testing import drag, view_pos
+from app.canvas.testing import drag, shown_canvas, view_pos
 
 H, W = 200, 300
 GREY = 100
@@ -19,15 +19,9 @@ GREY = 100
 
 @pytest.fixture
 def canvas(qtbot) -> MaskCanvas:
-    c = MaskCanvas()
-    qtbot.addWidget(c)
-    c.resize(420, 320)
-    c.show()
-    qtbot.waitExposed(c)
     mask = np.zeros((H, W), np.uint8)
     mask[50:150, 80:220] = 1
-    c.set_image("img", np.full((H, W, 3), GREY, np.uint8), mask, None)
-    c.zoom_actual()
+    c = shown_canvas(qtbot, np.full((H, W, 3), GREY, np.uint8), mask)
     return c
 
 
