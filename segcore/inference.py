@@ -1,18 +1,20 @@
 """Predictor: per-class probabilities at full image resolution for images of any size.
 
-Resize policy (stated once, used everywhere)
---------------------------------------------
+Resize policy (stated once, the same as training's — see segcore.training.data)
+--------------------------------------------------------------------------------
 * Images with a side shorter than ``MIN_SIDE`` (8 px) are refused with a ValueError naming the
   size — there is nothing to segment in them.
-* Up to ``tile_above_mp`` megapixels (default 4 MP): the image is resized (keeping its aspect)
-  so its long side equals ``input_size`` (default 512; INTER_AREA down, INTER_LINEAR up),
-  zero-padded (in normalised space, i.e. the ImageNet mean colour) to a multiple of 32,
-  predicted in one pass, cropped, and the *logits* resized back to the full resolution with
-  cv2 (bilinear) before sigmoid/softmax — sharper edges than resizing probabilities.
+* Up to ``tile_above_mp`` megapixels (default 4 MP): the image is resized to
+  ``input_size`` × ``input_size`` (aspect NOT kept: training sees every view stretched to a
+  square, and a model must be run on what it was trained on; ``segcore.training.data.
+  stretch_image`` is the one function both use), predicted in one pass, and the *logits* are
+  resized back to the full resolution with cv2 (bilinear) before sigmoid/softmax.
+  ``input_size`` defaults to the size the model was trained at (``model.meta["input_size"]``,
+  set by the Trainer and by ``load_checkpoint``), else ``DEFAULT_INPUT_SIZE``.
 * Larger images: resized so the long side equals ``tiled_long_side`` (default 4 × input_size,
-  i.e. 4× the single-pass detail, because huge images usually hold small structures), then a
-  sliding window of ``input_size`` tiles with ``overlap`` (default 1/4); overlapping logits are
-  blended with a tent weight, then resized to full resolution as above.
+  because huge images usually hold small structures), then a sliding window of
+  ``input_size`` square tiles with ``overlap`` (default 1/4); overlapping logits are blended
+  with a tent weight, then resized to full resolution as above.
 * ``uncertainty`` = mean over pixels of the normalised entropy ``-Σ p log p / log C`` (0..1),
   computed at the working resolution (same mean, far cheaper than at 20 MP).
 
@@ -47,11 +49,14 @@ import torch.nn.functional as F
 from .errors import SegLoopError
 from .models import SegModel, logits_to_probs
 from .models.optimize import Runner, make_runner
+from .training.data import stretch_image
 
 log = logging.getLogger(__name__)
 MIN_SIDE = 8
 PAD_MULTIPLE = 32
 MIN_TILE = 64
+#: working size of a model whose training size is unknown (TrainConfig's default)
+DEFAULT_INPUT_SIZE = 320
 #: Inference path for optimize=True: Conv+BN folded + channels_last (see segcore.models.optimize).
 #: Measured on the 2-core machine (1 thread, MobileNetV2 DeepLab, medians of 9): 480×480 eager
 #: 961 ms, channels_last 767, fused 568, TorchScript frozen 557, ONNX Runtime 562; 1280×960:
@@ -121,7 +126,7 @@ class Predictor:
         model_or_checkpoint: SegModel | str | os.PathLike[str],
         device: str | torch.device = "auto",
         optimize: bool | str = True,
-        input_size: int = 512,
+        input_size: int | None = None,
         crf_params: Any = None,
         tile_above_mp: float = 4.0,
         tiled_long_side: int | None = None,
@@ -138,6 +143,8 @@ class Predictor:
         self.model: SegModel = model.eval()
         if output_stride is not None and hasattr(self.model, "set_output_stride"):
             self.model.set_output_stride(output_stride)
+        if input_size is None:
+            input_size = (getattr(self.model, "meta", {}) or {}).get("input_size") or DEFAULT_INPUT_SIZE
         self.input_size = max(MIN_TILE, int(input_size) // PAD_MULTIPLE * PAD_MULTIPLE)
         self.tile_above_mp = float(tile_above_mp)
         self.tiled_long_side = int(tiled_long_side or 4 * self.input_size)
@@ -210,11 +217,13 @@ class Predictor:
         """Resize per the policy, run (tiled if needed, OOM-safe), return (C, h, w) logits."""
         h, w = image.shape[:2]
         tiled = h * w > self.tile_above_mp * 1e6
-        long_side = self.tiled_long_side if tiled else self.input_size
-        scale = long_side / max(h, w)
-        size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-        work = cv2.resize(image, size, interpolation=interp) if size != (w, h) else image
+        if tiled:
+            scale = self.tiled_long_side / max(h, w)
+            size = (max(1, round(w * scale)), max(1, round(h * scale)))
+            interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+            work = cv2.resize(image, size, interpolation=interp) if size != (w, h) else image
+        else:
+            work = stretch_image(image, self.input_size)
         tile = self.tile_size or (self.input_size if tiled else None)
         while True:
             try:

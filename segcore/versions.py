@@ -177,6 +177,9 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
         raise CheckpointError(f"{path}: weights do not match architecture {meta.get('arch')!r} "
                               f"({' '.join(first[:3])[:300]})") from exc
     model.eval()
+    trained_at = (meta.get("train_config") or {}).get("input_size")
+    if trained_at:
+        model.meta["input_size"] = int(trained_at)  # the Predictor's working size
     return model, meta
 
 

@@ -188,3 +188,29 @@ def test_optimised_path_gives_the_eager_masks_on_demo_images():
         a, b = eager.predict(image).mask.astype(bool), fast.predict(image).mask.astype(bool)
         assert 0.05 < a.mean() < 0.95
         assert (a & b).sum() / (a | b).sum() >= 0.999
+
+
+def test_working_view_is_the_training_view_at_the_trained_size(monkeypatch):
+    """Predictor and Trainer must see the same picture: stretched to a square of the size
+    the model was trained at (model.meta["input_size"], set by load_checkpoint)."""
+    from segcore.training.data import stretch_image
+
+    model = build("deeplabv3_mobilenet_v2", pretrained=False)
+    model.meta["input_size"] = 96
+    predictor = Predictor(model, optimize=False)
+    assert predictor.input_size == 96
+    seen = []
+    original = predictor._single
+
+    def spy(x):
+        seen.append(x.clone())
+        return original(x)
+
+    monkeypatch.setattr(predictor, "_single", spy)
+    image = np.random.default_rng(0).integers(0, 255, (50, 170, 3), dtype=np.uint8)
+    prediction = predictor.predict(image)
+    assert prediction.mask.shape == (50, 170)
+    assert tuple(seen[0].shape) == (1, 3, 96, 96)
+    expected = predictor._to_tensor(stretch_image(image, 96))
+    assert torch.allclose(seen[0], expected)
+    assert Predictor(model, optimize=False, input_size=160).input_size == 160

@@ -53,7 +53,7 @@ def _blobs(n: int, seed: int = 0, size=(72, 88)) -> list[tuple[np.ndarray, np.nd
 
 
 def _cfg(**kw) -> TrainConfig:
-    base = dict(mode="fast", epochs=1, input_size=64, batch_size=4, fast_views=2, seed=0)
+    base = dict(mode="fast", epochs=1, time_budget_s=None, input_size=64, batch_size=4, fast_views=2, seed=0)
     base.update(kw)
     return TrainConfig(**base)
 

@@ -361,9 +361,12 @@ class Trainer:
         cache = FeatureCache()
         views = cfg.fast_views
         self.callbacks.on_message(f"fast mode: computing encoder features of {len(mine)} images")
+        t_start = time.monotonic()
         for i, pair in enumerate(mine):
             if self._cancel.is_set():
                 raise _Cancelled()
+            if i == 1 and deadline is not None and self.world == 1:  # DDP ranks must stay equal
+                views = self._views_within_budget(views, len(mine), time.monotonic() - t_start, deadline, cache)
             imgs, labs = [], []
             for v in range(views):
                 img, lab = augment(pair.image, pair.mask, cfg.input_size, rng, cfg.scale_range, cfg.hflip,
@@ -387,6 +390,17 @@ class Trainer:
             f = model.forward_features(x)
             val_feats.append({k: v[0].to("cpu", torch.float16) for k, v in f.items() if k != "aux"})
         return cache, val_feats
+
+    def _views_within_budget(self, views: int, n_images: int, first_s: float, deadline: float,
+                             cache: FeatureCache) -> int:
+        """Fewer cached views per image when building the cache would eat over half the budget."""
+        per_view = first_s / max(len(cache), 1)
+        allowed = int(0.5 * (deadline - time.monotonic()) / max(per_view * max(n_images - 1, 1), 1e-6))
+        fit = max(1, min(views, allowed))
+        if fit < views:
+            self.callbacks.on_message(f"fast mode: {fit} views per image to stay within the time budget")
+            del cache.features[fit:], cache.labels[fit:]
+        return fit
 
     # ---------------------------------------------------------------- full mode
     def _run_full(self, model: nn.Module, train: list, val: list[ValPair], epochs: int | None,
