@@ -58,7 +58,7 @@ def matched_stems(images: Path, masks: Path) -> dict[str, Path]:
 class StretchPredictor:
     """Eager prediction with the training resize policy (stretch to input_size², logits back to HxW).
 
-    Used until segcore.inference.Predictor offers the same policy (``resize="stretch"``).
+    Eager reference of what segcore.inference.Predictor does on images up to its tiling size.
     """
 
     def __init__(self, model: Any, input_size: int) -> None:
@@ -79,12 +79,9 @@ class StretchPredictor:
 
 
 def make_predictor(model: Any, input_size: int) -> Any:
-    """segcore.inference.Predictor with the stretch policy when it has one, else StretchPredictor."""
+    """The app's segcore.inference.Predictor (it uses the training view: stretched square)."""
     from .inference import Predictor
-    try:
-        return Predictor(model, device="cpu", input_size=input_size, resize="stretch")
-    except TypeError:
-        return StretchPredictor(model, input_size)
+    return Predictor(model, device="cpu", input_size=input_size)
 
 
 def _score(gt: np.ndarray, pred: np.ndarray) -> tuple[float, float]:

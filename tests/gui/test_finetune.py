@@ -23,7 +23,7 @@ from segcore.versions import ModelStore
 from .conftest import FakePredictor, make_window
 
 N_IMAGES = 10
-SIZE = (96, 128)
+SIZE = (128, 160)
 TRAIN_TIMEOUT_MS = 240_000
 
 
@@ -64,7 +64,7 @@ def _fast(ctrl, epochs: int = 8, budget: int = 0) -> None:
     adv.mode.setCurrentIndex(adv.mode.findData("fast"))
     adv.epochs.setValue(epochs)
     adv.budget.setValue(budget)
-    adv.input_size.setValue(96)
+    adv.input_size.setValue(224)  # OS16 features of 14x14: enough to learn the demo objects
 
 
 def _setup(qtbot, folder):  # noqa: ANN202
@@ -116,7 +116,7 @@ def test_fine_tune_end_to_end_then_roll_back(qtbot, ft_dir, versioned_model):
     train, held = split_held_out(stems[:8])
     assert held
     qtbot.waitUntil(ctrl.panel.train_button.isEnabled, timeout=5000)
-    _fast(ctrl)
+    _fast(ctrl, epochs=12)
     probe = LatencyProbe(10)
     probe.start()
     with qtbot.waitSignal(ctrl.worker.finished, timeout=TRAIN_TIMEOUT_MS) as blocker:
