@@ -413,7 +413,8 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--project", help="project folder: use its active model version")
     p.add_argument("--out", required=True, help="folder for the masks (created if missing)")
     p.add_argument("--crf", action="store_true", help="refine with DenseCRF (slower, sharper edges)")
-    p.add_argument("--input-size", type=int, default=512, help="long side fed to the model (default 512)")
+    p.add_argument("--input-size", type=int, default=None,
+                   help="side of the square the model sees (default: the size it was trained at)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
     p.set_defaults(func=_cmd_predict)
 
@@ -429,7 +430,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, help="checkpoint file (.pt)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.add_argument("--crf", action="store_true", help="refine with DenseCRF before scoring")
-    p.add_argument("--input-size", type=int, default=512, help="long side fed to the model (default 512)")
+    p.add_argument("--input-size", type=int, default=None,
+                   help="side of the square the model sees (default: the size it was trained at)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
     p.set_defaults(func=_cmd_eval)
 

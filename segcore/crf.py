@@ -112,7 +112,8 @@ def _run(dcrf: Any, image: np.ndarray, p: np.ndarray, params: CRFParams) -> np.n
     d.addPairwiseBilateral(
         sxy=params.bilateral_sxy,
         srgb=params.bilateral_srgb,
-        rgbim=np.ascontiguousarray(image),
+        # pydensecrf wants a writable C-contiguous buffer; read_image's arrays may be read-only
+        rgbim=image if image.flags.writeable and image.flags.c_contiguous else np.array(image, order="C"),
         compat=params.bilateral_compat,
     )
     q = d.inference(int(params.iterations))

@@ -161,3 +161,17 @@ def test_module_imports_without_pydensecrf(monkeypatch) -> None:
     assert not ok and "pydensecrf" in reason
     with pytest.raises(CRFUnavailableError):
         module.refine(np.zeros((4, 4, 3), np.uint8), np.full((2, 4, 4), 0.5, np.float32))
+
+
+def test_read_only_image_is_accepted():
+    """Arrays from segcore.io may be read-only views; pydensecrf needs a writable buffer."""
+    from segcore.crf import crf_available, refine
+
+    if not crf_available()[0]:
+        pytest.skip("pydensecrf not importable here")
+    image = np.zeros((20, 30, 3), np.uint8)
+    image[5:15, 10:20] = 200
+    image.setflags(write=False)
+    probs = np.full((2, 20, 30), 0.5, np.float32)
+    out = refine(image, probs)
+    assert out.shape == (2, 20, 30) and np.allclose(out.sum(0), 1, atol=1e-4)
