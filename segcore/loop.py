@@ -8,7 +8,8 @@ predict_project(project, predictor, stems): predict in the given order, store pr
 
 Held-out rule (stable, visible): a stem is held out when sha1(stem) % 5 == 0, so an image keeps
 its role as more images are corrected. With >= 4 corrected images at least one is held out
-(the smallest hash) and at most a third; below 4 none is, and metrics are None.
+(the smallest hash) and at most 15 % (every corrected image is precious at small k);
+below 4 none is, and metrics are None.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from .versions import ModelStore
 
 HELD_OUT_EVERY = 5
 MIN_FOR_HELD_OUT = 4
+HELD_OUT_MAX_SHARE = 0.15
 TOO_FEW_MESSAGE = "too few corrected images to hold any out (need at least 4); no held-out metrics"
 
 
@@ -44,7 +46,7 @@ def split_held_out(stems: Sequence[str]) -> tuple[list[str], list[str]]:
     held = [s for s in stems if _stem_hash(s) % HELD_OUT_EVERY == 0]
     if not held:
         held = [min(stems, key=_stem_hash)]
-    cap = max(1, len(stems) // 3)
+    cap = max(1, round(len(stems) * HELD_OUT_MAX_SHARE))
     if len(held) > cap:
         held = sorted(held, key=_stem_hash)[:cap]
     held_set = set(held)

@@ -16,7 +16,26 @@ pytestmark = pytest.mark.usefixtures("offline_one_thread")
 
 
 def test_registry_lists_cpu_default_first():
-    assert models.available_models() == ["deeplabv3_mobilenet_v2", "deeplabv3_resnet50_v1c"]
+    assert models.available_models() == ["deeplabv3plus_mobilenet_v2", "deeplabv3_mobilenet_v2",
+                                         "deeplabv3_resnet50_v1c"]
+    assert models.DEFAULT_MODEL == "deeplabv3plus_mobilenet_v2"
+
+
+def test_deeplabv3plus_uses_stride4_features_and_switches_output_stride():
+    m = models.build("deeplabv3plus_mobilenet_v2", pretrained=False).eval()
+    x = torch.randn(1, 3, 97, 131)
+    feats = m.forward_features(x)
+    assert tuple(feats["low"].shape) == (1, 24, 25, 33)  # stride 4
+    assert tuple(feats["out"].shape[1:]) == (320, 7, 9)  # OS16
+    with torch.no_grad():
+        assert m(x)["out"].shape == (1, 1, 97, 131)
+        m.set_output_stride(8)
+        assert m.decoder.rates == (12, 24, 36)
+        assert m(x)["out"].shape == (1, 1, 97, 131)
+    rebuilt = models.from_config(m.config())
+    assert rebuilt.arch == "deeplabv3plus_mobilenet_v2"
+    # a plain DeepLabV3 does not carry the stride-4 features around (fast-mode cache stays small)
+    assert "low" not in models.build("deeplabv3_mobilenet_v2", pretrained=False).forward_features(x)
     with pytest.raises(ValueError, match="deeplabv3_mobilenet_v2"):
         build("unet_nonexistent", pretrained=False)
 

@@ -75,13 +75,22 @@ class SegModel(nn.Module):
         self.meta: dict[str, Any] = {}
 
     def forward_features(self, x: Tensor) -> dict[str, Tensor]:
-        """Encoder only: ``{"out": last stage, "aux": stage 3 (the aux head's input)}``."""
+        """Encoder only: ``{"out": last stage, "aux": stage 3 (the aux head's input)}``, plus
+        ``"low"`` (stride-4 features) when the decoder uses them (DeepLabV3+)."""
         stages = self.encoder(x)
-        return {"out": stages["out"], "aux": stages["aux"]}
+        keys = ("out", "aux", "low") if self.uses_low_level else ("out", "aux")
+        return {k: stages[k] for k in keys}
+
+    @property
+    def uses_low_level(self) -> bool:
+        return bool(getattr(self.decoder, "uses_low_level", False))
 
     def forward_head(self, features: dict[str, Tensor], size: tuple[int, int] | torch.Size) -> Tensor:
-        """Decoder on ``features["out"]``; logits bilinearly upsampled to ``size`` (H, W)."""
-        logits = self.decoder(features["out"])
+        """Decoder on ``features["out"]`` (and ``["low"]``); logits bilinearly upsampled to ``size``."""
+        if self.uses_low_level:
+            logits = self.decoder(features["out"], features["low"])
+        else:
+            logits = self.decoder(features["out"])
         return F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:

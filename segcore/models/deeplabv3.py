@@ -18,8 +18,8 @@ from torchvision.models import MobileNet_V2_Weights, ResNet50_Weights
 
 from ..weights import ProgressCallback, WeightSource, resolve_weights
 from .base import SegModel, load_matching
-from .heads import ASPPHead, aux_fcn_head
-from .mobilenet import AUX_CHANNELS, OUT_CHANNELS, MobileNetV2Encoder
+from .heads import ASPPHead, LightPlusHead, aux_fcn_head
+from .mobilenet import AUX_CHANNELS, LOW_CHANNELS, OUT_CHANNELS, MobileNetV2Encoder
 from .resnet_v1c import STAGE_CHANNELS, resnet50_v1c_encoder
 
 Pretrained = bool | str | os.PathLike[str]
@@ -120,5 +120,38 @@ def deeplabv3_mobilenet_v2(
     init_from_pretrained(
         model, MOBILENET_V2_IMAGENET, pretrained, progress,
         fresh_note="ASPP decoder and aux head start fresh; encoder.features from ImageNet",
+    )
+    return model
+
+
+def deeplabv3plus_mobilenet_v2(
+    num_classes: int = 2,
+    pretrained: Pretrained = True,
+    aux: bool = False,
+    binary_bce: bool = True,
+    progress: ProgressCallback | None = None,
+    output_stride: int = 16,
+) -> MobileNetDeepLab:
+    """DeepLabV3+ on the same dilated MobileNetV2 (OS16): ASPP 128 ch at 6/12/18 plus a
+    stride-4 skip and a depthwise-separable decoder (``heads.LightPlusHead``).
+
+    The CPU fine-tuning choice: the skip draws boundaries that the 20×20 OS16 map cannot,
+    and the slim decoder trains several times more steps per second than the seed's head.
+    """
+    model = MobileNetDeepLab(
+        arch="deeplabv3plus_mobilenet_v2",
+        num_classes=num_classes,
+        encoder=MobileNetV2Encoder(output_stride),
+        decoder=nn.Identity(),
+        binary_bce=binary_bce,
+        options={"output_stride": output_stride},
+    )
+    model.decoder = LightPlusHead(OUT_CHANNELS, LOW_CHANNELS, model.out_channels, channels=128,
+                                  rates=MOBILENET_ASPP_RATES[output_stride])
+    if aux:
+        model.aux_head = aux_fcn_head(AUX_CHANNELS, model.out_channels)
+    init_from_pretrained(
+        model, MOBILENET_V2_IMAGENET, pretrained, progress,
+        fresh_note="DeepLabV3+ decoder and aux head start fresh; encoder.features from ImageNet",
     )
     return model

@@ -13,11 +13,11 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
-from torchvision.models.segmentation.deeplabv3 import ASPPConv, ASPPPooling
+from torchvision.models.segmentation.deeplabv3 import ASPP, ASPPConv, ASPPPooling
 from torchvision.models.segmentation.fcn import FCNHead
 from torchvision.ops.misc import Conv2dNormActivation
 
-__all__ = ["ASPPHead", "FCNHead", "aux_fcn_head"]
+__all__ = ["ASPPHead", "FCNHead", "LightPlusHead", "aux_fcn_head"]
 
 
 class ASPPHead(nn.Module):
@@ -64,3 +64,46 @@ class ASPPHead(nn.Module):
 def aux_fcn_head(in_channels: int, out_channels: int) -> nn.Module:
     """torchvision's FCNHead: 3×3 conv to in/4 (BN+ReLU) → dropout 0.1 → 1×1 to classes."""
     return FCNHead(in_channels, out_channels)
+
+
+class LightPlusHead(nn.Module):
+    """DeepLabV3+ decoder (Chen et al. 2018), slimmed for CPU fine-tuning.
+
+    torchvision's ASPP (1×1, three 3×3 atrous, image pooling → 1×1 projection) at ``channels``
+    on the last stage → bilinear up to the stride-4 features → concat with a 1×1 projection of
+    those (``low_proj`` ch) → two depthwise-separable 3×3 convs (``channels``) → 1×1 classifier.
+    The stride-4 skip restores the boundaries that an OS16 map (20×20 at 320 px) cannot draw;
+    depthwise-separable convs keep the stride-4 work small (the paper's decoder uses dense 3×3).
+    ``forward(high, low)`` returns logits at the stride-4 size.
+    """
+
+    uses_low_level = True
+
+    def __init__(self, in_channels: int, low_channels: int, out_channels: int, channels: int = 128,
+                 low_proj: int = 48, rates: Sequence[int] = (6, 12, 18)) -> None:
+        super().__init__()
+        self.aspp = ASPP(in_channels, list(rates), channels)
+        self.low = Conv2dNormActivation(low_channels, low_proj, kernel_size=1, bias=False)
+        width = channels + low_proj
+        self.fuse = nn.Sequential(
+            Conv2dNormActivation(width, width, kernel_size=3, groups=width, bias=False),
+            Conv2dNormActivation(width, channels, kernel_size=1, bias=False),
+            Conv2dNormActivation(channels, channels, kernel_size=3, groups=channels, bias=False),
+            Conv2dNormActivation(channels, channels, kernel_size=1, bias=False),
+        )
+        self.classifier = nn.Conv2d(channels, out_channels, kernel_size=1)
+
+    @property
+    def rates(self) -> tuple[int, ...]:
+        return tuple(int(self.aspp.convs[i][0].dilation[0]) for i in range(1, 4))
+
+    def set_rates(self, rates: Sequence[int]) -> None:
+        for i, rate in zip(range(1, 4), rates, strict=True):
+            conv: nn.Conv2d = self.aspp.convs[i][0]
+            conv.dilation = (int(rate), int(rate))
+            conv.padding = (int(rate), int(rate))
+
+    def forward(self, high: Tensor, low: Tensor) -> Tensor:
+        x = self.aspp(high)
+        x = nn.functional.interpolate(x, size=low.shape[-2:], mode="bilinear", align_corners=False)
+        return self.classifier(self.fuse(torch.cat([x, self.low(low)], dim=1)))

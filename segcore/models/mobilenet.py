@@ -10,7 +10,8 @@ Conventions
   would have downsampled keeps the previous rate and the rate doubles for the blocks after it
   (the same "contract dilation" rule as the ResNet). Only depthwise 3×3 convs change
   (stride/dilation/padding), so the same weights serve every OS.
-* Forward returns ``{"aux": features[13] output (96 ch, OS16 or 8), "out": 320 ch}``.
+* Forward returns ``{"low": features[3] output (24 ch, stride 4), "aux": features[13] output
+  (96 ch, OS16 or 8), "out": 320 ch}``.
 * Parameter names are torchvision's (``features.N...``) so ImageNet weights load by name.
 """
 
@@ -19,6 +20,8 @@ from __future__ import annotations
 from torch import Tensor, nn
 from torchvision.models import mobilenet_v2
 
+LOW_INDEX = 3
+LOW_CHANNELS = 24
 AUX_INDEX = 13
 LAST_INDEX = 17
 AUX_CHANNELS = 96
@@ -75,7 +78,9 @@ class MobileNetV2Encoder(nn.Module):
         result: dict[str, Tensor] = {}
         for index, block in enumerate(self.features):
             x = block(x)
-            if index == AUX_INDEX:
+            if index == LOW_INDEX:
+                result["low"] = x
+            elif index == AUX_INDEX:
                 result["aux"] = x
         result["out"] = x
         return result

@@ -51,7 +51,9 @@ class TrainConfig:
     amp: bool = True                     # mixed precision on CUDA only
     seed: int = 0
     num_workers: int = 0                 # DataLoader workers (0: augment in the training thread)
-    arch: str = "deeplabv3_mobilenet_v2"  # used when there is no model to start from
+    arch: str = "deeplabv3plus_mobilenet_v2"  # fresh model when there is none to start from:
+                                         # measured on Weizmann k=20, 60 s: V3+ 0.73/0.42 IoU/BIoU
+                                         # vs the seed-style V3 head 0.61/0.18 (same backbone)
     pretrained: bool = True              # ditto: ImageNet backbone for a fresh model
     validate_every_s: float = 0.0        # fast mode: validate at most this often (0 = every epoch)
 
