@@ -128,7 +128,7 @@ def weizmann_pairs(stems: Sequence[str] | None = None) -> tuple[list[str], Path]
 def bench_checkpoint(budget_s: float = 60.0) -> Path:
     """A real fine-tuned model for the inference and CRF benchmarks, trained once and reused.
 
-    MobileNetV2 DeepLabV3 fine-tuned with the app's default recipe on the first 20 sorted
+    The app's default model fine-tuned with the app's default recipe on the first 20 sorted
     Weizmann images (never the last 80, which are the test set) within ``budget_s`` seconds;
     without Weizmann, on the synthetic demo. Saved to tests/benchmarks/out/bench_model.pt.
     """
@@ -149,7 +149,7 @@ def bench_checkpoint(budget_s: float = 60.0) -> Path:
 
         demo = generate_demo_project(OUT / "demo", n_images=20, size=(240, 320), seed=3)
         pairs = [(p, demo / "ground_truth" / p.name) for p in sorted(demo.glob("*.png"))]
-    model = models.build("deeplabv3_mobilenet_v2", num_classes=2, pretrained=True)
+    model = models.build(models.DEFAULT_MODEL, num_classes=2, pretrained=True)
     cfg = TrainConfig(time_budget_s=budget_s)
     result = Trainer(model, cfg).fit(pairs, [])
     save_checkpoint(path, result.model, {"note": "benchmark model", "train_config": cfg.to_dict()})
