@@ -49,6 +49,7 @@ class TrainingController(QObject):
         self.repredictor: Repredictor | None = None
         self.last_result: FinetuneResult | None = None
         self.last_error: str | None = None
+        self._plotted_run: str | None = None
         self.timings: dict[str, float] = {}
         self._make_actions()
         self.scroll = QScrollArea()
@@ -182,6 +183,7 @@ class TrainingController(QObject):
         train, held = split_held_out(corrected)
         self.panel.set_held_out(train, held)
         self.panel.set_versions(versions)
+        self._show_active_history(versions)
         if project.read_only:
             self.panel.set_can_train(False, "This project is read-only: a new model version "
                                             "could not be saved")
@@ -193,6 +195,29 @@ class TrainingController(QObject):
                                            f"image{'s' if len(corrected) != 1 else ''} (Ctrl+T); "
                                            f"{len(held)} held out for honest metrics")
         self._sync_actions()
+
+    def _show_active_history(self, versions: list) -> None:
+        """Reopened project: plot the active version's run (from the project's epoch log)."""
+        if self.worker.is_running():
+            return
+        active = next((v for v in versions if v.active), None)
+        run_id = (active.meta or {}).get("run_id") if active is not None else None
+        if run_id == self._plotted_run:
+            return
+        self._plotted_run = run_id
+        self.panel.chart.clear()
+        if not run_id:
+            return
+        try:
+            rows = self.session.project.epoch_history(run_id)
+        except Exception:  # noqa: BLE001 - an old or closed index: nothing to plot
+            return
+        for row in rows:
+            self.panel.chart.add(EpochReport(
+                row.get("phase", ""), int(row.get("phase_epoch", row["epoch"])), len(rows),
+                float(row.get("train_loss", float("nan"))), row.get("val_iou"), row.get("val_biou"),
+                float(row.get("elapsed_s", 0.0)), 0.0))
+        self.panel.set_start_iou((active.metrics or {}).get("start_val_iou"))
 
     def _sync_actions(self) -> None:
         running = self.worker.is_running()
