@@ -18,7 +18,7 @@ import hashlib
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -135,6 +135,10 @@ def finetune(project: Any, config: TrainConfig | None = None, callbacks: TrainCa
     if not held:
         cbs.on_message(TOO_FEW_MESSAGE)
     train_pairs, val_pairs = _pairs(project, train_stems), _pairs(project, held)
+    budget = config.budget_for(len(train_pairs))
+    if budget != config.time_budget_s:
+        config = replace(config, time_budget_s=budget)
+        cbs.on_message(f"time budget {budget:.0f} s for {len(train_pairs)} images")
     trainer = Trainer(model, config, cbs, cancel_event=cancel_event)
     start_iou, start_biou = evaluate_pairs(model, val_pairs, config.input_size, trainer.device)
     result = trainer.fit(train_pairs, val_pairs)

@@ -60,8 +60,10 @@ class AdvancedSettings(QWidget):
         self.budget.setSingleStep(30)
         self.budget.setSuffix(" s")
         self.budget.setSpecialValueText("no limit")
-        self.budget.setToolTip("Stop after this many seconds (all phases together); "
-                               "the learning rate decays to zero exactly then")
+        self.budget.setToolTip("Stop after this many seconds (all phases together), plus "
+                               f"{self.defaults.budget_per_extra_image_s:g} s per training image beyond "
+                               f"{self.defaults.budget_free_images}; the learning rate decays to zero "
+                               "exactly then")
         self.epochs = QSpinBox()
         self.epochs.setRange(0, 1000)
         self.epochs.setSpecialValueText("auto")

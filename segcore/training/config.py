@@ -28,6 +28,9 @@ class TrainConfig:
     epochs: int | None = None            # per phase for "fast"/"full"; full phase for "fast+full"
     fast_epochs: int | None = None       # "fast+full" only: epochs of the warm-up (default = epochs)
     time_budget_s: float | None = 60.0   # whole run, all phases together (the GUI default)
+    budget_per_extra_image_s: float = 1.5  # loop.finetune adds this per training image beyond
+                                         # budget_free_images (k=200: 60 s → 0.56 IoU, 300 s → 0.86)
+    budget_free_images: int = 20
     fast_share: float = 0.3              # "fast+full": share of the time budget spent in fast
     input_size: int = 320                # training crops are input_size x input_size
     batch_size: int = 8
@@ -75,6 +78,13 @@ class TrainConfig:
             raise ValueError(f"freeze_bn must be 'auto', 'all' or 'none', not {self.freeze_bn!r}")
         if not 0.0 < self.fast_share < 1.0:
             raise ValueError(f"fast_share must be in (0, 1), not {self.fast_share}")
+
+    def budget_for(self, n_train: int) -> float | None:
+        """The time budget for ``n_train`` training images (None = no limit)."""
+        if self.time_budget_s is None:
+            return None
+        extra = max(0, int(n_train) - self.budget_free_images)
+        return float(self.time_budget_s) + self.budget_per_extra_image_s * extra
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
