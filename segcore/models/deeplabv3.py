@@ -11,6 +11,7 @@ modules were loaded or left fresh (e.g. the V1c deep stem, the heads).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 from torch import nn
@@ -96,6 +97,27 @@ class MobileNetDeepLab(SegModel):
         return int(self.encoder.output_stride)
 
 
+def _mobilenet_deeplab(
+    arch: str, make_decoder: Callable[[int, tuple[int, int, int]], nn.Module], fresh_note: str,
+    num_classes: int, pretrained: Pretrained, aux: bool, binary_bce: bool,
+    progress: ProgressCallback | None, output_stride: int,
+) -> MobileNetDeepLab:
+    """Dilated MobileNetV2 encoder + ``make_decoder(out_channels, rates)`` (+ aux FCN on features[13])."""
+    model = MobileNetDeepLab(
+        arch=arch,
+        num_classes=num_classes,
+        encoder=MobileNetV2Encoder(output_stride),
+        decoder=nn.Identity(),
+        binary_bce=binary_bce,
+        options={"output_stride": output_stride},
+    )
+    model.decoder = make_decoder(model.out_channels, MOBILENET_ASPP_RATES[output_stride])
+    if aux:
+        model.aux_head = aux_fcn_head(AUX_CHANNELS, model.out_channels)
+    init_from_pretrained(model, MOBILENET_V2_IMAGENET, pretrained, progress, fresh_note=fresh_note)
+    return model
+
+
 def deeplabv3_mobilenet_v2(
     num_classes: int = 2,
     pretrained: Pretrained = True,
@@ -104,24 +126,12 @@ def deeplabv3_mobilenet_v2(
     progress: ProgressCallback | None = None,
     output_stride: int = 16,
 ) -> MobileNetDeepLab:
-    """CPU default: dilated MobileNetV2 (OS16), ASPP 256 ch at 6/12/18, aux FCN on features[13]."""
-    model = MobileNetDeepLab(
-        arch="deeplabv3_mobilenet_v2",
-        num_classes=num_classes,
-        encoder=MobileNetV2Encoder(output_stride),
-        decoder=nn.Identity(),
-        binary_bce=binary_bce,
-        options={"output_stride": output_stride},
-    )
-    model.decoder = ASPPHead(OUT_CHANNELS, model.out_channels, channels=256,
-                             rates=MOBILENET_ASPP_RATES[output_stride])
-    if aux:
-        model.aux_head = aux_fcn_head(AUX_CHANNELS, model.out_channels)
-    init_from_pretrained(
-        model, MOBILENET_V2_IMAGENET, pretrained, progress,
-        fresh_note="ASPP decoder and aux head start fresh; encoder.features from ImageNet",
-    )
-    return model
+    """Dilated MobileNetV2 (OS16) with the seed's head design: ASPP 256 ch at 6/12/18."""
+    return _mobilenet_deeplab(
+        "deeplabv3_mobilenet_v2",
+        lambda out, rates: ASPPHead(OUT_CHANNELS, out, channels=256, rates=rates),
+        "ASPP decoder and aux head start fresh; encoder.features from ImageNet",
+        num_classes, pretrained, aux, binary_bce, progress, output_stride)
 
 
 def deeplabv3plus_mobilenet_v2(
@@ -138,20 +148,8 @@ def deeplabv3plus_mobilenet_v2(
     The CPU fine-tuning choice: the skip draws boundaries that the 20×20 OS16 map cannot,
     and the slim decoder trains several times more steps per second than the seed's head.
     """
-    model = MobileNetDeepLab(
-        arch="deeplabv3plus_mobilenet_v2",
-        num_classes=num_classes,
-        encoder=MobileNetV2Encoder(output_stride),
-        decoder=nn.Identity(),
-        binary_bce=binary_bce,
-        options={"output_stride": output_stride},
-    )
-    model.decoder = LightPlusHead(OUT_CHANNELS, LOW_CHANNELS, model.out_channels, channels=128,
-                                  rates=MOBILENET_ASPP_RATES[output_stride])
-    if aux:
-        model.aux_head = aux_fcn_head(AUX_CHANNELS, model.out_channels)
-    init_from_pretrained(
-        model, MOBILENET_V2_IMAGENET, pretrained, progress,
-        fresh_note="DeepLabV3+ decoder and aux head start fresh; encoder.features from ImageNet",
-    )
-    return model
+    return _mobilenet_deeplab(
+        "deeplabv3plus_mobilenet_v2",
+        lambda out, rates: LightPlusHead(OUT_CHANNELS, LOW_CHANNELS, out, channels=128, rates=rates),
+        "DeepLabV3+ decoder and aux head start fresh; encoder.features from ImageNet",
+        num_classes, pretrained, aux, binary_bce, progress, output_stride)

@@ -21,15 +21,7 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from tests.benchmarks.common import record, report, weizmann_dir  # noqa: E402
-
-
-def rss_mb() -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+from tests.benchmarks.common import record, report, rss_mb, weizmann_dir  # noqa: E402
 
 
 def build_project(root: Path, k: int) -> Path:

@@ -43,12 +43,7 @@ def make_images(folder: Path, n: int, size: tuple[int, int]) -> Path:
     return folder
 
 
-def rss_mb() -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+from tests.benchmarks.common import rss_mb  # noqa: E402
 
 
 def peak_rss_mb() -> float:

@@ -43,6 +43,15 @@ def machine() -> dict[str, Any]:
     }
 
 
+def rss_mb() -> float:
+    """This process's resident set size now, in MB (Linux /proc)."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def time_ms(fn: Callable[[], Any], repeat: int, warmup: int = 1) -> list[float]:
     """Wall times of ``fn()`` in milliseconds, after ``warmup`` untimed calls."""
     for _ in range(warmup):
