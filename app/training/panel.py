@@ -22,7 +22,7 @@ from .versions_table import VersionsTable
 
 NO_HELD_OUT = "too few corrected images to hold any out — no held-out numbers"
 MAX_NAMES_IN_TIP = 40
-RUN_BOX_WIDTH = 300
+RUN_BOX_WIDTH = 250
 PROGRESS_STEPS = 1000
 
 
