@@ -334,60 +334,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
         cleanup()
 
 
-def _simulate_parser(sub: Any) -> None:
-    p = sub.add_parser(
-        "simulate", help="estimate how many corrections a folder needs (simulated annotator)",
-        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
-        description="Simulate the app's loop on a folder that already has masks: the last N sorted "
-                    "images are the test set (never trained on); for each k, k other images are "
-                    "'corrected' by copying their masks, the app's one-click fine-tune runs from the "
-                    "ImageNet model, and the test images are re-predicted. Prints held-out IoU and "
-                    "Boundary IoU (without and with DenseCRF) and the seconds from click to updated "
-                    "predictions. --order attention picks the images the app flags first (highest "
-                    "uncertainty); random picks a seeded random sample.")
-    p.add_argument("--images", required=True, help="folder of images")
-    p.add_argument("--masks", required=True, help="folder of ground-truth masks named <stem>.png")
-    p.add_argument("--test-last", type=int, default=80, metavar="N", help="test = last N sorted stems (default 80)")
-    p.add_argument("--k", default="5,20,50", help="comma-separated numbers of corrected images (default 5,20,50)")
-    p.add_argument("--order", default="attention,random", help="attention, random or both (default both)")
-    p.add_argument("--time-budget", type=float, metavar="S", help="fine-tune budget (default: the app's)")
-    p.add_argument("--mode", choices=["fast", "full", "fast+full"], help="training mode (default: the app's)")
-    p.add_argument("--no-crf", action="store_true", help="skip the DenseCRF scores")
-    p.add_argument("--seed", type=int, default=0, help="random order seed (default 0)")
-    p.add_argument("--json", action="store_true", help="print a JSON list of rows")
-    p.set_defaults(func=_cmd_simulate)
-
-
-def _cmd_simulate(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-    from .errors import SegLoopError
-    from . import simulate as sim
-    try:
-        ks = [int(k) for k in str(args.k).split(",") if k.strip()]
-        orders = [o.strip() for o in str(args.order).split(",") if o.strip()]
-        config = sim.default_config()
-        if args.time_budget is not None:
-            config = replace(config, time_budget_s=args.time_budget)
-        if args.mode is not None:
-            config = replace(config, mode=args.mode)
-        say = (lambda text: print(text, file=sys.stderr))
-        rows = sim.simulate(args.images, args.masks, args.test_last, ks, orders, config, seed=args.seed,
-                        crf=not args.no_crf, dataset=Path(args.images).resolve().parent.name,
-                        on_message=say, on_row=None if args.json else (lambda r: say(
-                            f"k={r['k']} {r['order']}: IoU {r['iou']:.3f} BIoU {r['biou']:.3f} "
-                            f"({r['seconds']:.0f} s)")))
-    except (SegLoopError, FileNotFoundError, ValueError) as exc:
-        return _err("simulate", exc)
-    if args.json:
-        print(json.dumps([_json_clean(r) for r in rows], indent=2))
-        return 0
-    fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else ("-" if v is None else str(v))  # noqa: E731
-    print("  ".join(f"{k:>9}" for k in sim.ROW_KEYS))
-    for r in rows:
-        print("  ".join(f"{fmt(r[k]):>9}" for k in sim.ROW_KEYS))
-    return 0
-
-
 def _rank_device(device: str, rank: int) -> str:
     import torch
     if device == "auto" and torch.cuda.is_available() and "LOCAL_RANK" in os.environ:
@@ -447,7 +393,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_versions)
 
-    _simulate_parser(sub)
+    from .cli_simulate import add_simulate_parser
+    add_simulate_parser(sub)
 
     p = sub.add_parser("weights", help="check or install pretrained backbone weights")
     p.add_argument("--ensure", action="store_true",

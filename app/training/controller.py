@@ -311,10 +311,7 @@ class TrainingController(QObject):
         except Exception as exc:  # noqa: BLE001
             self.panel.set_result(f"Could not activate v{version_id}: {exc}", error=True)
             return False
-        self.panel.set_result(f"v{version_id} is active; re-predicting…")
-        self.timings = {"click": time.monotonic()}
-        self.refresh()
-        self.model_changed()
+        self._switched(f"v{version_id} is active; re-predicting…")
         return True
 
     def rollback(self) -> int | None:
@@ -327,11 +324,15 @@ class TrainingController(QObject):
         except Exception as exc:  # noqa: BLE001 - ProjectError: no parent
             self.panel.set_result(str(exc), error=True)
             return None
-        self.panel.set_result(f"Rolled back: v{version} is active; re-predicting…")
+        self._switched(f"Rolled back: v{version} is active; re-predicting…")
+        return version
+
+    def _switched(self, text: str) -> None:
+        """Another version became active: say so, refresh the panel, re-predict."""
+        self.panel.set_result(text)
         self.timings = {"click": time.monotonic()}
         self.refresh()
         self.model_changed()
-        return version
 
     def show_versions(self) -> None:
         self.dock.show()
