@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject, Qt, QThread, Signal
 from PySide6.QtWidgets import QApplication
 
 from segcore import io
 from segcore.project import Project
 
 from .autosave import AutoSaver
+from .workers import cold_start
 from .workers.metrics import MetricsJobs
 from .workers.prediction import PredictionWorker
 
@@ -39,6 +40,7 @@ class Session(QObject):
     modelReady = Signal(str, str)       # device, model label
     modelFailed = Signal(str)
     saveState = Signal(str)
+    orderChanged = Signal()             # the needs-attention order changed (cold-start ranking)
 
     def __init__(self, project: Project, canvas: Any, ask_mask_resize: MaskSizeQuestion,
                  parent: QObject | None = None) -> None:
@@ -64,6 +66,19 @@ class Session(QObject):
         self._closed = False
         self._image: np.ndarray | None = None
         self.worker.start_loading()
+        self.cold_start: cold_start.ColdStartWorker | None = None
+        if cold_start.needs_cold_start(project):
+            self.cold_start = cold_start.ColdStartWorker(project, self)
+            self.cold_start.ready.connect(self._cold_start_ready)
+            self.cold_start.failed.connect(lambda text: self.message.emit(f"⚠ {text}", 10000))
+            self.cold_start.start(QThread.Priority.LowPriority)
+
+    def _cold_start_ready(self, count: int) -> None:
+        if self._closed:
+            return
+        self.orderChanged.emit()
+        self.message.emit(f"Needs attention: {count} images ranked for a first pass "
+                          "(typical and varied first)", 8000)
 
     @property
     def read_only(self) -> bool:
@@ -215,6 +230,8 @@ class Session(QObject):
             return
         self._closed = True
         self.saver.close()
+        if self.cold_start is not None:
+            self.cold_start.stop()
         self.worker.stop()
         self.metrics.wait()
         self.project.close()

@@ -23,7 +23,8 @@ def add_simulate_parser(sub: Any) -> None:
                     "ImageNet model, and the test images are re-predicted. Prints held-out IoU and "
                     "Boundary IoU (without and with DenseCRF) and the seconds from click to updated "
                     "predictions. --order attention picks the images the app flags first (highest "
-                    "uncertainty); random picks a seeded random sample.")
+                    "uncertainty; before any model, typical and varied images first); random picks a "
+                "seeded random sample.")
     p.add_argument("--images", required=True, help="folder of images")
     p.add_argument("--masks", required=True, help="folder of ground-truth masks named <stem>.png")
     p.add_argument("--test-last", type=int, default=80, metavar="N", help="test = last N sorted stems (default 80)")
@@ -33,6 +34,10 @@ def add_simulate_parser(sub: Any) -> None:
     p.add_argument("--mode", choices=["fast", "full", "fast+full"], help="training mode (default: the app's)")
     p.add_argument("--no-crf", action="store_true", help="skip the DenseCRF scores")
     p.add_argument("--seed", type=int, default=0, help="random order seed (default 0)")
+    p.add_argument("--protocol", choices=["session", "independent"], default="session",
+                   help="session (default): one project corrected in batches up to each k, one click "
+                        "per k, each from the previous model, as in the app; independent: every k "
+                        "from the ImageNet model with one click")
     p.add_argument("--json", action="store_true", help="print a JSON list of rows")
     p.set_defaults(func=_cmd_simulate)
 
@@ -50,6 +55,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         say = (lambda text: print(text, file=sys.stderr))
         rows = sim.simulate(args.images, args.masks, args.test_last, ks, orders, config, seed=args.seed,
                         crf=not args.no_crf, dataset=Path(args.images).resolve().parent.name,
+                        protocol=args.protocol,
                         on_message=say, on_row=None if args.json else (lambda r: say(
                             f"k={r['k']} {r['order']}: IoU {r['iou']:.3f} BIoU {r['biou']:.3f} "
                             f"({r['seconds']:.0f} s)")))

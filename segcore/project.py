@@ -300,12 +300,25 @@ class Project:
             "SELECT stem FROM images WHERE status = 'corrected' ORDER BY stem")]
 
     def attention_order(self) -> list[str]:
-        """Stems in suggested order: predicted (most uncertain first), never predicted,
-        failed (ERROR), then corrected."""
-        return [r[0] for r in self._query(
+        """Stems in suggested order: predicted (most uncertain first), never predicted (in the
+        stored cold-start order of segcore.selection, then by name), failed (ERROR), then corrected."""
+        rows = self._query(
             "SELECT stem FROM images ORDER BY CASE"
             " WHEN status = 'corrected' THEN 3 WHEN status = 'error' THEN 2"
-            " WHEN uncertainty IS NULL THEN 1 ELSE 0 END, uncertainty DESC, stem")]
+            " WHEN uncertainty IS NULL THEN 1 ELSE 0 END, uncertainty DESC, stem")
+        stems = [r[0] for r in rows]
+        cold = self.get_setting("cold_start_order")
+        if not cold:
+            return stems
+        unpredicted = {r[0] for r in self._query(
+            "SELECT stem FROM images WHERE uncertainty IS NULL AND status NOT IN ('corrected', 'error')")}
+        rank = {s: i for i, s in enumerate(cold)}
+        block = [s for s in stems if s in unpredicted]
+        if not block:
+            return stems
+        first = stems.index(block[0])
+        block.sort(key=lambda s: (rank.get(s, len(rank)), s))
+        return stems[:first] + block + stems[first + len(block):]
 
     # ------------------------------------------------------------------ settings, classes
     def get_setting(self, key: str, default: Any = None) -> Any:

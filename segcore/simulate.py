@@ -2,20 +2,28 @@
 
     rows = simulate("images/", "masks/", test_last=80, ks=(5, 20, 50), orders=("attention", "random"))
 
-For every order and k, starting each time from the ImageNet-initialised model (``config.arch``):
-1. choose k images from the pool (all stems except the test stems):
-   "attention" = the app's needs-attention order: the pool predicted by the starting model,
-   highest ``Prediction.uncertainty`` first; "random" = a seeded permutation (same seed for all k);
-2. "correct" them by copying their ground truth into a temporary project
-   (``Project.save_mask``, so they are CORRECTED exactly as a user's corrections are);
-3. press one-click fine-tune: ``segcore.loop.finetune(project, config)`` (the app's defaults
-   unless a config is given; the loop's own held-out split applies, as in the app);
-4. re-predict the test stems (the last ``test_last`` sorted stems, never trained on) and score them.
+Test = the last ``test_last`` sorted stems (never trained on); pool = the other stems.
+Protocol "session" (default; what a user of the app does), per order, in one project holding
+the whole pool and starting from the ImageNet-initialised model (``config.arch``):
+for each k in increasing order
+1. "correct" images up to k by copying their ground truth (``Project.save_mask``, exactly as a
+   user's corrections are saved): "attention" = the head of ``Project.attention_order()`` (the
+   app's needs-attention sort: most uncertain prediction of the current model first; before
+   the first model, segcore.selection's cold-start order), "random" = a seeded permutation of
+   the pool (the same seed for every k);
+2. press one-click fine-tune: ``segcore.loop.finetune(project, config)`` (the app's defaults
+   unless a config is given; it trains from the active version, i.e. the previous click's model,
+   with the loop's own held-out split);
+3. re-predict the test stems and score them; for "attention", re-predict the uncorrected pool
+   too (the app does this after every fine-tune; it is what the next batch is ranked by).
+Protocol "independent": every k in a fresh project with one click from the ImageNet model
+("attention" = ranked by the untrained model's uncertainty).
 
 Row keys (stable): dataset, k, order, iou, biou (per-image means of foreground IoU / Boundary IoU),
 iou_crf, biou_crf (same after segcore.crf.refine on the predicted probabilities; None when
-pydensecrf is missing or crf=False), seconds (wall time from the click to updated predictions =
-fine-tune + predicting the test images, CRF excluded), plus train_seconds, predict_seconds,
+pydensecrf is missing or crf=False), seconds (wall time of this k's click to updated predictions
+= fine-tune + predicting the test images, CRF excluded), plus protocol, clicks (fine-tunes so far
+in this session), total_train_seconds (all of them), train_seconds, predict_seconds,
 crf_ms_per_image, n_train, n_held_out, stopped_reason.
 Images and masks are matched by stem (masks/<stem>.png, any image suffix in segcore.io).
 """
@@ -39,6 +47,7 @@ from .training import TrainConfig
 
 ROW_KEYS = ("dataset", "k", "order", "iou", "biou", "iou_crf", "biou_crf", "seconds")
 ORDERS = ("attention", "random")
+PROTOCOLS = ("session", "independent")
 
 
 def default_config() -> TrainConfig:
@@ -130,7 +139,10 @@ def attention_ranking(pool: Sequence[str], images: dict[str, Path], config: Trai
     return sorted(pool, key=lambda s: (-scores[s], s))
 
 
-def _project_with(stems: Sequence[str], images: dict[str, Path], masks: Path, folder: Path) -> Any:
+def _project_with(stems: Sequence[str], images: dict[str, Path], masks: Path, folder: Path,
+                  corrected: Sequence[str] | None = None) -> Any:
+    """A project in ``folder`` holding ``stems`` (symlinks); ``corrected`` (default: all of them)
+    get their ground truth saved as corrections."""
     from .project import Project
     for s in stems:
         link = folder / images[s].name
@@ -140,18 +152,32 @@ def _project_with(stems: Sequence[str], images: dict[str, Path], masks: Path, fo
             import shutil
             shutil.copy2(images[s], link)
     project = Project.open(folder)
-    for s in stems:
-        project.save_mask(s, (read_mask(masks / f"{s}.png") > 0).astype(np.uint8))
+    for s in (stems if corrected is None else corrected):
+        _correct(project, s, masks)
     return project
+
+
+def _correct(project: Any, stem: str, masks: Path) -> None:
+    project.save_mask(stem, (read_mask(masks / f"{stem}.png") > 0).astype(np.uint8))
+
+
+def _row(dataset: str, k: int, order: str, scores: dict[str, Any], train_s: float, result: Any,
+         **extra: Any) -> dict[str, Any]:
+    return {"dataset": dataset, "k": int(k), "order": order,
+            "iou": scores["iou"], "biou": scores["biou"], "iou_crf": scores["iou_crf"],
+            "biou_crf": scores["biou_crf"], "seconds": train_s + scores["predict_seconds"],
+            "train_seconds": train_s, "predict_seconds": scores["predict_seconds"],
+            "crf_ms_per_image": scores["crf_ms_per_image"], "n_train": len(result.train),
+            "n_held_out": len(result.held_out), "stopped_reason": result.stopped_reason, **extra}
 
 
 def simulate(images: str | os.PathLike[str], masks: str | os.PathLike[str], test_last: int = 80,
              ks: Sequence[int] = (5, 20, 50), orders: Sequence[str] = ORDERS, config: TrainConfig | None = None,
              seed: int = 0, crf: bool = True, crf_params: Any = None, dataset: str | None = None,
              on_row: Callable[[dict[str, Any]], None] | None = None,
-             on_message: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+             on_message: Callable[[str], None] | None = None,
+             protocol: str = "session") -> list[dict[str, Any]]:
     """Rows for every (order, k); see the module docstring. Raises SegLoopError on unusable input."""
-    from .loop import finetune
     images, masks = Path(images), Path(masks)
     config = replace(config) if config is not None else default_config()
     say = on_message or (lambda text: None)
@@ -163,39 +189,110 @@ def simulate(images: str | os.PathLike[str], masks: str | os.PathLike[str], test
     bad = [o for o in orders if o not in ORDERS]
     if bad:
         raise SegLoopError(f"unknown order(s) {bad}; use {ORDERS}")
+    if protocol not in PROTOCOLS:
+        raise SegLoopError(f"unknown protocol {protocol!r}; use {PROTOCOLS}")
     test, pool = stems[-test_last:], stems[:-test_last]
-    crf_params = _crf_params(crf, crf_params, say)
-    rankings: dict[str, list[str]] = {"random": list(np.random.default_rng(seed).permutation(pool))}
-    if "attention" in orders:
-        say(f"attention order: predicting {len(pool)} pool images with the starting model")
-        rankings["attention"] = attention_ranking(pool, found, config)
-    cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    rows = []
+    run = _Run(found, masks, test, pool, config, _crf_params(crf, crf_params, say),
+               dataset or images.parent.name or str(images), seed, say, on_row)
+    rows: list[dict[str, Any]] = []
     for order in orders:
+        if protocol == "session":
+            rows += run.session(order, sorted({int(k) for k in ks}))
+        else:
+            rows += run.independent(order, [int(k) for k in ks])
+    return rows
+
+
+class _Run:
+    """Shared state of one simulate() call: data, test cache, callbacks."""
+
+    def __init__(self, found: dict[str, Path], masks: Path, test: list[str], pool: list[str],
+                 config: TrainConfig, crf_params: Any, dataset: str, seed: int,
+                 say: Callable[[str], None], on_row: Callable[[dict[str, Any]], None] | None) -> None:
+        self.found, self.masks, self.test, self.pool, self.config = found, masks, test, pool, config
+        self.crf_params, self.dataset, self.seed, self.say, self.on_row = crf_params, dataset, seed, say, on_row
+        self.cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.random = [str(s) for s in np.random.default_rng(seed).permutation(pool)]
+
+    def _emit(self, row: dict[str, Any]) -> dict[str, Any]:
+        if self.on_row is not None:
+            self.on_row(row)
+        return row
+
+    def _click(self, project: Any) -> tuple[Any, Any, float]:
+        """One-click fine-tune → (result, trained model, seconds)."""
+        from .loop import finetune
+        from .versions import ModelStore
+        t0 = time.perf_counter()
+        result = finetune(project, self.config)
+        train_s = time.perf_counter() - t0
+        return result, ModelStore(project).load(result.version_id), train_s
+
+    def independent(self, order: str, ks: list[int]) -> list[dict[str, Any]]:
+        """Each k: a fresh project with k corrected images, one click from the ImageNet model."""
+        ranking = self.random
+        if order == "attention":
+            self.say(f"attention order: ranking {len(self.pool)} pool images by the starting model")
+            ranking = attention_ranking(self.pool, self.found, self.config)
+        rows = []
         for k in ks:
-            chosen = rankings[order][:min(int(k), len(pool))]
+            chosen = ranking[:min(k, len(self.pool))]
             with tempfile.TemporaryDirectory(prefix="segloop-sim-") as tmp:
-                project = _project_with(chosen, found, masks, Path(tmp))
+                project = _project_with(chosen, self.found, self.masks, Path(tmp))
                 try:
-                    say(f"{order} k={k}: fine-tuning ({config.mode}, budget {config.time_budget_s} s)")
-                    t0 = time.perf_counter()
-                    result = finetune(project, config)
-                    train_s = time.perf_counter() - t0
-                    from .versions import ModelStore
-                    model = ModelStore(project).load(result.version_id)
+                    self.say(f"{order} k={k}: fine-tuning from the ImageNet model")
+                    result, model, train_s = self._click(project)
                 finally:
                     project.close()
-            scores = evaluate_test(make_predictor(model, config.input_size), found, masks, test, crf_params, cache)
-            row = {"dataset": dataset or images.parent.name or str(images), "k": int(k), "order": order,
-                   "iou": scores["iou"], "biou": scores["biou"], "iou_crf": scores["iou_crf"],
-                   "biou_crf": scores["biou_crf"], "seconds": train_s + scores["predict_seconds"],
-                   "train_seconds": train_s, "predict_seconds": scores["predict_seconds"],
-                   "crf_ms_per_image": scores["crf_ms_per_image"], "n_train": len(result.train),
-                   "n_held_out": len(result.held_out), "stopped_reason": result.stopped_reason}
-            rows.append(row)
-            if on_row is not None:
-                on_row(row)
-    return rows
+            scores = evaluate_test(make_predictor(model, self.config.input_size), self.found, self.masks,
+                                   self.test, self.crf_params, self.cache)
+            rows.append(self._emit(_row(self.dataset, k, order, scores, train_s, result,
+                                        protocol="independent", clicks=1, total_train_seconds=train_s)))
+        return rows
+
+    def session(self, order: str, ks: list[int]) -> list[dict[str, Any]]:
+        """One project holding the whole pool, corrected in batches up to each k, one click per k.
+
+        As in the app: each click fine-tunes the active version (the first one the ImageNet model);
+        after it every uncorrected pool image is re-predicted, and "attention" takes the next
+        batch from ``Project.attention_order()`` (most uncertain first; before any model exists,
+        the cold-start order of segcore.selection).
+        """
+        from .inference import Predictor
+        from .loop import predict_project
+        from . import selection
+        rows: list[dict[str, Any]] = []
+        with tempfile.TemporaryDirectory(prefix="segloop-sim-") as tmp:
+            project = _project_with(self.pool, self.found, self.masks, Path(tmp), corrected=[])
+            try:
+                if order == "attention":
+                    self.say(f"attention order: cold-start ranking of {len(self.pool)} pool images")
+                    selection.store_cold_start_order(project, selection.cold_start_order(
+                        project, selection.embedding_model(self.config)))
+                done: list[str] = []
+                total_train = 0.0
+                for i, k in enumerate(ks):
+                    ranking = self.random if order == "random" else project.attention_order()
+                    have = set(done)
+                    batch = [s for s in ranking if s not in have][:max(0, min(k, len(self.pool)) - len(done))]
+                    for s in batch:
+                        _correct(project, s, self.masks)
+                    done += batch
+                    self.say(f"{order} k={k}: {len(batch)} more corrected, fine-tuning")
+                    result, model, train_s = self._click(project)
+                    total_train += train_s
+                    predictor = make_predictor(model, self.config.input_size)
+                    scores = evaluate_test(predictor, self.found, self.masks, self.test, self.crf_params,
+                                           self.cache)
+                    rows.append(self._emit(_row(self.dataset, k, order, scores, train_s, result,
+                                                protocol="session", clicks=i + 1,
+                                                total_train_seconds=total_train)))
+                    if order == "attention" and i + 1 < len(ks):
+                        rest = [s for s in self.pool if s not in set(done)]
+                        predict_project(project, predictor, rest)
+            finally:
+                project.close()
+        return rows
 
 
 def _crf_params(crf: bool, params: Any, say: Callable[[str], None]) -> Any:

@@ -47,19 +47,66 @@ def test_rows_have_the_stable_keys_and_sane_values(labelled):
 
 def test_random_order_is_seeded_and_never_uses_test_stems(labelled, monkeypatch):
     from segcore import simulate as sim
-    seen: list[list[str]] = []
-    real = sim._project_with
+    seen: list[str] = []
+    real = sim._correct
 
-    def spy(stems, *a, **kw):
-        seen.append(list(stems))
-        return real(stems, *a, **kw)
+    def spy(project, stem, masks):
+        seen.append(stem)
+        return real(project, stem, masks)
 
-    monkeypatch.setattr(sim, "_project_with", spy)
+    monkeypatch.setattr(sim, "_correct", spy)
     images, masks = labelled
+    runs = []
     for _ in range(2):
-        simulate(images, masks, test_last=3, ks=(4,), orders=("random",), config=_cfg(), crf=False)
+        seen.clear()
+        rows = simulate(images, masks, test_last=3, ks=(2, 4), orders=("random",), config=_cfg(), crf=False)
+        runs.append(list(seen))
+        assert [r["clicks"] for r in rows] == [1, 2] and [r["protocol"] for r in rows] == ["session"] * 2
     test = sorted(p.stem for p in images.glob("*.png"))[-3:]
-    assert seen[0] == seen[1] and len(seen[0]) == 4 and not set(seen[0]) & set(test)
+    assert runs[0] == runs[1] and len(runs[0]) == 4 == len(set(runs[0])) and not set(runs[0]) & set(test)
+
+
+def test_session_warm_starts_and_attention_follows_the_project(labelled, monkeypatch):
+    """Each click trains from the previous version; attention takes the app's attention order."""
+    from segcore import loop, simulate as sim
+    from segcore.versions import ModelStore
+    parents: list = []
+    real_finetune = loop.finetune
+
+    def finetune(project, config):
+        result = real_finetune(project, config)
+        parents.append((result.parent_id, result.version_id))
+        return result
+
+    monkeypatch.setattr(loop, "finetune", finetune)
+    batches: dict[int, tuple[list[str], list[str]]] = {}  # clicks so far → (order then, taken)
+    real_correct = sim._correct
+
+    def correct(project, stem, masks):
+        if len(parents) not in batches:
+            corrected = set(project.corrected_stems())
+            batches[len(parents)] = ([s for s in project.attention_order() if s not in corrected], [])
+        batches[len(parents)][1].append(stem)
+        return real_correct(project, stem, masks)
+
+    monkeypatch.setattr(sim, "_correct", correct)
+    images, masks = labelled
+    rows = simulate(images, masks, test_last=3, ks=(2, 5), orders=("attention",), config=_cfg(), crf=False)
+    assert parents[0][0] is None and parents[1][0] == parents[0][1]  # second click starts from v1
+    assert [r["n_train"] + r["n_held_out"] for r in rows] == [2, 5]
+    assert [len(batches[0][1]), len(batches[1][1])] == [2, 3]
+    for order, taken in batches.values():
+        assert taken == order[:len(taken)]  # each batch is the head of the project's order then
+    assert rows[1]["total_train_seconds"] >= rows[1]["train_seconds"]
+
+
+def test_independent_protocol_starts_each_k_from_imagenet(labelled):
+    images, masks = labelled
+    rows = simulate(images, masks, test_last=3, ks=(2, 3), orders=("random",), config=_cfg(), crf=False,
+                    protocol="independent")
+    assert [(r["k"], r["clicks"], r["protocol"]) for r in rows] == [(2, 1, "independent"), (3, 1, "independent")]
+    with pytest.raises(SegLoopError, match="protocol"):
+        simulate(images, masks, test_last=3, ks=(2,), config=_cfg(), protocol="batch")
 
 
 def test_bad_input_is_reported(labelled):

@@ -302,6 +302,12 @@ class ImageListPanel(QWidget):
             self._current = stem
             self.stemActivated.emit(stem)
 
+    def reorder(self) -> None:
+        """The project's order changed: re-sort when sorted by attention, keep the selection."""
+        if self.model.sort_key == "attention":
+            self.model.refresh()
+            self.select_stem(self._current)
+
     def _filter_changed(self) -> None:
         self.model.set_filter(self.filter_combo.currentData())
         self.select_stem(self._current)

@@ -81,6 +81,28 @@ class SegModel(nn.Module):
         keys = ("out", "aux", "low") if self.uses_low_level else ("out", "aux")
         return {k: stages[k] for k in keys}
 
+    def max_tail_blocks(self) -> int:
+        """How many trailing encoder blocks fast mode can train on cached features (0 = none)."""
+        fn = getattr(self.encoder, "max_tail_blocks", None)
+        return int(fn()) if callable(fn) else 0
+
+    def cached_features(self, x: Tensor, tail_blocks: int = 0) -> dict[str, Tensor]:
+        """What fast mode caches: ``forward_features`` (tail_blocks = 0) or the encoder stopped
+        ``tail_blocks`` blocks before its end (``{"low", "mid", ...}``)."""
+        if tail_blocks <= 0:
+            return self.forward_features(x)
+        return self.encoder.forward_until(x, tail_blocks)
+
+    def head_from_cache(self, features: dict[str, Tensor], size: tuple[int, int] | torch.Size,
+                        tail_blocks: int = 0) -> Tensor:
+        """Logits from ``cached_features`` output: the encoder's tail (if any), then the decoder."""
+        if tail_blocks > 0:
+            features = self.encoder.forward_from(features, tail_blocks)
+        return self.forward_head(features, size)
+
+    def tail_modules(self, tail_blocks: int) -> list[nn.Module]:
+        return self.encoder.tail_modules(tail_blocks) if tail_blocks > 0 else []
+
     @property
     def uses_low_level(self) -> bool:
         return bool(getattr(self.decoder, "uses_low_level", False))

@@ -74,13 +74,38 @@ class MobileNetV2Encoder(nn.Module):
                 block.stride = stride
         self.output_stride = output_stride
 
-    def forward(self, x: Tensor) -> dict[str, Tensor]:
+    @property
+    def num_blocks(self) -> int:
+        return len(self.features)
+
+    def max_tail_blocks(self) -> int:
+        """Most trailing blocks ``forward_from`` can run (the stride-4 output must come before)."""
+        return len(self.features) - (LOW_INDEX + 1)
+
+    def tail_modules(self, tail_blocks: int) -> list[nn.Module]:
+        """The last ``tail_blocks`` blocks (what fast mode trains on top of cached features)."""
+        return list(self.features)[len(self.features) - tail_blocks:] if tail_blocks > 0 else []
+
+    def forward_until(self, x: Tensor, tail_blocks: int) -> dict[str, Tensor]:
+        """Run all but the last ``tail_blocks`` blocks → ``{"low", "aux"?, "mid"}`` (mid feeds the tail)."""
+        return self._run(x, 0, len(self.features) - tail_blocks, "mid")
+
+    def forward_from(self, features: dict[str, Tensor], tail_blocks: int) -> dict[str, Tensor]:
+        """Run the last ``tail_blocks`` blocks on ``features["mid"]`` → the same dict as ``forward``."""
+        result = {k: v for k, v in features.items() if k != "mid"}
+        result.update(self._run(features["mid"], len(self.features) - tail_blocks, len(self.features), "out"))
+        return result
+
+    def _run(self, x: Tensor, start: int, stop: int, last_key: str) -> dict[str, Tensor]:
         result: dict[str, Tensor] = {}
-        for index, block in enumerate(self.features):
-            x = block(x)
+        for index in range(start, stop):
+            x = self.features[index](x)
             if index == LOW_INDEX:
                 result["low"] = x
             elif index == AUX_INDEX:
                 result["aux"] = x
-        result["out"] = x
+        result[last_key] = x
         return result
+
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
+        return self._run(x, 0, len(self.features), "out")

@@ -28,10 +28,12 @@ def _score(gt: np.ndarray, pred: np.ndarray, num_classes: int) -> tuple[float, f
 
 @torch.no_grad()
 def evaluate_prepared(model: nn.Module, val: list[ValPair], device: torch.device | str = "cpu",
-                      features: list[dict[str, torch.Tensor]] | None = None) -> tuple[float | None, float | None]:
+                      features: list[dict[str, torch.Tensor]] | None = None,
+                      tail_blocks: int = 0) -> tuple[float | None, float | None]:
     """Per-image mean (IoU, Boundary IoU) at full label resolution; (None, None) without pairs.
 
-    ``features``: cached encoder features of each pair (fast mode) instead of running the encoder.
+    ``features``: cached encoder features of each pair (fast mode: ``model.cached_features`` with
+    ``tail_blocks``) instead of running the encoder.
     """
     if not val:
         return None, None
@@ -42,10 +44,10 @@ def evaluate_prepared(model: nn.Module, val: list[ValPair], device: torch.device
     for i, pair in enumerate(val):
         if features is not None:
             feats = {k: v.to(device).float().unsqueeze(0) for k, v in features[i].items()}
+            logits = model.head_from_cache(feats, pair.mask.shape[:2], tail_blocks)
         else:
             x = normalize(pair.image, model.mean, model.std).unsqueeze(0).to(device)
-            feats = model.forward_features(x)
-        logits = model.forward_head(feats, pair.mask.shape[:2])
+            logits = model.forward_head(model.forward_features(x), pair.mask.shape[:2])
         if logits.shape[1] == 1:
             pred = (logits[0, 0] > 0).to(torch.uint8).cpu().numpy()
         else:

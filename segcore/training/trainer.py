@@ -73,12 +73,13 @@ def segmentation_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tenso
 class _Head(nn.Module):
     """forward(features, size) → model.forward_head: lets DDP wrap the decoder-only step."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, tail_blocks: int = 0) -> None:
         super().__init__()
         self.model = model
+        self.tail_blocks = tail_blocks
 
     def forward(self, features: dict[str, torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
-        return self.model.forward_head(features, size)
+        return self.model.head_from_cache(features, size, self.tail_blocks)
 
 
 class Trainer:
@@ -305,26 +306,35 @@ class Trainer:
 
     # ---------------------------------------------------------------- validation
     def _validate(self, model: nn.Module, val: list[ValPair],
-                  features: list[dict[str, torch.Tensor]] | None = None) -> tuple[float | None, float | None]:
+                  features: list[dict[str, torch.Tensor]] | None = None,
+                  tail: int = 0) -> tuple[float | None, float | None]:
         if self.rank != 0:
             return None, None
-        return evaluate_prepared(model, val, self.device, features)
+        return evaluate_prepared(model, val, self.device, features, tail)
 
     # ---------------------------------------------------------------- fast mode
     def _run_fast(self, model: nn.Module, train: list, val: list[ValPair], epochs: int | None,
                   deadline: float | None, history: list[EpochReport]) -> str:
         cfg = self.config
+        tail = max(0, min(cfg.tail_blocks, model.max_tail_blocks()))
+        tail_modules = model.tail_modules(tail)
         for p in model.parameters():
             p.requires_grad_(False)
         for p in model.decoder.parameters():
             p.requires_grad_(True)
-        cache, val_feats = self._build_cache(model, train, val, deadline)
+        for m in tail_modules:
+            for p in m.parameters():
+                p.requires_grad_(True)
+            freeze_bn(m)  # encoder BN statistics and affine stay as pretrained (as in full mode)
+        cache, val_feats = self._build_cache(model, train, val, deadline, tail)
         loader, sampler, batch = self._make_loader(cache, collate_features)
         freeze_head_bn = self._bn_frozen_head(batch)
         if freeze_head_bn:
             freeze_bn(model.decoder)
-        head = self._wrap(_Head(model))
-        optimizer = self._optimizer([([p for p in model.decoder.parameters() if p.requires_grad], cfg.lr_head)])
+        head = self._wrap(_Head(model, tail))
+        tail_params = [p for m in tail_modules for p in m.parameters() if p.requires_grad]
+        optimizer = self._optimizer([([p for p in model.decoder.parameters() if p.requires_grad], cfg.lr_head),
+                                     (tail_params, cfg.lr_tail)])
         size = (cfg.input_size, cfg.input_size)
 
         def set_train() -> None:
@@ -344,14 +354,16 @@ class Trainer:
                 optimizer.step()
             return loss
 
-        self.callbacks.on_message(f"fast mode: training the decoder on {len(cache)} cached views")
+        what = f"the decoder and the encoder's last {tail} blocks" if tail else "the decoder"
+        self.callbacks.on_message(f"fast mode: training {what} on {len(cache)} cached views")
         return self._loop("fast", self._batches(loader, sampler), len(loader), step, optimizer, epochs,
-                          deadline, lambda: self._validate(model, val, val_feats), history, set_train)
+                          deadline, lambda: self._validate(model, val, val_feats, tail), history, set_train)
 
     @torch.no_grad()
-    def _build_cache(self, model: nn.Module, train: list, val: list[ValPair],
-                     deadline: float | None) -> tuple[FeatureCache, list[dict[str, torch.Tensor]]]:
-        """Encoder features of fast_views augmented views per image (view 0 = no augmentation)."""
+    def _build_cache(self, model: nn.Module, train: list, val: list[ValPair], deadline: float | None,
+                     tail: int = 0) -> tuple[FeatureCache, list[dict[str, torch.Tensor]]]:
+        """Encoder features (up to its trainable tail) of fast_views augmented views per image
+        (view 0 = no augmentation)."""
         cfg = self.config
         model.eval()
         mine = train[self.rank::self.world] if self.world > 1 else train
@@ -373,7 +385,7 @@ class Trainer:
                                    cfg.vflip, cfg.color_jitter, model.mean, identity=(v == 0))
                 imgs.append(normalize(img, model.mean, model.std))
                 labs.append(torch.from_numpy(lab.astype(np.int64)))
-            feats = model.forward_features(torch.stack(imgs).to(self.device))
+            feats = model.cached_features(torch.stack(imgs).to(self.device), tail)
             feats = {k: v for k, v in feats.items() if k != "aux"}
             cache.add(feats, torch.stack(labs))
             if i == 0:
@@ -387,7 +399,7 @@ class Trainer:
         val_feats = []
         for pair in val:
             x = normalize(pair.image, model.mean, model.std).unsqueeze(0).to(self.device)
-            f = model.forward_features(x)
+            f = model.cached_features(x, tail)
             val_feats.append({k: v[0].to("cpu", torch.float16) for k, v in f.items() if k != "aux"})
         return cache, val_feats
 

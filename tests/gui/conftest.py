@@ -36,6 +36,14 @@ class FakePredictor:
         return Prediction(mask=fg.astype(np.uint8), probs=probs, uncertainty=0.3)
 
 
+@pytest.fixture(autouse=True)
+def no_cold_start(monkeypatch):
+    """The background cold-start ranking builds a real model: off unless a test turns it on."""
+    from app.workers import cold_start
+
+    monkeypatch.setattr(cold_start, "ENABLED", False)
+
+
 @pytest.fixture
 def fake_model(monkeypatch):
     from app.workers import prediction

@@ -96,3 +96,38 @@ def test_main_opens_demo_on_first_start(qtbot, monkeypatch, fake_model):
     folder = app_main.initial_folder(None, __import__("app.settings").settings.Settings())
     assert folder is not None and folder.is_dir()
     assert any(folder.glob("*.png"))
+
+
+def test_cold_start_ranking_reorders_the_attention_list(qtbot, demo_dir, monkeypatch):
+    """No model yet: the background ranking stores an order and the attention-sorted list follows it."""
+    import torch
+
+    from app.workers import cold_start, prediction
+    from segcore import models, selection
+
+    def tiny():  # noqa: ANN202
+        torch.manual_seed(0)
+        return models.build(models.DEFAULT_MODEL, num_classes=2, pretrained=False).eval()
+
+    monkeypatch.setattr(cold_start, "ENABLED", True)
+    monkeypatch.setattr(cold_start, "embedding_model", tiny)
+    monkeypatch.setattr(prediction, "default_model_factory",  # as in the app: no model, no predictions
+                        lambda project: prediction.LoadedModel(None, None, prediction.NO_MODEL_LABEL))
+    from tests.gui.conftest import make_window
+
+    window = make_window(qtbot)
+    window.image_list.set_sort("attention")
+    with qtbot.waitSignal(window.image_list.model.modelReset, timeout=60000, raising=False):
+        assert window.open_project(demo_dir)
+    worker = window.session.cold_start
+    assert worker is not None
+    qtbot.waitUntil(lambda: worker.isFinished(), timeout=60000)
+    qtbot.waitUntil(lambda: window.session.project.get_setting(selection.COLD_START_KEY) is not None,
+                    timeout=5000)
+    stored = window.session.project.get_setting(selection.COLD_START_KEY)
+    assert sorted(stored) == window.session.project.stems()
+    qtbot.waitUntil(lambda: window.image_list.model.stems() == stored, timeout=5000)
+    # a second opening finds the order stored and does not rank again
+    window.close_project()
+    assert window.open_project(demo_dir) and window.session.cold_start is None
+    window.close()

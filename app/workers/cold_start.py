@@ -1,0 +1,71 @@
+"""Cold-start "needs attention" order: ranks a project's images before any model is trained.
+
+Started by the Session when the project has no model version yet and no stored order covering
+its images. In its thread it embeds every image with the ImageNet backbone and stores
+``segcore.selection``'s typical-and-diverse order in the project; ``ready(count)`` then lets the
+image list re-sort. Once a fine-tuned model exists its uncertainties take over
+(``Project.attention_order``). ``stop()`` ends it between two images.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from PySide6.QtCore import QThread, Signal
+
+ENABLED = True  # tests switch the background ranking off where it is not under test
+
+
+def embedding_model() -> Any:
+    """The ImageNet backbone of the fine-tune default architecture (module-level: patchable)."""
+    from segcore import selection
+    from segcore.training import TrainConfig
+    return selection.embedding_model(TrainConfig())
+
+
+def needs_cold_start(project: Any) -> bool:
+    """No model version yet, writable, and some image missing from the stored order."""
+    from segcore import selection
+    if not ENABLED:
+        return False
+    from segcore.versions import ModelStore
+    try:
+        if project.read_only or ModelStore(project).active() is not None:
+            return False
+        stored = set(project.get_setting(selection.COLD_START_KEY) or [])
+        return bool(set(project.stems()) - stored)
+    except Exception:  # noqa: BLE001 - an unreadable index: nothing to rank
+        return False
+
+
+class ColdStartWorker(QThread):
+    ready = Signal(int)        # images ranked
+    failed = Signal(str)       # message
+    progress = Signal(int, int)
+
+    def __init__(self, project: Any, parent=None) -> None:  # noqa: ANN001
+        super().__init__(parent)
+        import segcore.models  # noqa: F401 - first import on the GUI thread (see app.training.worker)
+        import segcore.selection  # noqa: F401
+        self.project = project
+        self._stop = threading.Event()
+        self.setObjectName("ColdStartWorker")
+
+    def stop(self, wait_ms: int = 5000) -> None:
+        self._stop.set()
+        self.wait(wait_ms)
+
+    def run(self) -> None:
+        from segcore import selection
+        try:
+            model = embedding_model()
+            order = selection.cold_start_order(self.project, model, on_progress=self.progress.emit,
+                                               should_stop=self._stop.is_set)
+            if order is None or self._stop.is_set():
+                return
+            selection.store_cold_start_order(self.project, order)
+        except Exception as exc:  # noqa: BLE001 - the list keeps its name order
+            self.failed.emit(f"could not rank images for a first pass: {exc}")
+            return
+        self.ready.emit(len(order))
