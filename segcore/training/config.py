@@ -58,6 +58,7 @@ class TrainConfig:
     cache_limit_mb: int = 768            # fast-mode feature cache ceiling (float16)
     device: str = "auto"                 # "auto" | "cpu" | "cuda" | "cuda:N"
     amp: bool = True                     # mixed precision on CUDA only
+    channels_last: bool = True           # NHWC tensors while training (faster oneDNN backward on CPU)
     seed: int = 0
     num_workers: int = 0                 # DataLoader workers (0: augment in the training thread)
     arch: str = "deeplabv3plus_mobilenet_v2"  # fresh model when there is none to start from:

@@ -103,6 +103,7 @@ class Trainer:
         self._step = 0
         self._start = 0.0
         self._total_estimate = 0
+        self._fmt = torch.contiguous_format
 
     # ---------------------------------------------------------------- public
     def cancel(self) -> None:
@@ -122,7 +123,10 @@ class Trainer:
         self._step = 0
         train = prepare_train_pairs(train_pairs, cfg.input_size, cfg.scale_range[1])
         val = prepare_val_pairs(val_pairs, cfg.input_size)
-        model = copy.deepcopy(self.source).to(self.device)
+        # NHWC: oneDNN's convolution backward is ~1.6x faster in it on CPU (decoder step
+        # 0.52 -> 0.32 s, decoder + 7 encoder blocks 0.85 -> 0.67 s at batch 8, 320 px)
+        self._fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        model = copy.deepcopy(self.source).to(self.device, memory_format=self._fmt)
         history: list[EpochReport] = []
         phases = ["fast", "full"] if cfg.mode == "fast+full" else [cfg.mode]
         reason = "epochs done"
@@ -138,7 +142,7 @@ class Trainer:
             self.callbacks.on_message("training cancelled; the previous model is unchanged")
             return TrainResult(None, "cancelled", history, seconds=self._elapsed(), steps=self._step)
         model.eval()
-        model.to("cpu")
+        model.to("cpu", memory_format=torch.contiguous_format)
         last = history[-1] if history else None
         return TrainResult(model, reason, history, last.val_iou if last else None,
                            last.val_biou if last else None, self._elapsed(), self._step)
@@ -345,7 +349,7 @@ class Trainer:
 
         def step(batch_: Any) -> torch.Tensor:
             feats, labels = batch_
-            feats = {k: v.to(self.device) for k, v in feats.items()}
+            feats = {k: v.to(self.device).contiguous(memory_format=self._fmt) for k, v in feats.items()}
             labels = labels.to(self.device)
             loss = self.loss_fn(head(feats, size), labels)
             optimizer.zero_grad(set_to_none=True)
@@ -385,7 +389,8 @@ class Trainer:
                                    cfg.vflip, cfg.color_jitter, model.mean, identity=(v == 0))
                 imgs.append(normalize(img, model.mean, model.std))
                 labs.append(torch.from_numpy(lab.astype(np.int64)))
-            feats = model.cached_features(torch.stack(imgs).to(self.device), tail)
+            batch_in = torch.stack(imgs).to(self.device).contiguous(memory_format=self._fmt)
+            feats = model.cached_features(batch_in, tail)
             feats = {k: v for k, v in feats.items() if k != "aux"}
             cache.add(feats, torch.stack(labs))
             if i == 0:
@@ -449,6 +454,7 @@ class Trainer:
 
         def step(batch_: Any) -> torch.Tensor:
             images, labels = (t.to(self.device, non_blocking=True) for t in batch_)
+            images = images.contiguous(memory_format=self._fmt)
             with torch.autocast(self.device.type, enabled=use_amp):
                 out = wrapped(images)
                 loss = self.loss_fn(out["out"], labels)
