@@ -230,21 +230,14 @@ class MainWindow(QMainWindow):
             self.canvas.set_tool("pan")
         else:
             self.banner.hide()
-        for name in ("tool_brush", "tool_eraser", "tool_fill", "clear_mask"):
+        for name in ("tool_brush", "tool_eraser", "tool_fill", "accept_prediction", "clear_mask"):
             self.actions[name].setEnabled(not ro)
-        self._prediction_available(self.canvas.prediction() is not None)
         self.status.set_save_state("read-only" if ro else "saved")
 
     def _set_project_actions(self, enabled: bool) -> None:
         for name in ("next_image", "previous_image", "next_unlabelled", "predict_again",
-                     "fit", "zoom_actual"):
+                     "fit", "zoom_actual", "accept_prediction"):
             self.actions[name].setEnabled(enabled)
-        self._prediction_available(self.canvas.prediction() is not None if enabled else False)
-
-    def _prediction_available(self, available: bool) -> None:
-        """Accept Prediction is enabled only when the shown image has a prediction to accept."""
-        writable = self.session is not None and not self.session.read_only
-        self.actions.accept_prediction.setEnabled(bool(available) and writable)
 
     # -- images -----------------------------------------------------------------------------
     def show_stem(self, stem: str) -> None:

@@ -27,7 +27,6 @@ def connect_window(w: MainWindow) -> None:
     w.undo_group.canRedoChanged.connect(a.redo.setEnabled)
     c.undoStackChanged.connect(w._set_undo_stack)
     a.accept_prediction.triggered.connect(lambda: w.session and w.session.accept_prediction())
-    c.predictionAvailable.connect(w._prediction_available)
     a.clear_mask.triggered.connect(lambda: w.session and w.session.clear_mask())
     for tool in ("brush", "eraser", "fill", "pan"):
         a[f"tool_{tool}"].triggered.connect(lambda _=False, n=tool: c.set_tool(n))

@@ -67,6 +67,9 @@ def _folder_writable(folder: Path) -> bool:
     return os.access(folder, os.W_OK)
 
 
+COLD_START_KEY = "cold_start_order"  # setting: segcore.selection's order for unpredicted images
+
+
 class Project:
     """A project folder and its index. Create with :meth:`Project.open`."""
 
@@ -302,23 +305,16 @@ class Project:
     def attention_order(self) -> list[str]:
         """Stems in suggested order: predicted (most uncertain first), never predicted (in the
         stored cold-start order of segcore.selection, then by name), failed (ERROR), then corrected."""
-        rows = self._query(
-            "SELECT stem FROM images ORDER BY CASE"
-            " WHEN status = 'corrected' THEN 3 WHEN status = 'error' THEN 2"
-            " WHEN uncertainty IS NULL THEN 1 ELSE 0 END, uncertainty DESC, stem")
-        stems = [r[0] for r in rows]
-        cold = self.get_setting("cold_start_order")
-        if not cold:
-            return stems
-        unpredicted = {r[0] for r in self._query(
-            "SELECT stem FROM images WHERE uncertainty IS NULL AND status NOT IN ('corrected', 'error')")}
-        rank = {s: i for i, s in enumerate(cold)}
-        block = [s for s in stems if s in unpredicted]
-        if not block:
-            return stems
-        first = stems.index(block[0])
-        block.sort(key=lambda s: (rank.get(s, len(rank)), s))
-        return stems[:first] + block + stems[first + len(block):]
+        rank = {s: i for i, s in enumerate(self.get_setting(COLD_START_KEY) or [])}
+        rows = self._query("SELECT stem, status, uncertainty FROM images")
+
+        def key(row: tuple) -> tuple:
+            stem, status, uncertainty = row
+            group = 3 if status == "corrected" else 2 if status == "error" else 1 if uncertainty is None else 0
+            by_uncertainty = -float(uncertainty) if uncertainty is not None else float("inf")  # NULLs last
+            return (group, by_uncertainty, rank.get(stem, len(rank)) if group == 1 else 0, stem)
+
+        return [r[0] for r in sorted(rows, key=key)]
 
     # ------------------------------------------------------------------ settings, classes
     def get_setting(self, key: str, default: Any = None) -> Any:

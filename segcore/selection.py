@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 import torch
 
-COLD_START_KEY = "cold_start_order"
+from .project import COLD_START_KEY  # noqa: E402 - re-exported for callers
 EMBED_SIZE = 224
 
 

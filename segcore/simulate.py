@@ -288,7 +288,8 @@ class _Run:
                                                 protocol="session", clicks=i + 1,
                                                 total_train_seconds=total_train)))
                     if order == "attention" and i + 1 < len(ks):
-                        rest = [s for s in self.pool if s not in set(done)]
+                        have = set(done)
+                        rest = [s for s in self.pool if s not in have]
                         predict_project(project, predictor, rest)
             finally:
                 project.close()

@@ -56,7 +56,6 @@ class MaskCanvas(CanvasInputMixin, QGraphicsView):
     toolChanged = Signal(str)
     layerVisibilityChanged = Signal(str, bool)   # "mask" | "boundary" | "diff"
     undoStackChanged = Signal(object)            # the QUndoStack of the image just shown
-    predictionAvailable = Signal(bool)           # the shown image has (or no longer has) a prediction
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -112,14 +111,12 @@ class MaskCanvas(CanvasInputMixin, QGraphicsView):
         self.fit_to_view()
         self.maskReplaced.emit(stem)
         self.undoStackChanged.emit(stack)
-        self.predictionAvailable.emit(prediction is not None)
 
     def set_prediction(self, prediction: np.ndarray | None) -> None:
         if self._doc is None:
             return
         self._doc.set_prediction(prediction)
         self._overlays.prediction_changed()
-        self.predictionAvailable.emit(prediction is not None)
 
     def prediction(self) -> np.ndarray | None:
         return None if self._doc is None else self._doc.prediction

@@ -175,26 +175,3 @@ def test_clear_mask_is_undoable_and_saved(window, qtbot):
     QTest.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     np.testing.assert_array_equal(canvas.mask(), painted)
 
-
-def test_accept_prediction_is_enabled_only_with_a_prediction(qtbot, demo_dir, monkeypatch):
-    from app.workers import prediction
-
-    from .conftest import make_window
-
-    monkeypatch.setattr(prediction, "default_model_factory",
-                        lambda project: prediction.LoadedModel(None, None, prediction.NO_MODEL_LABEL))
-    window = make_window(qtbot, demo_dir)
-    try:
-        accept = window.actions.accept_prediction
-        assert window.canvas.prediction() is None and not accept.isEnabled()
-        before = window.canvas.mask().copy()
-        accept.trigger()  # a disabled action does nothing
-        assert np.array_equal(window.canvas.mask(), before)
-        window.canvas.set_prediction(np.ones_like(before))
-        assert accept.isEnabled()
-        accept.trigger()
-        assert window.canvas.mask().all()
-        window.canvas.set_prediction(None)
-        assert not accept.isEnabled()
-    finally:
-        window.close()
