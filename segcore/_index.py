@@ -85,6 +85,33 @@ def is_corruption(exc: sqlite3.Error) -> bool:
     return "not a database" in text or "malformed" in text
 
 
+def _is_busy(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return (code & 0xFF) in (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED
+    return "locked" in str(exc).lower() or "busy" in str(exc).lower()
+
+
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Switch to WAL (a persistent property of the file).
+
+    SQLite does not call the busy handler for the journal-mode change, so when two processes
+    create the same fresh index at once one of them gets 'database is locked' at once (seen in
+    about 1 of 40 double opens). Retry until the busy timeout instead."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    delay = 0.005
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc) or time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+
 def connect(db_path: Path | str) -> sqlite3.Connection:
     """Open (creating if needed) and migrate the index; raise CorruptIndexError if damaged."""
     conn = sqlite3.connect(str(db_path), timeout=BUSY_TIMEOUT_MS / 1000,
@@ -92,7 +119,7 @@ def connect(db_path: Path | str) -> sqlite3.Connection:
     try:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         if str(db_path) != ":memory:":
-            conn.execute("PRAGMA journal_mode = WAL")
+            _use_wal(conn)
             conn.execute("PRAGMA synchronous = NORMAL")
             check = conn.execute("PRAGMA quick_check").fetchone()
             if not check or check[0] != "ok":
