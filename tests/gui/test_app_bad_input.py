@@ -32,10 +32,15 @@ def test_corrupt_image_gets_an_error_row_and_the_app_keeps_working(qtbot, demo_d
     shown = window.current_stem()
     assert shown == model.stems()[1]
     assert window.stack.currentWidget() is window.canvas
+    # the prediction becomes the starting mask when it arrives: wait for it, then paint where
+    # it is background (painting over foreground changes no pixel and emits nothing)
+    qtbot.waitUntil(lambda: window.canvas.prediction() is not None, timeout=10000)
+    ys, xs = np.nonzero(window.canvas.mask() == 0)
+    x, y = int(xs[len(xs) // 2]), int(ys[len(ys) // 2])
     with qtbot.waitSignal(window.canvas.strokeFinished):
-        drag(window.canvas, [(10, 10), (30, 30)])
+        drag(window.canvas, [(x, y), (x, y)])
     window.close()
-    assert io.read_mask(demo_dir / "masks" / f"{shown}.png")[20, 20] == 1
+    assert io.read_mask(demo_dir / "masks" / f"{shown}.png")[y, x] == 1
 
 
 def test_read_only_project_shows_a_warning_and_disables_editing(qtbot, demo_dir, fake_model,
