@@ -180,6 +180,7 @@ class MainWindow(QMainWindow):
         session.shown.connect(self._shown)
         session.showFailed.connect(self._show_failed)
         session.recordChanged.connect(self.image_list.model.update_stem)
+        session.recordChanged.connect(self._update_accept)
         session.message.connect(self.status.showMessage)
         session.predictionBusy.connect(self._prediction_busy)
         session.modelReady.connect(self._model_ready)
@@ -231,14 +232,23 @@ class MainWindow(QMainWindow):
             self.canvas.set_tool("pan")
         else:
             self.banner.hide()
-        for name in ("tool_brush", "tool_eraser", "tool_fill", "accept_prediction", "clear_mask"):
+        for name in ("tool_brush", "tool_eraser", "tool_fill", "clear_mask"):
             self.actions[name].setEnabled(not ro)
+        self._update_accept()
         self.status.set_save_state("read-only" if ro else "saved")
 
     def _set_project_actions(self, enabled: bool) -> None:
         for name in ("next_image", "previous_image", "next_unlabelled", "predict_again",
-                     "fit", "zoom_actual", "accept_prediction"):
+                     "fit", "zoom_actual"):
             self.actions[name].setEnabled(enabled)
+        self._update_accept()
+
+    def _update_accept(self, _stem: str | None = None) -> None:
+        """Accept Prediction only does something with a prediction on a writable canvas.
+        Called when an image is shown and when a row changes (a prediction arrived)."""
+        s = self.session
+        self.actions.accept_prediction.setEnabled(
+            s is not None and not s.read_only and self.canvas.prediction() is not None)
 
     # -- images -----------------------------------------------------------------------------
     def show_stem(self, stem: str) -> None:
@@ -255,6 +265,7 @@ class MainWindow(QMainWindow):
             widget.setFocus()
 
     def _shown(self, stem: str) -> None:
+        self._update_accept()
         self.stack.setCurrentWidget(self.canvas)
         self._ensure_focus(self.canvas)
         self.image_list.select_stem(stem)
@@ -267,6 +278,7 @@ class MainWindow(QMainWindow):
             self.setWindowTitle(f"{name} — {self.session.root.name} — SegLoop")
 
     def _show_failed(self, stem: str, message: str) -> None:
+        self.actions.accept_prediction.setEnabled(False)
         self.status.set_image_info(None)
         self.image_list.select_stem(stem)
         self.error_page.set_text("This image cannot be read", message)

@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench_crf: DenseCRF unavailable here ({why}); skipped")
         return 0
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    predictor = Predictor(str(bench_checkpoint()))
+    predictor = Predictor(str(bench_checkpoint(quick=args.quick)))
     pairs = test_pairs(8 if args.quick else 40)
     settings = {"none": None, "full": CRFParams(), "max_side=320": CRFParams(max_side=320),
                 "max_side=512": CRFParams(max_side=512)}

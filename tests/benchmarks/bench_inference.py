@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     repeat, n_img = (3, 2) if args.quick else (7, 4)
-    model, _ = load_checkpoint(bench_checkpoint())
+    model, _ = load_checkpoint(bench_checkpoint(quick=args.quick))
     pairs = test_images(n_img)
     rows, out = [], []
     for label, (h, w) in SIZES.items():

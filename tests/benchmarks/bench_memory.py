@@ -42,7 +42,8 @@ def build_project(root: Path, k: int) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="a 20 s time budget")
+    parser.add_argument("--quick", action="store_true",
+                        help="a 15 s time budget and no cold-start ranking before the click")
     parser.add_argument("--k", type=int, default=20, help="corrected images")
     args = parser.parse_args(argv)
     if weizmann_dir() is None:
@@ -58,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     from app.main import create_app
     from app.main_window import MainWindow
 
+    if args.quick:
+        from app.workers import cold_start
+
+        cold_start.ENABLED = False
     app = create_app()
     window = MainWindow()
     window.show()
@@ -99,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     timer.timeout.connect(tick)
     ctl = window.training
     if args.quick:
-        ctl.panel.advanced.budget.setValue(20)
+        ctl.panel.advanced.budget.setValue(15)
     budget = ctl.panel.advanced.config().time_budget_s
     timer.start()
     t0 = t_sampling = time.monotonic()

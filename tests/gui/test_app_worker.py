@@ -131,3 +131,28 @@ def test_cold_start_ranking_reorders_the_attention_list(qtbot, demo_dir, monkeyp
     window.close_project()
     assert window.open_project(demo_dir) and window.session.cold_start is None
     window.close()
+
+
+def test_accept_prediction_is_enabled_only_with_a_prediction(qtbot, demo_dir, monkeypatch):
+    from app.workers import prediction
+    from tests.gui.conftest import FakePredictor, make_window
+
+    monkeypatch.setattr(prediction, "default_model_factory",  # no model yet: no predictions
+                        lambda project: prediction.LoadedModel(None, None, prediction.NO_MODEL_LABEL))
+    window = make_window(qtbot, demo_dir)
+    accept, button = window.actions.accept_prediction, window.tools.accept_button
+    qtbot.waitUntil(lambda: window.status.currentMessage() is not None and window.session.worker.pending() == 0,
+                    timeout=10000)
+    assert window.canvas.prediction() is None
+    assert not accept.isEnabled() and not button.isEnabled()
+    accept.trigger()  # a shortcut on a disabled action does nothing either
+    assert not window.session.project.mask_path(window.current_stem()).exists()
+    window.close_project()
+
+    monkeypatch.setattr(prediction, "default_model_factory",
+                        lambda project: prediction.LoadedModel(FakePredictor(), None, "fake model"))
+    assert window.open_project(demo_dir)
+    qtbot.waitUntil(lambda: window.canvas.prediction() is not None, timeout=10000)
+    qtbot.waitUntil(accept.isEnabled, timeout=5000)
+    assert button.isEnabled()
+    window.close()
