@@ -285,3 +285,20 @@ def test_time_budget_grows_with_the_number_of_training_images():
     assert cfg.budget_for(5) == 60.0 and cfg.budget_for(20) == 60.0
     assert cfg.budget_for(170) == pytest.approx(60.0 + 1.5 * 150)
     assert TrainConfig(time_budget_s=None).budget_for(500) is None
+
+
+def test_dice_term_rewards_overlap_and_respects_ignore():
+    from segcore.training import segmentation_loss
+
+    labels = torch.zeros(1, 8, 8, dtype=torch.long)
+    labels[:, 2:6, 2:6] = 1
+    good = torch.where(labels[:, None] == 1, 8.0, -8.0)
+    shifted = torch.roll(good, 2, dims=3)
+    assert segmentation_loss(good, labels, dice_weight=1.0) < 0.01
+    gap = (segmentation_loss(shifted, labels, dice_weight=1.0) - segmentation_loss(shifted, labels)).item()
+    assert 0.3 < gap < 0.6  # soft Dice of a half-overlapping square is 1 - 2*8/32 = 0.5
+    ignored = labels.clone()
+    ignored[(shifted[:, 0] > 0) != (labels == 1)] = 255  # every wrong pixel ignored: no Dice penalty
+    assert segmentation_loss(shifted, ignored, dice_weight=1.0) - segmentation_loss(shifted, ignored) < 0.05
+    two = torch.cat([-good, good], 1)  # the k-class (softmax) path
+    assert segmentation_loss(two, labels, dice_weight=1.0) < 0.01

@@ -44,6 +44,7 @@ class TrainConfig:
                                          # k=20, 60 s: 0 → 0.74/0.44 IoU/BIoU, 7 → 0.79/0.44-0.49
     lr_tail: float = 7e-4                # those tail blocks (fast mode; 1e-4 → 0.755, 5e-4 → 0.791)
     weight_decay: float = 1e-4
+    dice_weight: float = 0.0             # loss = BCE/CE + this x soft Dice
     momentum: float = 0.9                # SGD only
     poly_power: float = 0.9
     aux_weight: float = 0.4              # used when the model has an aux head (full mode)
