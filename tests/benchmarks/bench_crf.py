@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     predictor = Predictor(str(bench_checkpoint(quick=args.quick)))
     pairs = test_pairs(8 if args.quick else 40)
-    settings = {"none": None, "full": CRFParams(), "max_side=320": CRFParams(max_side=320),
+    # "full" must say max_side=None: CRFParams()'s default works at a long side of 320 px
+    settings = {"none": None, "full": CRFParams(max_side=None), "max_side=320": CRFParams(max_side=320),
                 "max_side=512": CRFParams(max_side=512)}
     rows, out = [], []
     for label, (h, w) in SIZES.items():
