@@ -11,13 +11,17 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 HERE = Path(__file__).resolve().parent
-RESULTS_JSON = HERE / "results.json"
-RESULTS_MD = HERE / "results.md"
+# A --quick run is a smoke run: it writes results_quick.* (git-ignored) so it never overwrites
+# the full run's committed tables.
+QUICK = "--quick" in sys.argv[1:]
+RESULTS_JSON = HERE / ("results_quick.json" if QUICK else "results.json")
+RESULTS_MD = HERE / ("results_quick.md" if QUICK else "results.md")
 WEIZMANN = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "weizmann_horse"
 
 
