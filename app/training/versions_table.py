@@ -21,7 +21,8 @@ TIPS = ("● = the active version (used for predictions)", "Model version id",
         "Held-out IoU: the parent before training → this version after it, on the same held-out "
         "images (– = no held-out images in that run)",
         "Held-out Boundary IoU: the parent before training → this version after it",
-        "Training mode of the run (fast = decoder only, full = all weights)",
+        "Training mode of the run (fast = cached encoder features, the decoder and the encoder's "
+        "last blocks train; full = all weights)",
         "When the version was saved")
 
 
@@ -65,9 +66,15 @@ class VersionsTable(QTableWidget):
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.setAlternatingRowColors(True)
         self.setWordWrap(False)
+        # Fit the dock's width: short columns fit their contents, the metric and date columns
+        # share the rest and elide ("0.612 → 0.8…"); the full text is in each cell's tooltip.
         header = self.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setStretchLastSection(True)
+        header.setMinimumSectionSize(24)
+        for c in range(len(COLUMNS)):
+            header.setSectionResizeMode(c, QHeaderView.ResizeMode.Stretch if c in (3, 4, 6)
+                                        else QHeaderView.ResizeMode.ResizeToContents)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.setMinimumHeight(110)
         self._ids: list[int] = []
         self.itemSelectionChanged.connect(lambda: self.selectedVersionChanged.emit(self.selected_id()))
@@ -101,6 +108,8 @@ class VersionsTable(QTableWidget):
         m = v.metrics or {}
         created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(v.created)) if v.created else "?"
         lines = [f"v{v.id} ({v.arch}) — {v.file}, saved {created}" + ("  [active]" if v.active else "")]
+        cells = version_row(v)
+        lines.append(f"held-out IoU {cells[3]}, BIoU {cells[4]}, mode {cells[5] or '?'}")
         if data:
             lines.append(f"trained on {len(data.get('train', []))} images, "
                          f"{len(data.get('held_out', []))} held out")
