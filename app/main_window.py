@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QMainWind
 
 from segcore.project import Project
 
-from . import gui_gc, theme
+from . import theme
 from .actions import MENUS, Actions
 from .canvas import MaskCanvas
 from .navigation import Navigator
@@ -46,7 +46,6 @@ TOOLBAR = ("open_folder", None, "previous_image", "next_image", "next_unlabelled
 class MainWindow(QMainWindow):
     def __init__(self, settings: Settings | None = None) -> None:
         super().__init__()
-        gui_gc.install()  # no cyclic GC in worker threads (see app/gui_gc.py)
         self.settings = settings or Settings()
         self.session: Session | None = None
         self.setWindowTitle("SegLoop")

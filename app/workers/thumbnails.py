@@ -97,7 +97,11 @@ class ThumbnailProvider(QObject):
         super().__init__(parent)
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(threads)
-        self._relay = _Relay()
+        # A Qt child, not a Python-owned orphan: when this object is destroyed, Qt calls the
+        # relay's (virtual) disconnectNotify; a parentless relay's Python wrapper could already be
+        # gone by then, and PySide crashed looking up an override on it (seen in two core dumps:
+        # Sbk_GetPyOverride on a '_Relay' with refcount 0 inside QObject::~QObject).
+        self._relay = _Relay(self)
         self._relay.done.connect(self._on_done)
         self._relay.error.connect(self._on_error)
         self._generation = 0

@@ -37,21 +37,6 @@ class FakePredictor:
 
 
 @pytest.fixture(autouse=True)
-def gui_thread_gc(qapp):
-    """After pytest-qt has closed the test's widgets: delete them, collect every cycle on the
-    GUI thread, and give the next test CPython's automatic collection back."""
-    yield
-    from PySide6.QtCore import QCoreApplication, QEvent
-
-    from app import gui_gc
-
-    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
-    qapp.processEvents()
-    gui_gc.uninstall(qapp)
-    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
-
-
-@pytest.fixture(autouse=True)
 def no_cold_start(monkeypatch):
     """The background cold-start ranking builds a real model: off unless a test turns it on."""
     from app.workers import cold_start
