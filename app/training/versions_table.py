@@ -1,9 +1,9 @@
 """The model versions of a project as a table: newest first, the active one marked (● and bold).
 
-Columns: active marker, version, parent, held-out IoU and BIoU as "start → end" (start = the
-parent measured on the *same* held-out images before training, metrics 'start_val_iou' /
-'start_val_biou'; end = this version, 'val_iou' / 'val_biou'), mode, created (local time).
-A dash means "no held-out images in that run".
+Columns: "● v3 ← v2" (active marker, version, parent), held-out IoU and BIoU of this version
+('val_iou' / 'val_biou'), saved (time today, else date). Each row's tooltip adds the parent's
+scores on the *same* held-out images before training ('start_val_*') and the mode. A dash
+means "no held-out images in that run".
 """
 
 from __future__ import annotations
@@ -15,15 +15,12 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem, QWidget
 
-COLUMNS = ("", "Version", "Parent", "IoU", "BIoU", "Mode", "Created")
-TIPS = ("● = the active version (used for predictions)", "Model version id",
-        "The version this one was fine-tuned from",
-        "Held-out IoU: the parent before training → this version after it, on the same held-out "
-        "images (– = no held-out images in that run)",
-        "Held-out Boundary IoU: the parent before training → this version after it",
-        "Training mode of the run (fast = cached encoder features, the decoder and the encoder's "
-        "last blocks train; full = all weights)",
-        "When the version was saved")
+COLUMNS = ("Version", "IoU", "BIoU", "Saved")
+TIPS = ("Model version ← the version it was fine-tuned from; ● and bold = the active version "
+        "(used for predictions)",
+        "Held-out IoU of this version (the tooltip has the parent's score on the same images)",
+        "Held-out Boundary IoU of this version",
+        "When the version was saved (time today, else the date)")
 
 
 def _fmt(value: Any) -> str:
@@ -40,14 +37,23 @@ def _change(start: Any, end: Any) -> str:
 
 
 def version_row(v: Any) -> list[str]:
-    """Cell texts of one ModelVersion."""
+    """Cell texts of one ModelVersion: short enough for the Training dock."""
     metrics = v.metrics or {}
-    meta = v.meta or {}
-    mode = (meta.get("train_config") or {}).get("mode", "")
-    created = time.strftime("%b %d %H:%M", time.localtime(v.created)) if v.created else ""
-    return ["●" if v.active else "", f"v{v.id}", f"v{v.parent}" if v.parent is not None else "—",
-            _change(metrics.get("start_val_iou"), metrics.get("val_iou")),
-            _change(metrics.get("start_val_biou"), metrics.get("val_biou")), mode, created]
+    created = ""
+    if v.created:
+        same_day = time.localtime(v.created)[:3] == time.localtime()[:3]
+        created = time.strftime("%H:%M" if same_day else "%b %d", time.localtime(v.created))
+    version = ("● " if v.active else "") + f"v{v.id}" + (f" ← v{v.parent}" if v.parent is not None else "")
+    return [version, _fmt(metrics.get("val_iou")), _fmt(metrics.get("val_biou")), created]
+
+
+def version_details(v: Any) -> str:
+    """The line the cells leave out: parent → this version on the same held-out images, mode."""
+    m, meta = v.metrics or {}, v.meta or {}
+    mode = (meta.get("train_config") or {}).get("mode", "?")
+    return (f"held-out IoU {_change(m.get('start_val_iou'), m.get('val_iou'))}, "
+            f"BIoU {_change(m.get('start_val_biou'), m.get('val_biou'))} (parent before → this "
+            f"version after, same images); mode {mode}")
 
 
 class VersionsTable(QTableWidget):
@@ -66,15 +72,12 @@ class VersionsTable(QTableWidget):
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.setAlternatingRowColors(True)
         self.setWordWrap(False)
-        # Fit the dock's width: short columns fit their contents, the metric and date columns
-        # share the rest and elide ("0.612 → 0.8…"); the full text is in each cell's tooltip.
+        # Short cells sized to their contents fit the Training dock without scrolling; the
+        # parent's scores and the mode are in each row's tooltip (see version_details).
         header = self.horizontalHeader()
-        header.setMinimumSectionSize(24)
-        for c in range(len(COLUMNS)):
-            header.setSectionResizeMode(c, QHeaderView.ResizeMode.Stretch if c in (3, 4, 6)
-                                        else QHeaderView.ResizeMode.ResizeToContents)
-        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.setTextElideMode(Qt.TextElideMode.ElideRight)
+        header.setMinimumSectionSize(20)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(len(COLUMNS) - 1, QHeaderView.ResizeMode.Stretch)
         self.setMinimumHeight(110)
         self._ids: list[int] = []
         self.itemSelectionChanged.connect(lambda: self.selectedVersionChanged.emit(self.selected_id()))
@@ -90,7 +93,7 @@ class VersionsTable(QTableWidget):
         for r, v in enumerate(rows):
             for c, text in enumerate(version_row(v)):
                 item = QTableWidgetItem(text)
-                item.setTextAlignment(Qt.AlignmentFlag.AlignCenter if c < 5 else
+                item.setTextAlignment(Qt.AlignmentFlag.AlignCenter if 0 < c < 3 else
                                       Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
                 if v.active:
                     item.setFont(bold)
@@ -108,8 +111,7 @@ class VersionsTable(QTableWidget):
         m = v.metrics or {}
         created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(v.created)) if v.created else "?"
         lines = [f"v{v.id} ({v.arch}) — {v.file}, saved {created}" + ("  [active]" if v.active else "")]
-        cells = version_row(v)
-        lines.append(f"held-out IoU {cells[3]}, BIoU {cells[4]}, mode {cells[5] or '?'}")
+        lines.append(version_details(v))
         if data:
             lines.append(f"trained on {len(data.get('train', []))} images, "
                          f"{len(data.get('held_out', []))} held out")

@@ -18,7 +18,7 @@ def _version(i: int, active: bool) -> SimpleNamespace:
 def test_versions_table_fits_a_narrow_dock_and_keeps_full_values_in_tooltips(qtbot):
     table = VersionsTable()
     qtbot.addWidget(table)
-    table.resize(280, 160)  # the width the Training dock gives it in a 1400-px window
+    table.resize(235, 160)  # the width the Training dock gives it in a 1400-px window
     table.show()
     qtbot.waitExposed(table)
     table.set_versions([_version(i, i == 3) for i in range(1, 4)])
@@ -26,5 +26,7 @@ def test_versions_table_fits_a_narrow_dock_and_keeps_full_values_in_tooltips(qtb
     assert table.horizontalScrollBar().maximum() == 0 or not table.horizontalScrollBar().isVisible()
     header = table.horizontalHeader()
     assert sum(header.sectionSize(c) for c in range(table.columnCount())) <= table.viewport().width() + 1
-    assert table.item(0, 1).text() == "v3" and table.item(0, 0).text() == "●"
-    assert "0.612 → 0.877" in table.item(0, 3).toolTip()
+    assert table.item(0, 0).text() == "● v3 ← v2" and table.item(1, 0).text() == "v2 ← v1"
+    assert table.item(2, 0).text() == "v1"
+    assert table.item(0, 1).text() == "0.877" and table.item(0, 2).text() == "0.660"
+    assert "IoU 0.612 → 0.877" in table.item(0, 1).toolTip() and "mode fast" in table.item(0, 1).toolTip()
