@@ -97,10 +97,7 @@ class ThumbnailProvider(QObject):
         super().__init__(parent)
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(threads)
-        # A Qt child, not a Python-owned orphan: when this object is destroyed, Qt calls the
-        # relay's (virtual) disconnectNotify; a parentless relay's Python wrapper could already be
-        # gone by then, and PySide crashed looking up an override on it (seen in two core dumps:
-        # Sbk_GetPyOverride on a '_Relay' with refcount 0 inside QObject::~QObject).
+        # a Qt child, never a parentless relay: see the note in app/workers/metrics.py
         self._relay = _Relay(self)
         self._relay.done.connect(self._on_done)
         self._relay.error.connect(self._on_error)
