@@ -103,7 +103,9 @@ def _cmd_weights(args: argparse.Namespace) -> int:
 def _predictor(args: argparse.Namespace) -> Any:
     from .inference import Predictor
     crf = None
-    if getattr(args, "crf", False):
+    mode = getattr(args, "crf", "off")
+    mode = "on" if mode is True else ("off" if mode in (False, None) else mode)
+    if mode == "on":
         from .crf import CRFParams, crf_available
         ok, reason = crf_available()
         if not ok:
@@ -127,7 +129,15 @@ def _predictor(args: argparse.Namespace) -> Any:
         print("no --checkpoint or --project: using the untrained ImageNet model "
               "(predictions will be poor)", file=sys.stderr)
         model = models.build(models.DEFAULT_MODEL, pretrained=True)
-    return Predictor(model, device=args.device, input_size=args.input_size, crf_params=crf)
+    predictor = Predictor(model, device=args.device, input_size=args.input_size, crf_params=crf)
+    if mode == "auto":  # the decision the fine-tune made on its held-out images
+        from .crf import crf_available, params_from
+        decision = (predictor.checkpoint_meta or {}).get("crf")
+        if params_from(decision) is not None and crf_available()[0]:
+            predictor.crf_params = params_from(decision)
+        if decision:
+            print(decision.get("message", ""), file=sys.stderr)
+    return predictor
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
@@ -154,7 +164,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def evaluate_folder(images: Path, masks: Path, predictor: Any, progress: bool = True) -> dict[str, Any]:
+def evaluate_folder(images: Path, masks: Path, predictor: Any, progress: bool = True,
+                    ignore_index: int | None = None) -> dict[str, Any]:
     """Dataset scores: PA, MPA, per-class IoU, mIoU, FWIoU from the summed confusion matrix, and
     Boundary IoU as the per-image mean (foreground BIoU for binary, mean over classes otherwise)."""
     import numpy as np
@@ -166,7 +177,9 @@ def evaluate_folder(images: Path, masks: Path, predictor: Any, progress: bool = 
     bious = []
     bar = Progress(len(pairs), "eval") if progress else None
     for i, (ipath, mpath) in enumerate(pairs, 1):
-        gt = read_mask(mpath)
+        gt = read_mask(mpath, k)
+        if ignore_index is not None:
+            gt = np.where(gt == ignore_index, 255, gt).astype(np.uint8)
         pred = predictor.predict(read_image(ipath)).mask
         if gt.shape != pred.shape:
             raise ValueError(f"{mpath}: mask size {gt.shape} differs from its image {pred.shape}")
@@ -195,7 +208,8 @@ def _json_clean(value: Any) -> Any:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     try:
-        scores = evaluate_folder(Path(args.images), Path(args.masks), _predictor(args), progress=not args.json)
+        scores = evaluate_folder(Path(args.images), Path(args.masks), _predictor(args), progress=not args.json,
+                                 ignore_index=args.ignore_index)
     except Exception as exc:  # noqa: BLE001
         return _err("eval", exc)
     if args.json:
@@ -268,6 +282,13 @@ def _train_parser(sub: Any) -> None:
     p.add_argument("--epochs", type=int, metavar="N", help="epochs per phase (default: 20 without --time-budget)")
     p.add_argument("--arch", default=d.arch, help="architecture of a fresh model (default %(default)s)")
     p.add_argument("--classes", type=int, default=2, help="number of classes incl. background (default 2)")
+    p.add_argument("--ignore-index", type=int, default=None, metavar="V",
+                   help="mask value meaning 'not labelled': never trained on (255 always is)")
+    p.add_argument("--scale-policy", choices=["auto", "stretch", "scale"], default=d.scale_policy,
+                   help="what the model sees: auto (chosen from the masks' object sizes), stretch "
+                        "(whole image to one square view) or scale (working scale, aspect kept, tiles)")
+    p.add_argument("--working-scale", type=float, default=0.0, metavar="F",
+                   help="scale policy: resize factor of the images (default: chosen from the masks)")
     p.add_argument("--no-pretrained", action="store_true", help="fresh model from random weights")
     p.add_argument("--input-size", type=int, default=d.input_size, help="crop size (default %(default)s)")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="per process (default %(default)s)")
@@ -290,13 +311,23 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .versions import load_checkpoint, save_checkpoint
     rank, world = init_from_env(args.device)
     try:
-        pairs = {i.stem: (i, m, i.stem) for i, m in _matched(Path(args.images), Path(args.masks))}
+        import numpy as np
+
+        from .io import read_mask
+        ignore = args.ignore_index
+
+        def truth(path: Path) -> Any:
+            gt = read_mask(path, args.classes)
+            return gt if ignore is None else np.where(gt == ignore, 255, gt).astype(np.uint8)
+
+        pairs = {i.stem: (i, truth(m), i.stem) for i, m in _matched(Path(args.images), Path(args.masks))}
         train_stems, held = split_held_out(list(pairs))
         config = TrainConfig(mode=args.mode, epochs=args.epochs, time_budget_s=args.time_budget,
                              input_size=args.input_size, batch_size=args.batch_size,
                              optimizer=args.optimizer, lr_head=args.lr_head, lr_backbone=args.lr_backbone,
                              device=_rank_device(args.device, rank), seed=args.seed, arch=args.arch,
-                             pretrained=not args.no_pretrained)
+                             pretrained=not args.no_pretrained, scale_policy=args.scale_policy,
+                             working_scale=args.working_scale)
         if args.checkpoint:
             model, start_meta = load_checkpoint(args.checkpoint)
         else:
@@ -358,7 +389,9 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--checkpoint", help="checkpoint file (.pt) written by train or the app")
     src.add_argument("--project", help="project folder: use its active model version")
     p.add_argument("--out", required=True, help="folder for the masks (created if missing)")
-    p.add_argument("--crf", action="store_true", help="refine with DenseCRF (slower, sharper edges)")
+    p.add_argument("--crf", nargs="?", const="on", default="auto", choices=["auto", "on", "off"],
+                   help="DenseCRF refinement: auto (default: as the model's fine-tune decided on its "
+                        "held-out images), on (default parameters), off")
     p.add_argument("--input-size", type=int, default=None,
                    help="side of the square the model sees (default: the size it was trained at)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
@@ -375,7 +408,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--masks", required=True, help="folder of ground-truth masks named <stem>.png")
     p.add_argument("--checkpoint", required=True, help="checkpoint file (.pt)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    p.add_argument("--crf", action="store_true", help="refine with DenseCRF before scoring")
+    p.add_argument("--crf", nargs="?", const="on", default="off", choices=["auto", "on", "off"],
+                   help="refine with DenseCRF before scoring: on, auto (the model's own decision), off (default)")
+    p.add_argument("--ignore-index", type=int, default=None, metavar="V",
+                   help="mask value meaning 'not labelled': never scored (255 always is)")
     p.add_argument("--input-size", type=int, default=None,
                    help="side of the square the model sees (default: the size it was trained at)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")

@@ -38,6 +38,12 @@ def add_simulate_parser(sub: Any) -> None:
                    help="session (default): one project corrected in batches up to each k, one click "
                         "per k, each from the previous model, as in the app; independent: every k "
                         "from the ImageNet model with one click")
+    p.add_argument("--classes", type=int, default=2, metavar="K",
+                   help="number of classes incl. background (default 2 = binary); K > 2 reports mIoU, "
+                        "mean BIoU and per-class IoU")
+    p.add_argument("--ignore-index", type=int, default=None, metavar="V",
+                   help="mask value that means 'not labelled' (never trained on, never scored); "
+                        "255 is always void in a multi-class mask")
     p.add_argument("--json", action="store_true", help="print a JSON list of rows")
     p.set_defaults(func=_cmd_simulate)
 
@@ -55,7 +61,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         say = (lambda text: print(text, file=sys.stderr))
         rows = sim.simulate(args.images, args.masks, args.test_last, ks, orders, config, seed=args.seed,
                         crf=not args.no_crf, dataset=Path(args.images).resolve().parent.name,
-                        protocol=args.protocol,
+                        protocol=args.protocol, num_classes=args.classes, ignore_index=args.ignore_index,
                         on_message=say, on_row=None if args.json else (lambda r: say(
                             f"k={r['k']} {r['order']}: IoU {r['iou']:.3f} BIoU {r['biou']:.3f} "
                             f"({r['seconds']:.0f} s)")))

@@ -19,7 +19,7 @@ import numpy as np
 
 from .errors import CRFUnavailableError
 
-__all__ = ["CRFParams", "crf_available", "refine"]
+__all__ = ["CANDIDATES", "CRFParams", "crf_available", "decide", "params_from", "refine"]
 
 _PROB_FLOOR = 1e-6
 
@@ -158,3 +158,77 @@ def refine(image_rgb: np.ndarray, probs: np.ndarray, params: CRFParams | None = 
     q = _run(dcrf, small_img, small_p, small_params)
     up = _resize_probs(q, w, h, cv2.INTER_LINEAR)
     return _normalised(up)
+
+
+#: what decide() tries besides "off": the defaults, a gentler and a stronger pairwise term, and a
+#: short-range one for small structures (spatial widths in full-resolution pixels, see max_side)
+CANDIDATES: tuple[CRFParams, ...] = (
+    CRFParams(),
+    CRFParams(bilateral_compat=2.0, gaussian_compat=1.0),
+    CRFParams(bilateral_sxy=80.0, bilateral_srgb=13.0, bilateral_compat=5.0),
+    CRFParams(bilateral_sxy=15.0, bilateral_srgb=8.0, bilateral_compat=3.0, gaussian_compat=1.0),
+)
+#: CRF is turned on only when it raises the held-out mean IoU by at least this much, on at
+#: least as many held-out images as it lowers; with fewer held-out images than MIN_IMAGES it stays off
+MIN_GAIN = 0.005
+MIN_IMAGES = 2
+
+
+def decide(items: list[tuple[np.ndarray, np.ndarray, np.ndarray]], num_classes: int,
+           time_limit_s: float = 4.0) -> dict[str, Any]:
+    """Should predictions of this model be refined by DenseCRF, and with which parameters?
+
+    ``items``: held-out (image RGB uint8, probabilities CxHxW, mask with 255 = void). Scores
+    with segcore.metrics.score_mask; tries CANDIDATES within ``time_limit_s``. Returns a
+    JSON-able record: enabled, params (asdict or None), n, iou_off / biou_off, iou_on /
+    biou_on (best candidate), tried, seconds, message (for the Training dock and the CLI).
+    """
+    import time
+    from dataclasses import asdict
+
+    from .metrics import score_mask
+    t0 = time.monotonic()
+    out: dict[str, Any] = {"enabled": False, "params": None, "n": len(items), "iou_off": None,
+                           "biou_off": None, "iou_on": None, "biou_on": None, "tried": 0, "seconds": 0.0}
+    ok, reason = crf_available()
+    if not ok:
+        return {**out, "message": "CRF off: DenseCRF is not installed"}
+    if len(items) < MIN_IMAGES:
+        return {**out, "message": f"CRF off: {len(items)} held-out image(s), need {MIN_IMAGES} to decide"}
+    off = [score_mask(m, p.argmax(0).astype(np.uint8), num_classes) for _, p, m in items]
+    out["iou_off"] = float(np.mean([s[0] for s in off]))
+    out["biou_off"] = float(np.mean([s[1] for s in off]))
+    best: tuple[float, float, CRFParams, int, int] | None = None
+    for params in CANDIDATES:
+        if out["tried"] and time.monotonic() - t0 > time_limit_s:
+            break
+        on = [score_mask(m, refine(img, p, params).argmax(0).astype(np.uint8), num_classes)
+              for img, p, m in items]
+        out["tried"] += 1
+        iou, biou = float(np.mean([s[0] for s in on])), float(np.mean([s[1] for s in on]))
+        wins = sum(a[0] > b[0] + 1e-9 for a, b in zip(on, off))
+        losses = sum(a[0] < b[0] - 1e-9 for a, b in zip(on, off))
+        if best is None or iou > best[0]:
+            best = (iou, biou, params, wins, losses)
+    out["seconds"] = round(time.monotonic() - t0, 2)
+    assert best is not None
+    iou, biou, params, wins, losses = best
+    out["iou_on"], out["biou_on"] = iou, biou
+    gain = iou - out["iou_off"]
+    text = (f"IoU {out['iou_off']:.3f} → {iou:.3f}, BIoU {biou - out['biou_off']:+.3f} "
+            f"on {len(items)} held-out images")
+    if gain >= MIN_GAIN and wins >= losses:
+        out.update(enabled=True, params=asdict(params), message=f"CRF on: {text}")
+    elif gain < 0:
+        out["message"] = f"CRF off: it lowered IoU ({text})"
+    else:
+        out["message"] = f"CRF off: no clear gain ({text})"
+    return out
+
+
+def params_from(decision: dict[str, Any] | None) -> CRFParams | None:
+    """The CRFParams a stored decision turned on, else None."""
+    if not decision or not decision.get("enabled") or not decision.get("params"):
+        return None
+    known = {f for f in CRFParams.__dataclass_fields__}
+    return CRFParams(**{k: v for k, v in decision["params"].items() if k in known})

@@ -1,20 +1,21 @@
 """Predictor: per-class probabilities at full image resolution for images of any size.
 
-Resize policy (stated once, the same as training's — see segcore.training.data)
---------------------------------------------------------------------------------
+What the model sees (segcore.preprocess.Preset, the one definition training uses too)
+------------------------------------------------------------------------------------
 * Images with a side shorter than ``MIN_SIDE`` (8 px) are refused with a ValueError naming the
   size — there is nothing to segment in them.
-* Up to ``tile_above_mp`` megapixels (default 4 MP): the image is resized to
-  ``input_size`` × ``input_size`` (aspect NOT kept: training sees every view stretched to a
-  square, and a model must be run on what it was trained on; ``segcore.training.data.
-  stretch_image`` is the one function both use), predicted in one pass, and the *logits* are
-  resized back to the full resolution with cv2 (bilinear) before sigmoid/softmax.
-  ``input_size`` defaults to the size the model was trained at (``model.meta["input_size"]``,
-  set by the Trainer and by ``load_checkpoint``), else ``DEFAULT_INPUT_SIZE``.
-* Larger images: resized so the long side equals ``tiled_long_side`` (default 4 × input_size,
-  because huge images usually hold small structures), then a sliding window of
-  ``input_size`` square tiles with ``overlap`` (default 1/4); overlapping logits are blended
-  with a tent weight, then resized to full resolution as above.
+* The preset comes from the model (``model.meta["preset"]``, stored in its checkpoint by the
+  trainer); a model without one (trained before presets, or untrained) gets the legacy
+  "stretch" preset at ``model.meta["input_size"]`` (else ``DEFAULT_INPUT_SIZE``).
+  ``input_size=`` overrides the preset's view size.
+* "scale": the image is resized by the preset's working factor (aspect kept) and predicted in
+  ``input_size`` tiles, each padded like a training crop, overlapping by ``overlap`` (1/4) with
+  tent-blended logits (one padded tile when the working image fits).
+* "stretch": the image is resized to ``input_size`` x ``input_size`` and predicted in one
+  pass; above ``tile_above_mp`` megapixels (legacy rule for such models) it is resized to a
+  long side of ``tiled_long_side`` (4 x input_size) and tiled instead.
+* The *logits* at the working resolution are resized back to the full resolution with cv2
+  (bilinear) before sigmoid/softmax.
 * ``uncertainty`` = mean over pixels of the normalised entropy ``-Σ p log p / log C`` (0..1),
   computed at the working resolution (same mean, far cheaper than at 20 MP).
 
@@ -37,7 +38,7 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,7 @@ import torch.nn.functional as F
 from .errors import SegLoopError
 from .models import SegModel, logits_to_probs
 from .models.optimize import Runner, make_runner
-from .training.data import stretch_image
+from .preprocess import Preset, preset_of, tiled_logits, to_tensor, working_logits
 
 log = logging.getLogger(__name__)
 MIN_SIDE = 8
@@ -97,18 +98,6 @@ def mean_normalised_entropy(probs: torch.Tensor) -> float:
     return float((-(p * p.log()).sum(0) / np.log(c)).mean().clamp(0.0, 1.0))
 
 
-def _tent(size: int) -> np.ndarray:
-    ramp = np.minimum(np.arange(size) + 1, np.arange(size)[::-1] + 1).astype(np.float32)
-    return ramp / ramp.max()
-
-
-def _starts(length: int, tile: int, step: int) -> list[int]:
-    if length <= tile:
-        return [0]
-    starts = list(range(0, length - tile, step))
-    return starts + [length - tile]
-
-
 def _resize_channels(a: np.ndarray, width: int, height: int) -> np.ndarray:
     """Resize (C, H, W) float32 channel by channel (any C) with bilinear interpolation."""
     return np.stack([cv2.resize(ch, (width, height), interpolation=cv2.INTER_LINEAR) for ch in a])
@@ -143,9 +132,12 @@ class Predictor:
         self.model: SegModel = model.eval()
         if output_stride is not None and hasattr(self.model, "set_output_stride"):
             self.model.set_output_stride(output_stride)
-        if input_size is None:
-            input_size = (getattr(self.model, "meta", {}) or {}).get("input_size") or DEFAULT_INPUT_SIZE
-        self.input_size = max(MIN_TILE, int(input_size) // PAD_MULTIPLE * PAD_MULTIPLE)
+        preset = preset_of(self.model, DEFAULT_INPUT_SIZE)
+        if input_size is not None:
+            preset = replace(preset, input_size=int(input_size))
+        size = max(MIN_TILE, preset.input_size // PAD_MULTIPLE * PAD_MULTIPLE)
+        self.preset: Preset = replace(preset, input_size=size)
+        self.input_size = size
         self.tile_above_mp = float(tile_above_mp)
         self.tiled_long_side = int(tiled_long_side or 4 * self.input_size)
         self.overlap = float(overlap)
@@ -185,54 +177,27 @@ class Predictor:
         with torch.inference_mode(), amp:
             return self._runner(batch).float()
 
-    def _to_tensor(self, image: np.ndarray) -> torch.Tensor:
-        x = torch.from_numpy(np.ascontiguousarray(image)).to(self.device)
-        x = x.permute(2, 0, 1).float().div_(255.0)
-        mean = torch.tensor(self.model.mean, device=self.device).view(3, 1, 1)
-        std = torch.tensor(self.model.std, device=self.device).view(3, 1, 1)
-        return ((x - mean) / std).unsqueeze(0)
-
-    # ------------------------------------------------------------------ logits at working size
-    def _single(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        ph, pw = -h % PAD_MULTIPLE, -w % PAD_MULTIPLE
-        logits = self._forward(F.pad(x, (0, pw, 0, ph)))
-        return logits[0, :, :h, :w]
-
-    def _sliding(self, x: torch.Tensor, tile: int) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        step = max(PAD_MULTIPLE, int(tile * (1.0 - self.overlap)))
-        th, tw = min(tile, h), min(tile, w)
-        weight = torch.from_numpy(np.outer(_tent(th), _tent(tw))).to(self.device)
-        acc = torch.zeros(self.model.out_channels, h, w, device=self.device)
-        norm = torch.zeros(1, h, w, device=self.device)
-        for top in _starts(h, tile, step):
-            for left in _starts(w, tile, step):
-                logits = self._single(x[..., top:top + th, left:left + tw])
-                acc[:, top:top + th, left:left + tw] += logits * weight
-                norm[:, top:top + th, left:left + tw] += weight
-        return acc / norm
-
     def _working_logits(self, image: np.ndarray) -> torch.Tensor:
-        """Resize per the policy, run (tiled if needed, OOM-safe), return (C, h, w) logits."""
+        """(C, h, w) logits at the working resolution per the preset (tiled if needed, OOM-safe)."""
         h, w = image.shape[:2]
-        tiled = h * w > self.tile_above_mp * 1e6
-        if tiled:
-            scale = self.tiled_long_side / max(h, w)
-            size = (max(1, round(w * scale)), max(1, round(h * scale)))
-            interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-            work = cv2.resize(image, size, interpolation=interp) if size != (w, h) else image
-        else:
-            work = stretch_image(image, self.input_size)
-        tile = self.tile_size or (self.input_size if tiled else None)
+        legacy_tiled = self.preset.policy == "stretch" and h * w > self.tile_above_mp * 1e6
+        tile = self.tile_size
         while True:
             try:
-                x = self._to_tensor(work)
-                return self._single(x) if tile is None else self._sliding(x, tile)
+                if legacy_tiled:
+                    scale = self.tiled_long_side / max(h, w)
+                    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+                    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+                    work = cv2.resize(image, size, interpolation=interp) if size != (w, h) else image
+                    x = to_tensor(work, self.preset.mean, self.preset.std, self.device)
+                    return tiled_logits(self._forward, x, tile or self.input_size, self.model.out_channels,
+                                        self.overlap)
+                return working_logits(self._forward, image, self.preset, self.model.out_channels,
+                                      self.device, tile)
             except Exception as exc:
                 if not is_oom(exc):
                     raise
-                tile = self._after_oom(tile, work.shape[:2], exc)
+                tile = self._after_oom(tile, self.preset.working_shape(h, w), exc)
 
     def _after_oom(self, tile: int | None, shape: tuple[int, int], exc: BaseException) -> int:
         """Next tile size after an OOM (halve; at the minimum, fall back to CPU)."""

@@ -14,11 +14,15 @@ Conventions
 * Files larger than :data:`MAX_IMAGE_PIXELS` pixels are refused before decoding (a
   decompression bomb guard; ~300 MP allows 250 MP scans). Only the formats in
   :data:`IMAGE_SUFFIXES` are read; the suffix is matched case-insensitively.
-* Masks are ``H x W`` ``uint8`` arrays of class indices (0 = background). :func:`read_mask`
-  accepts 0/1, 0/255 (255 -> 1), palette PNGs (the palette *indices* are the classes), RGB masks
-  (max over channels, then as gray) and JPEG-noisy masks (thresholded at 128, with a warning).
+* Masks are ``H x W`` ``uint8`` arrays of class indices (0 = background); :data:`VOID` (255)
+  means "not labelled": never trained on, never scored. :func:`read_mask` accepts 0/1, 0/255
+  (255 -> 1), class indices with 255 as void, palette PNGs (the palette *indices* are the
+  classes), RGB masks (max over channels, then as gray) and JPEG-noisy masks (thresholded at
+  128, with a warning). ``num_classes`` (the project's) settles the one ambiguous case: in a
+  multi-class project gray 255 is void, never "foreground".
 * :func:`write_mask` writes PNG: binary masks (``num_classes == 2``) as 8-bit gray 0/255 so any
-  viewer shows them; multi-class masks as palette PNGs whose indices are the classes.
+  viewer shows them (a binary mask holding void pixels as a palette PNG with indices 0/1/255);
+  multi-class masks as palette PNGs whose indices are the classes (255 = void).
 * Every write is atomic: a dot-prefixed temp file in the same folder, flush + fsync,
   ``os.replace``; on any failure the temp file is removed and the old file is untouched.
 * Every failure raises exactly one type: :class:`ImageReadError`, :class:`MaskReadError` or
@@ -58,6 +62,9 @@ if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < MAX_IMAGE_PIX
     Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
 
 PathLike = str | os.PathLike[str]
+#: mask value meaning "not labelled" (void / ignore)
+VOID = 255
+_VOID_COLOUR = (224, 224, 192)  # the PASCAL VOC void colour
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -292,15 +299,18 @@ def _read_rgb16(path: Path) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- masks
-def read_mask(path: PathLike) -> np.ndarray:
-    """Read a mask file as ``H x W`` ``uint8`` class indices. Raises MaskReadError.
+def read_mask(path: PathLike, num_classes: int | None = None) -> np.ndarray:
+    """Read a mask file as ``H x W`` ``uint8`` class indices (255 = void). Raises MaskReadError.
 
     Rules, in order: palette image -> its indices; RGB(A) -> max over the colour channels
     (equal channels give the gray value itself; alpha is ignored); then on the gray values:
-    only {0, 255} -> 255 becomes 1; every value < 64 and at most 64 distinct values -> class
-    indices as they are; anything else (a JPEG-compressed or anti-aliased mask) -> threshold at
-    128 with a ``UserWarning`` naming the file. 16-bit: {0, 65535} is binary, values < 256 are
-    indices, anything else is thresholded at 32768 with a warning.
+    only {0, 255} -> 255 becomes 1 (unless ``num_classes`` > 2: then 255 is void); values < 64
+    (at most 64 distinct), optionally with 255 -> class indices as they are, 255 = void;
+    anything else (a JPEG-compressed or anti-aliased mask) -> threshold at 128 with a
+    ``UserWarning`` naming the file (in a multi-class project: MaskReadError, a threshold would
+    destroy the classes). With ``num_classes``, an index >= num_classes (other than 255) is a
+    MaskReadError naming the values. 16-bit: {0, 65535} is binary, values < 256 are indices,
+    anything else is thresholded at 32768 with a warning.
     """
     p = Path(path)
     with _open(p, MaskReadError) as img:
@@ -321,9 +331,21 @@ def read_mask(path: PathLike) -> np.ndarray:
             rgb = np.asarray(img.convert("RGB"))
             a = rgb.max(axis=2)
         if mode not in ("P", "PA"):
-            a = _mask_from_gray(a, p)
+            a = _mask_from_gray(a, p, num_classes)
         orientation = _orientation(img)
-    return _apply_orientation(a.astype(np.uint8, copy=False), orientation)
+    a = a.astype(np.uint8, copy=False)
+    if num_classes is not None:
+        _check_classes(a, num_classes, p)
+    return _apply_orientation(a, orientation)
+
+
+def _check_classes(a: np.ndarray, num_classes: int, path: Path) -> None:
+    counts = np.bincount(a.ravel(), minlength=256)
+    bad = [int(v) for v in np.flatnonzero(counts[num_classes:VOID]) + num_classes]
+    if bad:
+        shown = ", ".join(map(str, bad[:8])) + (" ..." if len(bad) > 8 else "")
+        raise MaskReadError(f"{path}: mask holds class value(s) {shown} but the project has "
+                            f"{num_classes} classes (0..{num_classes - 1}, 255 = not labelled)")
 
 
 def _mask_from_wide(a: np.ndarray, path: Path) -> np.ndarray:
@@ -339,13 +361,21 @@ def _mask_from_wide(a: np.ndarray, path: Path) -> np.ndarray:
     return (a >= 32768).astype(np.uint8) * 255
 
 
-def _mask_from_gray(a: np.ndarray, path: Path) -> np.ndarray:
+def _mask_from_gray(a: np.ndarray, path: Path, num_classes: int | None = None) -> np.ndarray:
     counts = np.bincount(a.ravel(), minlength=256)
     present = np.flatnonzero(counts)
-    if set(present.tolist()) <= {0, 255}:
+    multi = num_classes is not None and num_classes > 2
+    if set(present.tolist()) <= {0, 255} and not multi:
         return (a == 255).astype(np.uint8)
-    if present.max() < 64 and present.size <= 64:
+    indices = present[present != VOID]
+    if indices.size == 0 or (indices.max() < 64 and indices.size <= 64):
         return a
+    if multi and indices.max() < num_classes:
+        return a
+    if multi:
+        raise MaskReadError(f"{path}: mask has {present.size} different gray values "
+                            f"(JPEG-compressed or anti-aliased?), not class indices of a "
+                            f"{num_classes}-class project; save it as a PNG of class indices")
     warnings.warn(f"{path}: mask has {present.size} different gray values (JPEG-compressed or "
                   f"anti-aliased?); thresholded at {_MASK_JPEG_THRESHOLD} "
                   f"(>= {_MASK_JPEG_THRESHOLD} = foreground)", UserWarning, stacklevel=3)
@@ -383,20 +413,28 @@ def encode_mask_png(path: PathLike, mask: np.ndarray, num_classes: int = 2,
                              f"{mask.dtype}")
     if mask.size == 0:
         raise MaskWriteError(f"{p}: mask is empty (shape {mask.shape})")
-    lo, hi = int(mask.min()), int(mask.max())
+    lo = int(mask.min())
+    labelled = mask[mask != VOID] if num_classes < VOID else mask
+    hi = int(labelled.max()) if labelled.size else 0
     if lo < 0 or hi >= num_classes:
-        raise MaskWriteError(f"{p}: mask values must be class indices 0..{num_classes - 1}, "
-                             f"found {lo}..{hi}")
+        raise MaskWriteError(f"{p}: mask values must be class indices 0..{num_classes - 1} "
+                             f"(or {VOID} = not labelled), found {lo}..{hi}")
     indices = np.ascontiguousarray(mask, dtype=np.uint8)
-    if num_classes == 2:
+    void = num_classes < VOID and labelled.size < mask.size
+    if num_classes == 2 and not void:
         img = Image.fromarray(indices * np.uint8(255), mode="L")
     else:
         colours = list(palette) if palette is not None else default_palette(num_classes)
         if len(colours) < num_classes:
             colours += default_palette(num_classes)[len(colours):]
+        if num_classes == 2:
+            colours = [(0, 0, 0), (255, 255, 255)]
         img = Image.fromarray(indices, mode="P")
-        flat = [int(v) for colour in colours[:num_classes] for v in colour]
-        img.putpalette(flat, rawmode="RGB")
+        table = [tuple(int(v) for v in c) for c in colours[:num_classes]]
+        table += [(0, 0, 0)] * (256 - len(table))
+        if num_classes < VOID:
+            table[VOID] = _VOID_COLOUR
+        img.putpalette([v for colour in table for v in colour], rawmode="RGB")
     buf = _io.BytesIO()
     img.save(buf, format="PNG", compress_level=_PNG_COMPRESS_LEVEL)
     return buf.getvalue()

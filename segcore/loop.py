@@ -29,6 +29,7 @@ from .training.evaluate import evaluate_pairs
 from .versions import ModelStore
 
 SAVE_RESERVE_S = 0.5  # writing the new version (measured ~0.1-0.3 s for MobileNetV2 DeepLabV3+)
+CRF_RESERVE_S = 3.0   # deciding DenseCRF on the held-out images (segcore.crf.decide), inside the budget
 HELD_OUT_EVERY = 5
 MIN_FOR_HELD_OUT = 4
 HELD_OUT_MAX_SHARE = 0.15
@@ -139,26 +140,47 @@ def finetune(project: Any, config: TrainConfig | None = None, callbacks: TrainCa
     budget = config.budget_for(len(train_pairs))
     if budget != config.time_budget_s:
         cbs.on_message(f"time budget {budget:.0f} s for {len(train_pairs)} images")
-    trainer = Trainer(model, config, cbs, cancel_event=cancel_event)
-    start_iou, start_biou = evaluate_pairs(model, val_pairs, config.input_size, trainer.device)
+    preset = config.preset_for([m for _, m, _ in train_pairs]).with_model(model)
+    trainer = Trainer(model, config, cbs, cancel_event=cancel_event, preset=preset)
+    own = (getattr(model, "meta", None) or {}).get("preset")
+    start_iou, start_biou = evaluate_pairs(model, val_pairs, None if own else preset, trainer.device)
     if budget is not None:  # the budget counts from the click: loading and saving are inside it
-        trainer.config = replace(config, time_budget_s=max(1.0, budget - (time.monotonic() - t0) - SAVE_RESERVE_S))
+        reserve = SAVE_RESERVE_S + (CRF_RESERVE_S if val_pairs else 0.0)
+        trainer.config = replace(config, time_budget_s=max(1.0, budget - (time.monotonic() - t0) - reserve))
     result = trainer.fit(train_pairs, val_pairs)
     if result.cancelled or result.model is None:
         return FinetuneResult(None, parent, None, held, train_stems, time.monotonic() - t0,
                               "cancelled", run_id, result.history, "cancelled; the previous model is kept")
+    crf_decision = decide_crf(result.model, val_pairs, trainer.device)
+    cbs.on_message(crf_decision["message"])
     metrics: dict[str, Any] | None = None
     if held:
         metrics = {**result.metrics(), "start_val_iou": start_iou, "start_val_biou": start_biou,
-                   "n_train": len(train_stems), "n_held_out": len(held)}
-    stored = metrics or {**result.metrics(), "n_train": len(train_stems), "n_held_out": 0}
+                   "n_train": len(train_stems), "n_held_out": len(held), "crf": crf_decision}
+    stored = metrics or {**result.metrics(), "n_train": len(train_stems), "n_held_out": 0, "crf": crf_decision}
     meta = {"data": {"train": train_stems, "held_out": held}, "run_id": run_id,
             "train_config": {**config.to_dict(), "time_budget_s": budget}, "started_from": origin,
-            "classes": [c.name for c in project.classes]}
+            "classes": [c.name for c in project.classes], "preset": result.model.meta.get("preset"),
+            "crf": crf_decision}
     version = ModelStore(project).save_version(result.model, meta, parent, stored)
     return FinetuneResult(version, parent, metrics, held, train_stems, time.monotonic() - t0,
                           result.stopped_reason, run_id, result.history,
                           "" if held else TOO_FEW_MESSAGE)
+
+
+def decide_crf(model: Any, val_pairs: Sequence[tuple[np.ndarray, np.ndarray, str]],
+               device: Any = "cpu", time_limit_s: float = CRF_RESERVE_S - 1.0) -> dict[str, Any]:
+    """segcore.crf.decide on the held-out pairs, with the model's own predictions (as the app
+    makes them: segcore.inference.Predictor)."""
+    from .crf import decide
+    from .inference import Predictor
+    if not val_pairs:
+        return decide([], model.num_classes)
+    predictor = Predictor(model, device=device)
+    t0 = time.monotonic()
+    items = [(np.array(img, copy=not img.flags.writeable), predictor.predict_probs(img), mask)
+             for img, mask, _ in val_pairs]
+    return decide(items, model.num_classes, max(0.5, time_limit_s - (time.monotonic() - t0)))
 
 
 @dataclass
@@ -207,9 +229,4 @@ def _refresh_metrics(project: Any, stem: str, pred: np.ndarray, metrics: Any) ->
         return
     if mask is None or mask.shape != pred.shape:
         return
-    if project.num_classes == 2:
-        project.set_image_metrics(stem, metrics.foreground_iou(mask, pred), metrics.boundary_iou(mask, pred))
-    else:
-        k = project.num_classes
-        project.set_image_metrics(stem, metrics.segmentation_scores(mask, pred, k)["miou"],
-                                  metrics.mean_boundary_iou(mask, pred, k))
+    project.set_image_metrics(stem, *metrics.score_mask(mask, pred, project.num_classes))

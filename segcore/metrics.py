@@ -38,6 +38,7 @@ import cv2
 import numpy as np
 
 __all__ = [
+    "IGNORE_INDEX", "score_mask",
     "confusion_matrix",
     "scores_from_confusion",
     "segmentation_scores",
@@ -237,3 +238,24 @@ def mean_boundary_iou(
 ) -> float:
     """Nan-mean of :func:`boundary_iou_per_class` (classes absent from both are not credited)."""
     return _nanmean(np.asarray(boundary_iou_per_class(gt, pred, num_classes, dilation_ratio)))
+
+
+#: mask value that means "not labelled" (void): never scored
+IGNORE_INDEX = 255
+
+
+def score_mask(gt: np.ndarray, pred: np.ndarray, num_classes: int,
+               ignore_index: int | None = IGNORE_INDEX) -> tuple[float, float]:
+    """The one per-image score of a prediction against a mask: (IoU, Boundary IoU).
+
+    Binary (``num_classes == 2``): foreground IoU and Boundary IoU. Multi-class: the image's
+    mIoU (classes absent from both excluded) and its mean per-class Boundary IoU. Void pixels
+    (``gt == ignore_index``) count as agreeing with the prediction, so they change neither score.
+    Used by the trainer's held-out evaluation, the app's list, the CLI and the simulator.
+    """
+    gt, pred = _check_pair(gt, pred)
+    g = gt if ignore_index is None else np.where(gt == ignore_index, pred, gt)
+    if num_classes == 2:
+        return foreground_iou(g, pred), boundary_iou(g, pred)
+    scores = segmentation_scores(g, pred, num_classes)
+    return float(scores["miou"]), float(mean_boundary_iou(g, pred, num_classes))

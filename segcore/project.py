@@ -218,7 +218,7 @@ class Project:
         path = self.mask_path(stem)
         if not path.is_file():
             return None
-        mask = io.read_mask(path)
+        mask = io.read_mask(path, self.num_classes)
         self._check_size(stem, mask, path, MaskReadError)
         return mask
 
@@ -228,7 +228,7 @@ class Project:
         if not path.is_file():
             return None
         try:
-            return io.read_mask(path)
+            return io.read_mask(path, self.num_classes)
         except MaskReadError:
             return None
 

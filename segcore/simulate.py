@@ -19,9 +19,17 @@ for each k in increasing order
 Protocol "independent": every k in a fresh project with one click from the ImageNet model
 ("attention" = ranked by the untrained model's uncertainty).
 
-Row keys (stable): dataset, k, order, iou, biou (per-image means of foreground IoU / Boundary IoU),
-iou_crf, biou_crf (same after segcore.crf.refine on the predicted probabilities; None when
-pydensecrf is missing or crf=False), seconds (wall time of this k's click to updated predictions
+Classes: ``num_classes`` (2 = binary: masks 0/1 or 0/255) and ``ignore_index`` (a void value,
+e.g. 255: never trained on, never scored); a multi-class run gives the project those classes.
+
+Row keys (stable): dataset, k, order, iou, biou (per-image means of segcore.metrics.score_mask:
+foreground IoU / Boundary IoU, or per-image mIoU / mean BIoU for k classes), miou and
+per_class_iou (multi-class: over the whole test set's confusion matrix, void excluded),
+iou_crf, biou_crf (same after segcore.crf.refine with default parameters; None when
+pydensecrf is missing or crf=False), project_iou / project_biou (with the CRF decision the
+fine-tune made on its held-out images, segcore.crf.decide: refined with its parameters when it
+turned CRF on, else the plain scores), crf_decision (its message), preset (what the model saw),
+seconds (wall time of this k's click to updated predictions
 = fine-tune + predicting the test images, CRF excluded), plus protocol, clicks (fine-tunes so far
 in this session), total_train_seconds (all of them), train_seconds, predict_seconds,
 crf_ms_per_image, n_train, n_held_out, stopped_reason.
@@ -37,9 +45,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-import cv2
 import numpy as np
-import torch
 
 from .errors import SegLoopError
 from .io import IMAGE_SUFFIXES, read_image, read_mask
@@ -64,86 +70,93 @@ def matched_stems(images: Path, masks: Path) -> dict[str, Path]:
     return out
 
 
-class StretchPredictor:
-    """Eager prediction with the training resize policy (stretch to input_size², logits back to HxW).
-
-    Eager reference of what segcore.inference.Predictor does on images up to its tiling size.
-    """
-
-    def __init__(self, model: Any, input_size: int) -> None:
-        self.model, self.input_size = model.eval(), int(input_size)
-
-    @torch.inference_mode()
-    def predict(self, image: np.ndarray) -> Any:
-        from .inference import Prediction, mean_normalised_entropy
-        from .models import logits_to_probs
-        from .training.data import normalize, stretch_image
-        h, w = image.shape[:2]
-        x = normalize(stretch_image(image, self.input_size), self.model.mean, self.model.std)[None]
-        logits = self.model(x)["out"][0]
-        uncertainty = mean_normalised_entropy(logits_to_probs(logits[None])[0])
-        full = np.stack([cv2.resize(c, (w, h), interpolation=cv2.INTER_LINEAR) for c in logits.numpy()])
-        probs = logits_to_probs(torch.from_numpy(full)[None])[0].numpy().astype(np.float32)
-        return Prediction(mask=probs.argmax(0).astype(np.uint8), probs=probs, uncertainty=uncertainty)
-
-
-def make_predictor(model: Any, input_size: int) -> Any:
-    """The app's segcore.inference.Predictor (it uses the training view: stretched square)."""
+def make_predictor(model: Any, input_size: int | None = None) -> Any:
+    """The app's segcore.inference.Predictor (the model's own preprocessing preset)."""
     from .inference import Predictor
     return Predictor(model, device="cpu", input_size=input_size)
 
 
-def _score(gt: np.ndarray, pred: np.ndarray) -> tuple[float, float]:
-    from .metrics import boundary_iou, foreground_iou
-    return foreground_iou(gt, pred), boundary_iou(gt, pred)
+def read_truth(path: Path, num_classes: int = 2, ignore_index: int | None = None) -> np.ndarray:
+    """A ground-truth mask as the simulated annotator saves it: class indices, 255 = void."""
+    if num_classes == 2:
+        raw = read_mask(path)
+        gt = (raw > 0).astype(np.uint8)
+        if ignore_index is not None and ignore_index != 255:
+            gt[raw == ignore_index] = 255
+        return gt
+    gt = read_mask(path, num_classes)
+    if ignore_index is not None and ignore_index != 255:
+        gt = np.where(gt == ignore_index, 255, gt).astype(np.uint8)
+    return gt
 
 
 def evaluate_test(predictor: Any, images: dict[str, Path], masks: Path, stems: Sequence[str],
-                  crf_params: Any = None, cache: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
-                  ) -> dict[str, Any]:
-    """Predict and score ``stems``; CRF scores too when ``crf_params`` is given."""
+                  crf_params: Any = None, cache: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+                  num_classes: int = 2, ignore_index: int | None = None,
+                  project_crf: Any = None) -> dict[str, Any]:
+    """Predict and score ``stems`` (segcore.metrics.score_mask); CRF scores too when
+    ``crf_params`` is given, and with ``project_crf`` (the fine-tune's decision) the scores with it."""
     from .crf import refine
+    from .metrics import confusion_matrix, score_mask, scores_from_confusion
     cache = {} if cache is None else cache
-    ious, bious, ious_c, bious_c, crf_ms = [], [], [], [], []
+    ious, bious, ious_c, bious_c, crf_ms, ious_p, bious_p = [], [], [], [], [], [], []
+    cm = np.zeros((num_classes, num_classes), np.int64)
     predict_s = 0.0
     for stem in stems:
         if stem not in cache:
             image = read_image(images[stem])  # writable copy: pydensecrf refuses read-only buffers
             cache[stem] = (np.array(image, copy=not image.flags.writeable),
-                           (read_mask(masks / f"{stem}.png") > 0).astype(np.uint8))
+                           read_truth(masks / f"{stem}.png", num_classes, ignore_index))
         image, gt = cache[stem]
         t0 = time.perf_counter()
         pred = predictor.predict(image)
         predict_s += time.perf_counter() - t0
-        i, b = _score(gt, pred.mask)
+        i, b = score_mask(gt, pred.mask, num_classes)
         ious.append(i)
         bious.append(b)
+        if num_classes > 2:
+            cm += confusion_matrix(gt, pred.mask, num_classes, ignore_index=255)
         if crf_params is not None:
             t1 = time.perf_counter()
             refined = refine(image, pred.probs, crf_params).argmax(0).astype(np.uint8)
             crf_ms.append((time.perf_counter() - t1) * 1000.0)
-            i, b = _score(gt, refined)
+            i, b = score_mask(gt, refined, num_classes)
             ious_c.append(i)
             bious_c.append(b)
-    mean = lambda xs: float(np.mean(xs)) if xs else None  # noqa: E731
-    return {"iou": mean(ious), "biou": mean(bious), "iou_crf": mean(ious_c), "biou_crf": mean(bious_c),
-            "predict_seconds": predict_s, "crf_ms_per_image": mean(crf_ms)}
+        if project_crf is not None:
+            i, b = score_mask(gt, refine(image, pred.probs, project_crf).argmax(0).astype(np.uint8), num_classes)
+        ious_p.append(i)
+        bious_p.append(b)
+    mean = lambda xs: float(np.nanmean(xs)) if xs else None  # noqa: E731
+    out = {"iou": mean(ious), "biou": mean(bious), "iou_crf": mean(ious_c), "biou_crf": mean(bious_c),
+           "project_iou": mean(ious_p) if project_crf is not None else mean(ious),
+           "project_biou": mean(bious_p) if project_crf is not None else mean(bious),
+           "predict_seconds": predict_s, "crf_ms_per_image": mean(crf_ms)}
+    if num_classes > 2:
+        scores = scores_from_confusion(cm)
+        present = cm.sum(1) > 0  # classes in the test ground truth
+        out["miou"] = scores["miou"]
+        out["per_class_iou"] = [v if p else None for v, p in zip(scores["iou"], present)]
+    return out
 
 
-def attention_ranking(pool: Sequence[str], images: dict[str, Path], config: TrainConfig) -> list[str]:
+def attention_ranking(pool: Sequence[str], images: dict[str, Path], config: TrainConfig,
+                      num_classes: int = 2) -> list[str]:
     """Pool stems by the starting model's uncertainty, highest first (the app's attention order)."""
     from . import models
-    model = models.build(config.arch, num_classes=2, pretrained=config.pretrained)
+    model = models.build(config.arch, num_classes=num_classes, pretrained=config.pretrained)
     predictor = make_predictor(model, config.input_size)
     scores = {s: predictor.predict(read_image(images[s])).uncertainty for s in pool}
     return sorted(pool, key=lambda s: (-scores[s], s))
 
 
 def _project_with(stems: Sequence[str], images: dict[str, Path], masks: Path, folder: Path,
-                  corrected: Sequence[str] | None = None) -> Any:
-    """A project in ``folder`` holding ``stems`` (symlinks); ``corrected`` (default: all of them)
-    get their ground truth saved as corrections."""
-    from .project import Project
+                  corrected: Sequence[str] | None = None, num_classes: int = 2,
+                  ignore_index: int | None = None) -> Any:
+    """A project in ``folder`` holding ``stems`` (symlinks) with ``num_classes`` classes;
+    ``corrected`` (default: all of them) get their ground truth saved as corrections."""
+    from .project import ClassInfo, Project
+    from .io import default_palette
     for s in stems:
         link = folder / images[s].name
         try:
@@ -152,20 +165,28 @@ def _project_with(stems: Sequence[str], images: dict[str, Path], masks: Path, fo
             import shutil
             shutil.copy2(images[s], link)
     project = Project.open(folder)
+    if num_classes > 2:
+        project.set_classes([ClassInfo("background" if i == 0 else f"class {i}", c)
+                             for i, c in enumerate(default_palette(num_classes))])
+    project.simulate_ignore_index = ignore_index
     for s in (stems if corrected is None else corrected):
         _correct(project, s, masks)
     return project
 
 
 def _correct(project: Any, stem: str, masks: Path) -> None:
-    project.save_mask(stem, (read_mask(masks / f"{stem}.png") > 0).astype(np.uint8))
+    project.save_mask(stem, read_truth(masks / f"{stem}.png", project.num_classes,
+                                       getattr(project, "simulate_ignore_index", None)))
 
 
 def _row(dataset: str, k: int, order: str, scores: dict[str, Any], train_s: float, result: Any,
          **extra: Any) -> dict[str, Any]:
     return {"dataset": dataset, "k": int(k), "order": order,
             "iou": scores["iou"], "biou": scores["biou"], "iou_crf": scores["iou_crf"],
-            "biou_crf": scores["biou_crf"], "seconds": train_s + scores["predict_seconds"],
+            "biou_crf": scores["biou_crf"], "project_iou": scores["project_iou"],
+            "project_biou": scores["project_biou"],
+            **({"miou": scores["miou"], "per_class_iou": scores["per_class_iou"]} if "miou" in scores else {}),
+            "seconds": train_s + scores["predict_seconds"],
             "train_seconds": train_s, "predict_seconds": scores["predict_seconds"],
             "crf_ms_per_image": scores["crf_ms_per_image"], "n_train": len(result.train),
             "n_held_out": len(result.held_out), "stopped_reason": result.stopped_reason, **extra}
@@ -176,7 +197,8 @@ def simulate(images: str | os.PathLike[str], masks: str | os.PathLike[str], test
              seed: int = 0, crf: bool = True, crf_params: Any = None, dataset: str | None = None,
              on_row: Callable[[dict[str, Any]], None] | None = None,
              on_message: Callable[[str], None] | None = None,
-             protocol: str = "session") -> list[dict[str, Any]]:
+             protocol: str = "session", num_classes: int = 2,
+             ignore_index: int | None = None) -> list[dict[str, Any]]:
     """Rows for every (order, k); see the module docstring. Raises SegLoopError on unusable input."""
     images, masks = Path(images), Path(masks)
     config = replace(config) if config is not None else default_config()
@@ -192,8 +214,10 @@ def simulate(images: str | os.PathLike[str], masks: str | os.PathLike[str], test
     if protocol not in PROTOCOLS:
         raise SegLoopError(f"unknown protocol {protocol!r}; use {PROTOCOLS}")
     test, pool = stems[-test_last:], stems[:-test_last]
+    if num_classes < 2:
+        raise SegLoopError(f"--classes must be >= 2 (background counts), not {num_classes}")
     run = _Run(found, masks, test, pool, config, _crf_params(crf, crf_params, say),
-               dataset or images.parent.name or str(images), seed, say, on_row)
+               dataset or images.parent.name or str(images), seed, say, on_row, num_classes, ignore_index)
     rows: list[dict[str, Any]] = []
     for order in orders:
         if protocol == "session":
@@ -208,8 +232,10 @@ class _Run:
 
     def __init__(self, found: dict[str, Path], masks: Path, test: list[str], pool: list[str],
                  config: TrainConfig, crf_params: Any, dataset: str, seed: int,
-                 say: Callable[[str], None], on_row: Callable[[dict[str, Any]], None] | None) -> None:
+                 say: Callable[[str], None], on_row: Callable[[dict[str, Any]], None] | None,
+                 num_classes: int = 2, ignore_index: int | None = None) -> None:
         self.found, self.masks, self.test, self.pool, self.config = found, masks, test, pool, config
+        self.num_classes, self.ignore_index = num_classes, ignore_index
         self.crf_params, self.dataset, self.seed, self.say, self.on_row = crf_params, dataset, seed, say, on_row
         self.cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.random = [str(s) for s in np.random.default_rng(seed).permutation(pool)]
@@ -228,25 +254,38 @@ class _Run:
         train_s = time.perf_counter() - t0
         return result, ModelStore(project).load(result.version_id), train_s
 
+    def _score(self, model: Any, result: Any) -> tuple[dict[str, Any], dict[str, Any], Any]:
+        """Test scores of a click's model (plain, default CRF, the fine-tune's CRF decision)."""
+        from .crf import params_from
+        from .preprocess import preset_of
+        decision = (result.metrics or {}).get("crf") if result.metrics else None
+        predictor = make_predictor(model)
+        scores = evaluate_test(predictor, self.found, self.masks, self.test, self.crf_params, self.cache,
+                               self.num_classes, self.ignore_index,
+                               params_from(decision) if self.crf_params is not None else None)
+        extra = {"crf_decision": (decision or {}).get("message", "no held-out images"),
+                 "preset": preset_of(model).describe()}
+        return scores, extra, predictor
+
     def independent(self, order: str, ks: list[int]) -> list[dict[str, Any]]:
         """Each k: a fresh project with k corrected images, one click from the ImageNet model."""
         ranking = self.random
         if order == "attention":
             self.say(f"attention order: ranking {len(self.pool)} pool images by the starting model")
-            ranking = attention_ranking(self.pool, self.found, self.config)
+            ranking = attention_ranking(self.pool, self.found, self.config, self.num_classes)
         rows = []
         for k in ks:
             chosen = ranking[:min(k, len(self.pool))]
             with tempfile.TemporaryDirectory(prefix="segloop-sim-") as tmp:
-                project = _project_with(chosen, self.found, self.masks, Path(tmp))
+                project = _project_with(chosen, self.found, self.masks, Path(tmp),
+                                        num_classes=self.num_classes, ignore_index=self.ignore_index)
                 try:
                     self.say(f"{order} k={k}: fine-tuning from the ImageNet model")
                     result, model, train_s = self._click(project)
                 finally:
                     project.close()
-            scores = evaluate_test(make_predictor(model, self.config.input_size), self.found, self.masks,
-                                   self.test, self.crf_params, self.cache)
-            rows.append(self._emit(_row(self.dataset, k, order, scores, train_s, result,
+            scores, extra, _ = self._score(model, result)
+            rows.append(self._emit(_row(self.dataset, k, order, scores, train_s, result, **extra,
                                         protocol="independent", clicks=1, total_train_seconds=train_s)))
         return rows
 
@@ -263,7 +302,8 @@ class _Run:
         from . import selection
         rows: list[dict[str, Any]] = []
         with tempfile.TemporaryDirectory(prefix="segloop-sim-") as tmp:
-            project = _project_with(self.pool, self.found, self.masks, Path(tmp), corrected=[])
+            project = _project_with(self.pool, self.found, self.masks, Path(tmp), corrected=[],
+                                    num_classes=self.num_classes, ignore_index=self.ignore_index)
             try:
                 if order == "attention":
                     self.say(f"attention order: cold-start ranking of {len(self.pool)} pool images")
@@ -281,10 +321,8 @@ class _Run:
                     self.say(f"{order} k={k}: {len(batch)} more corrected, fine-tuning")
                     result, model, train_s = self._click(project)
                     total_train += train_s
-                    predictor = make_predictor(model, self.config.input_size)
-                    scores = evaluate_test(predictor, self.found, self.masks, self.test, self.crf_params,
-                                           self.cache)
-                    rows.append(self._emit(_row(self.dataset, k, order, scores, train_s, result,
+                    scores, extra, predictor = self._score(model, result)
+                    rows.append(self._emit(_row(self.dataset, k, order, scores, train_s, result, **extra,
                                                 protocol="session", clicks=i + 1,
                                                 total_train_seconds=total_train)))
                     if order == "attention" and i + 1 < len(ks):

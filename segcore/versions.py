@@ -180,6 +180,10 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     trained_at = (meta.get("train_config") or {}).get("input_size")
     if trained_at:
         model.meta["input_size"] = int(trained_at)  # the Predictor's working size
+    preset = meta.get("preset") or (meta.get("init") or {}).get("preset")
+    if preset:
+        model.meta["preset"] = preset  # what the model sees (segcore.preprocess.Preset)
+        model.meta["input_size"] = int(preset.get("input_size") or model.meta.get("input_size") or 320)
     return model, meta
 
 

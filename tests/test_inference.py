@@ -63,8 +63,8 @@ def test_multiclass_probs_at_full_resolution():
 def test_huge_image_is_tiled(small_model, monkeypatch):
     predictor = Predictor(small_model, optimize=False, input_size=64)
     calls: list[tuple[int, ...]] = []
-    original = predictor._single
-    monkeypatch.setattr(predictor, "_single", lambda x: calls.append(tuple(x.shape)) or original(x))
+    original = predictor._forward
+    monkeypatch.setattr(predictor, "_forward", lambda x: calls.append(tuple(x.shape)) or original(x))
     image = np.full((4000, 5000, 3), 120, np.uint8)
     image[1000:3000, 1500:3500] = (200, 40, 40)
     pred = predictor.predict(image)
@@ -200,17 +200,18 @@ def test_working_view_is_the_training_view_at_the_trained_size(monkeypatch):
     predictor = Predictor(model, optimize=False)
     assert predictor.input_size == 96
     seen = []
-    original = predictor._single
+    original = predictor._forward
 
     def spy(x):
         seen.append(x.clone())
         return original(x)
 
-    monkeypatch.setattr(predictor, "_single", spy)
+    monkeypatch.setattr(predictor, "_forward", spy)
     image = np.random.default_rng(0).integers(0, 255, (50, 170, 3), dtype=np.uint8)
     prediction = predictor.predict(image)
     assert prediction.mask.shape == (50, 170)
     assert tuple(seen[0].shape) == (1, 3, 96, 96)
-    expected = predictor._to_tensor(stretch_image(image, 96))
+    from segcore.preprocess import to_tensor
+    expected = to_tensor(stretch_image(image, 96), model.mean, model.std)
     assert torch.allclose(seen[0], expected)
     assert Predictor(model, optimize=False, input_size=160).input_size == 160

@@ -104,16 +104,17 @@ def test_trainer_raises_heldout_iou_on_demo_data(tmp_path):
     before = _state(model)
     reports: list[EpochReport] = []
     cfg = _cfg(mode="fast", epochs=16, input_size=128, fast_views=4, lr_head=1e-3)
-    result = Trainer(model, cfg, TrainCallbacks(on_epoch=reports.append)).fit(train, held)
+    trainer = Trainer(model, cfg, TrainCallbacks(on_epoch=reports.append))
+    result = trainer.fit(train, held)
     from segcore.training import evaluate_pairs
-    start_iou, _ = evaluate_pairs(model, held, 128)
+    start_iou, _ = evaluate_pairs(model, held, trainer.preset)  # the same view, untrained
     assert _unchanged(model, before)
     assert result.stopped_reason == "epochs done" and len(reports) == 16
     assert reports[-1].train_loss < 0.6 * reports[0].train_loss
     assert result.val_iou is not None and result.val_iou > start_iou + 0.1, (start_iou, result.val_iou)  # measured 0.17 → 0.33
     assert result.val_biou is not None and 0.0 <= result.val_biou <= 1.0
     # the model the Trainer reports on is the one it returns
-    again, _ = evaluate_pairs(result.model, held, 128)
+    again, _ = evaluate_pairs(result.model, held)  # the preset the model was trained with
     assert again == pytest.approx(result.val_iou, abs=1e-3)  # NHWC in training vs NCHW after: kernel rounding
 
 

@@ -4,8 +4,12 @@ Fields map onto :class:`segcore.training.TrainConfig`; their defaults are ``Trai
 0 in "time budget" or "epochs" means "no limit" (TrainConfig ``None``); with neither set, the
 Trainer runs its default number of epochs. The learning rate is the decoder's (``lr_head``);
 the encoder's (``lr_backbone``, full mode) keeps TrainConfig's ratio to it.
+Working scale: ``scale_policy`` "auto" chooses it from the corrected masks at each fine-tune
+(segcore.preprocess.choose_preset); "scale" with a factor > 0 overrides it; the active model's
+preset is shown beside it (``show_preset``).
 Keys: ``training/mode``, ``training/time_budget_s``, ``training/epochs``, ``training/lr``,
-``training/input_size``, ``training/advanced_open``.
+``training/input_size``, ``training/scale_policy``, ``training/working_scale``,
+``training/advanced_open``.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from dataclasses import replace
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QSpinBox, QToolButton,
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QLabel, QSpinBox, QToolButton,
                                QVBoxLayout, QWidget)
 
 from segcore.training import MODES, TrainConfig
@@ -81,17 +85,40 @@ class AdvancedSettings(QWidget):
         self.input_size.setSuffix(" px")
         self.input_size.setToolTip("Training crops are this many pixels square; smaller is faster "
                                    "and uses less memory")
+        self.policy = QComboBox()
+        for value, text, tip in (
+                ("auto", "auto", "chosen at each fine-tune from the typical object size in your masks"),
+                ("stretch", "whole image", "every image resized to one square view (objects that fill the frame)"),
+                ("scale", "working scale", "images resized by one factor, aspect kept, predicted in tiles "
+                                           "(small objects, tiny tiles, very large images)")):
+            self.policy.addItem(text, value)
+            self.policy.setItemData(self.policy.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
+        self.policy.setToolTip("What the model sees of an image")
+        self.scale = QDoubleSpinBox()
+        self.scale.setDecimals(2)
+        self.scale.setRange(0.0, 8.0)
+        self.scale.setSingleStep(0.25)
+        self.scale.setPrefix("×")
+        self.scale.setSpecialValueText("from the masks")
+        self.scale.setToolTip("Working scale: resize factor of the images (0 = chosen from the masks "
+                              "so a typical object spans ~40 px)")
+        self.preset_label = QLabel("")
+        self.preset_label.setWordWrap(True)
+        self.preset_label.setObjectName("presetLabel")
         form.addRow("Mode", self.mode)
         form.addRow("Time budget", self.budget)
         form.addRow("Epochs", self.epochs)
         form.addRow("Learning rate", self.lr)
         form.addRow("Input size", self.input_size)
+        form.addRow("View", self.policy)
+        form.addRow("Scale", self.scale)
+        form.addRow("", self.preset_label)
         layout.addWidget(self.body)
         self.set_config(self._load())
         self.set_open(bool(self._value("advanced_open", False, bool)))
-        for w in (self.mode,):
+        for w in (self.mode, self.policy):
             w.currentIndexChanged.connect(self._edited)
-        for s in (self.budget, self.epochs, self.input_size, self.lr):
+        for s in (self.budget, self.epochs, self.input_size, self.lr, self.scale):
             s.valueChanged.connect(self._edited)
 
     # -- open / closed ----------------------------------------------------------------------
@@ -113,10 +140,15 @@ class AdvancedSettings(QWidget):
         return replace(self.defaults, mode=str(self.mode.currentData()),
                        time_budget_s=float(self.budget.value()) or None,
                        epochs=int(self.epochs.value()) or None, lr_head=lr, lr_backbone=lr * ratio,
-                       input_size=int(self.input_size.value()))
+                       input_size=int(self.input_size.value()), scale_policy=str(self.policy.currentData()),
+                       working_scale=float(self.scale.value()))
+
+    def show_preset(self, text: str) -> None:
+        """What the active model sees (e.g. "working scale ×2.70 (tiles 320 px): objects ~15 px")."""
+        self.preset_label.setText(f"Active model: {text}" if text else "")
 
     def set_config(self, cfg: TrainConfig) -> None:
-        widgets = (self.mode, self.budget, self.epochs, self.lr, self.input_size)
+        widgets = (self.mode, self.budget, self.epochs, self.lr, self.input_size, self.policy, self.scale)
         for w in widgets:
             w.blockSignals(True)
         self.mode.setCurrentIndex(max(0, self.mode.findData(cfg.mode)))
@@ -124,6 +156,8 @@ class AdvancedSettings(QWidget):
         self.epochs.setValue(int(cfg.epochs or 0))
         self.lr.setValue(float(cfg.lr_head))
         self.input_size.setValue(int(cfg.input_size))
+        self.policy.setCurrentIndex(max(0, self.policy.findData(cfg.scale_policy)))
+        self.scale.setValue(float(cfg.working_scale))
         for w in widgets:
             w.blockSignals(False)
 
@@ -135,18 +169,22 @@ class AdvancedSettings(QWidget):
         cfg = self.config()
         for key, value in (("mode", cfg.mode), ("time_budget_s", cfg.time_budget_s or 0),
                            ("epochs", cfg.epochs or 0), ("lr", cfg.lr_head),
-                           ("input_size", cfg.input_size)):
+                           ("input_size", cfg.input_size), ("scale_policy", cfg.scale_policy),
+                           ("working_scale", cfg.working_scale)):
             self._store(key, value)
         self.changed.emit()
 
     def _load(self) -> TrainConfig:
         d = self.defaults
         mode = str(self._value("mode", d.mode, str))
+        policy = str(self._value("scale_policy", d.scale_policy, str))
         return replace(d, mode=mode if mode in MODES else d.mode,
                        time_budget_s=float(self._value("time_budget_s", d.time_budget_s or 0, float)) or None,
                        epochs=int(self._value("epochs", d.epochs or 0, int)) or None,
                        lr_head=float(self._value("lr", d.lr_head, float)),
-                       input_size=int(self._value("input_size", d.input_size, int)))
+                       input_size=int(self._value("input_size", d.input_size, int)),
+                       scale_policy=policy if policy in ("auto", "stretch", "scale") else d.scale_policy,
+                       working_scale=float(self._value("working_scale", d.working_scale, float)))
 
     # -- QSettings through app.settings.Settings (or nothing) ---------------------------------
     def _value(self, key: str, default: Any, type_: type) -> Any:

@@ -50,6 +50,7 @@ class TrainingController(QObject):
         self.last_result: FinetuneResult | None = None
         self.last_error: str | None = None
         self._plotted_run: str | None = None
+        self._decided_for: tuple | None = None  # (project root, active version) whose decisions are shown
         self.timings: dict[str, float] = {}
         self._make_actions()
         self.scroll = QScrollArea()
@@ -184,6 +185,7 @@ class TrainingController(QObject):
         self.panel.set_held_out(train, held)
         self.panel.set_versions(versions)
         self._show_active_history(versions)
+        self._apply_model_decisions(next((v for v in versions if v.active), None))
         if project.read_only:
             self.panel.set_can_train(False, "This project is read-only: a new model version "
                                             "could not be saved")
@@ -218,6 +220,32 @@ class TrainingController(QObject):
                 float(row.get("train_loss", float("nan"))), row.get("val_iou"), row.get("val_biou"),
                 float(row.get("elapsed_s", 0.0)), 0.0))
         self.panel.set_start_iou((active.metrics or {}).get("start_val_iou"))
+
+    def _apply_model_decisions(self, active: Any) -> None:
+        """Once per active version: show what the model sees, and turn DenseCRF on or off as the
+        version's fine-tune decided on its held-out images (the user can still toggle it, R)."""
+        key = (str(self.session.project.root) if self.session else None, getattr(active, "id", None))
+        if key == self._decided_for:
+            return
+        self._decided_for = key
+        meta = (getattr(active, "meta", None) or {}) if active is not None else {}
+        from segcore.preprocess import Preset
+        preset = meta.get("preset")
+        self.panel.advanced.show_preset(
+            (Preset.from_dict(preset).describe() + (f" — {preset.get('reason')}" if preset.get("reason") else ""))
+            if preset else "")
+        decision = meta.get("crf") or (getattr(active, "metrics", None) or {}).get("crf")
+        if not decision:
+            return
+        from segcore.crf import params_from
+        params = params_from(decision)
+        action = getattr(getattr(self.window, "actions", None), "crf", None)
+        popover = getattr(self.window, "crf_popover", None)
+        if params is not None and popover is not None:
+            popover.set_params(params)
+            self.window.crf_params = params
+        if action is not None and action.isEnabled():
+            action.setChecked(params is not None)
 
     def _sync_actions(self) -> None:
         running = self.worker.is_running()
@@ -284,6 +312,9 @@ class TrainingController(QObject):
         else:
             text = (f"v{result.version_id} saved and active ({result.seconds:.0f} s). "
                     f"{result.message or 'No held-out images, so no held-out numbers.'}")
+        crf_note = (m.get("crf") or {}).get("message")
+        if crf_note:
+            text += f" {crf_note}."
         self.panel.set_result(text)
         self.panel.set_status("Training finished.")
         self._status(f"Fine-tuned: model v{result.version_id} is active; re-predicting…")

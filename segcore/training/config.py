@@ -34,7 +34,13 @@ class TrainConfig:
                                          # budget_free_images (k=200: 60 s → 0.56 IoU, 300 s → 0.86)
     budget_free_images: int = 20
     fast_share: float = 0.3              # "fast+full": share of the time budget spent in fast
-    input_size: int = 320                # training crops are input_size x input_size
+    input_size: int = 320                # training views / prediction tiles: input_size x input_size
+    scale_policy: str = "auto"           # "auto": chosen from the training masks by
+                                         # segcore.preprocess.choose_preset; "stretch" | "scale"
+    working_scale: float = 0.0           # "scale": the object factor (0 = chosen from the masks)
+    crop_jitter: tuple[float, float] = (0.8, 1.25)  # "scale": factor jitter of training crops
+    fg_crop_share: float = 0.5           # "scale": share of crops centred on a labelled object pixel
+    class_balance: str = "none"          # "none" | "sqrt": CE / BCE weights (median freq / freq)^0.5
     batch_size: int = 8
     optimizer: str = "adamw"             # "adamw" | "sgd"
     lr_head: float = 1e-3                # decoder (and aux head)
@@ -66,7 +72,6 @@ class TrainConfig:
                                          # measured on Weizmann k=20, 60 s: V3+ 0.73/0.42 IoU/BIoU
                                          # vs the seed-style V3 head 0.61/0.18 (same backbone)
     pretrained: bool = True              # ditto: ImageNet backbone for a fresh model
-    validate_every_s: float = 0.0        # fast mode: validate at most this often (0 = every epoch)
 
     def validate(self) -> None:
         """Raise ValueError with a clear message when a setting is out of range."""
@@ -86,6 +91,12 @@ class TrainConfig:
             raise ValueError(f"freeze_bn must be 'auto', 'all' or 'none', not {self.freeze_bn!r}")
         if self.tail_blocks < 0:
             raise ValueError(f"tail_blocks must be >= 0, not {self.tail_blocks}")
+        if self.scale_policy not in ("auto", "stretch", "scale"):
+            raise ValueError(f"scale_policy must be 'auto', 'stretch' or 'scale', not {self.scale_policy!r}")
+        if not (self.working_scale >= 0):
+            raise ValueError(f"working_scale must be >= 0, not {self.working_scale}")
+        if self.class_balance not in ("none", "sqrt"):
+            raise ValueError(f"class_balance must be 'none' or 'sqrt', not {self.class_balance!r}")
         if not 0.0 < self.fast_share < 1.0:
             raise ValueError(f"fast_share must be in (0, 1), not {self.fast_share}")
 
@@ -98,6 +109,24 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def augmentation(self) -> dict[str, Any]:
+        """The augmentation settings segcore.training.data.view takes."""
+        return {"scale_range": self.scale_range, "crop_jitter": self.crop_jitter, "hflip": self.hflip,
+                "vflip": self.vflip, "color_jitter": self.color_jitter, "fg_crop_share": self.fg_crop_share}
+
+    def preset_for(self, masks: Any) -> Any:
+        """The preprocessing preset of a run on ``masks`` (the training masks), per scale_policy."""
+        from ..preprocess import Preset, choose_preset
+        if self.scale_policy == "stretch":
+            return Preset("stretch", self.input_size, reason="set in the training settings")
+        chosen = choose_preset(masks, self.input_size)
+        if self.working_scale > 0:
+            return Preset("scale", self.input_size, scale=float(self.working_scale),
+                          reason=f"working scale x{self.working_scale:g} set in the training settings")
+        if self.scale_policy == "scale" and chosen.policy != "scale":
+            return Preset("scale", self.input_size, scale=0.0, reason="aspect-kept views, fit to one view")
+        return chosen
 
 
 @dataclass

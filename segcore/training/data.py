@@ -3,7 +3,12 @@
 Conventions
 - A pair is ``(image, mask)``: image HxWx3 uint8 RGB, mask HxW uint8 class indices (255 = ignore),
   or two paths read with segcore.io. Sizes must match.
-- Resize policy "stretch to a square" (same as segcore.inference with ``resize="stretch"``): the
+- What the model sees is a segcore.preprocess.Preset. Its "scale" policy: views are
+  ``input_size`` crops of the image resized by its working factor (aspect kept; scale jitter
+  ``crop_jitter``; ``fg_crop_share`` of the crops centred on a random labelled non-background
+  pixel, so small objects and rare classes are seen), padded with the mean colour and label
+  255 where the working image is smaller than a crop (prediction pads its tiles the same way).
+- Its "stretch" policy (same as segcore.inference for such presets): the
   whole image is resized, aspect NOT kept, to ``input_size`` x ``input_size``; logits are resized
   back to the full image / mask resolution. Training views are random windows of the image (each
   side = image side / s, s ~ U(scale_range) times a small aspect jitter; s > 1 zooms in) stretched
@@ -27,6 +32,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import TrainingError
+from ..preprocess import Preset, normalize  # noqa: F401 - normalize: one definition, re-exported
 
 IGNORE = 255
 
@@ -38,6 +44,7 @@ class PreparedPair:
     image: np.ndarray        # hxwx3 uint8
     mask: np.ndarray         # hxw uint8
     name: str
+    factor: float = 1.0      # "scale" preset: working factor relative to this (pre-shrunk) image
 
 
 @dataclass
@@ -74,22 +81,32 @@ def fit_long_side(h: int, w: int, long_side: float) -> tuple[int, int]:
     return max(1, int(round(h * f))), max(1, int(round(w * f)))
 
 
-def prepare_train_pairs(pairs: Sequence[Any], input_size: int, max_scale: float) -> list[PreparedPair]:
-    """Shrink each side of each pair to at most input_size*max_scale px (never enlarges).
+def prepare_train_pairs(pairs: Sequence[Any], preset: Preset | int, max_scale: float) -> list[PreparedPair]:
+    """Shrink each pair to the resolution augmentation can use (never enlarges).
 
-    Sides shrink independently: views are stretched to a square anyway, so this keeps exactly
-    the resolution augmentation can use and no more.
+    "stretch": each side to at most input_size*max_scale px, independently (views are stretched
+    to a square anyway). "scale": the whole pair by min(1, working factor * max_scale), aspect
+    kept; ``PreparedPair.factor`` is the working factor left to apply to the shrunk pair.
     """
+    if not isinstance(preset, Preset):
+        preset = Preset.legacy(int(preset))
     out = []
-    limit = max(1, int(round(input_size * max(max_scale, 1.0))))
+    limit = max(1, int(round(preset.input_size * max(max_scale, 1.0))))
     for i, pair in enumerate(pairs):
         image, mask, name = _load_pair(pair, i)
         h, w = mask.shape
-        nh, nw = min(h, limit), min(w, limit)
+        factor = 1.0
+        if preset.policy == "stretch":
+            nh, nw = min(h, limit), min(w, limit)
+        else:
+            full = preset.factor(h, w)
+            t = min(1.0, full * max(max_scale, 1.0))
+            nh, nw = max(1, round(h * t)), max(1, round(w * t))
+            factor = full * (h / nh + w / nw) / 2  # = full / t, up to the rounding of the sides
         if (nh, nw) != (h, w):
             image = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
             mask = cv2.resize(mask, (nw, nh), interpolation=cv2.INTER_NEAREST)
-        out.append(PreparedPair(np.ascontiguousarray(image), np.ascontiguousarray(mask), name))
+        out.append(PreparedPair(np.ascontiguousarray(image), np.ascontiguousarray(mask), name, factor))
     return out
 
 
@@ -100,19 +117,16 @@ def stretch_image(image: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(image, (size, size), interpolation=interp)
 
 
-def prepare_val_pairs(pairs: Sequence[Any], input_size: int) -> list[ValPair]:
+def prepare_val_pairs(pairs: Sequence[Any], preset: Preset | int) -> list[ValPair]:
+    """Held-out pairs: the image as the model sees it (``preset.working_image``), the mask at
+    full resolution."""
+    if not isinstance(preset, Preset):
+        preset = Preset.legacy(int(preset))
     out = []
     for i, pair in enumerate(pairs):
         image, mask, name = _load_pair(pair, i)
-        out.append(ValPair(np.ascontiguousarray(stretch_image(image, input_size)), mask.copy(), name))
+        out.append(ValPair(np.ascontiguousarray(preset.working_image(image)), mask.copy(), name))
     return out
-
-
-def normalize(image: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """HxWx3 uint8 → 3xHxW float32, (x/255 - mean) / std (mean/std in 0..1 units)."""
-    x = image.astype(np.float32) * (1.0 / 255.0)
-    x = (x - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
-    return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
 
 
 def _jitter(image: np.ndarray, amount: float, rng: np.random.Generator) -> np.ndarray:
@@ -168,21 +182,90 @@ def augment(image: np.ndarray, mask: np.ndarray, size: int, rng: np.random.Gener
     return img, np.ascontiguousarray(lab)
 
 
-class AugmentedPairs(Dataset):
-    """A torch Dataset of freshly augmented crops (full mode). Thread-safe enough for num_workers=0."""
+def view(pair: PreparedPair, preset: Preset, rng: np.random.Generator, identity: bool = False,
+         **aug: Any) -> tuple[np.ndarray, np.ndarray]:
+    """One training view of a prepared pair under ``preset``; ``aug`` holds augmentation settings
+    (TrainConfig names; those the policy does not use are ignored)."""
+    if preset.policy == "scale":
+        keys = ("crop_jitter", "hflip", "vflip", "color_jitter", "fg_crop_share")
+        return crop_view(pair.image, pair.mask, preset.input_size, pair.factor, rng, mean=preset.mean,
+                         identity=identity, **{k: aug[k] for k in keys if k in aug})
+    keys = ("scale_range", "hflip", "vflip", "color_jitter")
+    return augment(pair.image, pair.mask, preset.input_size, rng, mean=preset.mean, identity=identity,
+                   **{k: aug[k] for k in keys if k in aug})
 
-    def __init__(self, pairs: list[PreparedPair], size: int, mean: Sequence[float],
-                 std: Sequence[float], seed: int = 0, **aug: Any) -> None:
-        self.pairs, self.size, self.mean, self.std, self.aug = pairs, size, mean, std, aug
+
+def crop_view(image: np.ndarray, mask: np.ndarray, size: int, factor: float, rng: np.random.Generator,
+              crop_jitter: tuple[float, float] = (0.8, 1.25), hflip: bool = True, vflip: bool = False,
+              color_jitter: float = 0.2, mean: Sequence[float] = (0.485, 0.456, 0.406),
+              identity: bool = False, fg_crop_share: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """A ``size`` x ``size`` crop of the image resized by ``factor`` x jitter (aspect kept).
+
+    Where the crop leaves the image: mean colour, label 255. ``identity``: no jitter, flip or
+    colour change; the crop at the image's centre, top-left aligned on an axis where the image
+    is smaller than the crop (the prediction's padding). Each axis uses the factor its rounded
+    working size implies and cv2.resize's pixel-centre convention, so an identity crop of an
+    image that fits one tile is the Predictor's tile of it.
+    """
+    h, w = mask.shape
+    f = float(factor)
+    if not identity:
+        lo, hi = crop_jitter
+        f *= float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+    fy, fx = max(1, round(h * f)) / h, max(1, round(w * f)) / w
+    wy, wx = size / fy, size / fx                    # crop size in image pixels
+    ylo, yhi, xlo, xhi = min(0.0, h - wy), max(0.0, h - wy), min(0.0, w - wx), max(0.0, w - wx)
+    if identity:
+        y0, x0 = max(0.0, (h - wy) / 2), max(0.0, (w - wx) / 2)
+    else:
+        y0, x0 = float(rng.uniform(ylo, yhi)), float(rng.uniform(xlo, xhi))
+        if fg_crop_share > 0 and rng.random() < fg_crop_share:
+            fg = np.flatnonzero((mask > 0) & (mask != IGNORE))
+            if fg.size:
+                cy, cx = divmod(int(fg[rng.integers(fg.size)]), w)
+                y0 = float(np.clip(cy - wy * rng.uniform(0.2, 0.8), ylo, yhi))
+                x0 = float(np.clip(cx - wx * rng.uniform(0.2, 0.8), xlo, xhi))
+
+    def matrix(sx: float, sy: float) -> np.ndarray:
+        # x_out + .5 = s (x_src + .5) - x0 * f_axis: the convention of cv2.resize
+        return np.array([[sx, 0.0, 0.5 * (sx - 1) - x0 * fx], [0.0, sy, 0.5 * (sy - 1) - y0 * fy]], np.float32)
+
+    src, sx, sy = image, fx, fy
+    if f < 0.75:  # strong shrink: area-resize first so warpAffine does not alias
+        src = cv2.resize(image, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+        sx, sy = fx * w / src.shape[1], fy * h / src.shape[0]  # the factor left after the area resize
+    img = cv2.warpAffine(src, matrix(sx, sy), (size, size), flags=cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_REPLICATE)  # as cv2.resize at the border...
+    fill = tuple(int(round(c * 255)) for c in mean)    # ...then the mean colour outside the image
+    ys = (np.arange(size) + 0.5) / fy + y0
+    xs = (np.arange(size) + 0.5) / fx + x0
+    img[(ys < 0) | (ys > h)] = fill
+    img[:, (xs < 0) | (xs > w)] = fill
+    lab = cv2.warpAffine(mask, matrix(fx, fy), (size, size), flags=cv2.INTER_NEAREST,
+                         borderMode=cv2.BORDER_CONSTANT, borderValue=IGNORE)
+    if identity:
+        return np.ascontiguousarray(img), np.ascontiguousarray(lab)
+    if hflip and rng.random() < 0.5:
+        img, lab = img[:, ::-1], lab[:, ::-1]
+    if vflip and rng.random() < 0.5:
+        img, lab = img[::-1], lab[::-1]
+    img = _jitter(np.ascontiguousarray(img), color_jitter, rng)
+    return img, np.ascontiguousarray(lab)
+
+
+class AugmentedPairs(Dataset):
+    """A torch Dataset of freshly augmented views (full mode). Thread-safe enough for num_workers=0."""
+
+    def __init__(self, pairs: list[PreparedPair], preset: Preset, seed: int = 0, **aug: Any) -> None:
+        self.pairs, self.preset, self.aug = pairs, preset, aug
         self.rng = np.random.default_rng(seed)
 
     def __len__(self) -> int:
         return len(self.pairs)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        p = self.pairs[index]
-        img, lab = augment(p.image, p.mask, self.size, self.rng, mean=self.mean, **self.aug)
-        return normalize(img, self.mean, self.std), torch.from_numpy(lab.astype(np.int64))
+        img, lab = view(self.pairs[index], self.preset, self.rng, **self.aug)
+        return normalize(img, self.preset.mean, self.preset.std), torch.from_numpy(lab.astype(np.int64))
 
 
 class FeatureCache(Dataset):

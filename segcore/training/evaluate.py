@@ -1,7 +1,8 @@
 """Held-out evaluation as the Trainer does it: per-image mean IoU / Boundary IoU at full label size.
 
-Binary models: foreground IoU and Boundary IoU (segcore.metrics). Multi-class: per-image mIoU
-(classes absent from both masks skipped) and mean per-class Boundary IoU. Mask value 255 = ignore.
+Scores are segcore.metrics.score_mask (binary: foreground IoU / BIoU; multi-class: per-image mIoU
+and mean per-class BIoU; void 255 never scored). Predictions follow the run's preprocessing
+preset exactly as segcore.inference.Predictor does (segcore.preprocess.working_logits).
 """
 
 from __future__ import annotations
@@ -10,31 +11,35 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from ..preprocess import Preset, padded_forward, preset_of, tiled_logits
 from .data import IGNORE, ValPair, normalize, prepare_val_pairs
 
 
-def _score(gt: np.ndarray, pred: np.ndarray, num_classes: int) -> tuple[float, float]:
-    """Per-image (IoU, Boundary IoU): foreground for binary, class means for multi-class."""
-    from .. import metrics
-    if num_classes == 2:
-        g = np.where(gt == IGNORE, pred, gt)  # ignored pixels count as agreeing
-        return metrics.foreground_iou(g, pred), metrics.boundary_iou(g, pred)
-    scores = metrics.segmentation_scores(gt, pred, num_classes, ignore_index=IGNORE)
-    g = np.where(gt == IGNORE, pred, gt)
-    return float(scores["miou"]), float(metrics.mean_boundary_iou(g, pred, num_classes))
+def _logits(model: nn.Module, pair: ValPair, device: torch.device, preset: Preset | None) -> torch.Tensor:
+    """(1, C, H, W) logits at the mask's resolution from the pair's working image."""
+    preset = preset or preset_of(model)
+    x = normalize(pair.image, preset.mean, preset.std).unsqueeze(0).to(device)
+    forward = lambda t: model(t)["out"]  # noqa: E731 - eval mode: {"out": logits}
+    if preset.policy == "stretch":
+        logits = padded_forward(forward, x)
+    else:
+        logits = tiled_logits(forward, x, preset.input_size, model.out_channels)
+    return F.interpolate(logits[None], size=pair.mask.shape[:2], mode="bilinear", align_corners=False)
 
 
 @torch.no_grad()
 def evaluate_prepared(model: nn.Module, val: list[ValPair], device: torch.device | str = "cpu",
                       features: list[dict[str, torch.Tensor]] | None = None,
-                      tail_blocks: int = 0) -> tuple[float | None, float | None]:
+                      tail_blocks: int = 0, preset: Preset | None = None) -> tuple[float | None, float | None]:
     """Per-image mean (IoU, Boundary IoU) at full label resolution; (None, None) without pairs.
 
-    ``features``: cached encoder features of each pair (fast mode: ``model.cached_features`` with
-    ``tail_blocks``) instead of running the encoder.
+    ``features``: cached encoder features of each pair (fast mode with a "stretch" preset:
+    ``model.cached_features`` with ``tail_blocks``) instead of running the encoder.
     """
+    from ..metrics import score_mask
     if not val:
         return None, None
     device = torch.device(device)
@@ -42,31 +47,36 @@ def evaluate_prepared(model: nn.Module, val: list[ValPair], device: torch.device
     model.eval()
     ious, bious = [], []
     for i, pair in enumerate(val):
-        if features is not None:
+        if features:
             feats = {k: v.to(device).float().unsqueeze(0) for k, v in features[i].items()}
             logits = model.head_from_cache(feats, pair.mask.shape[:2], tail_blocks)
         else:
-            x = normalize(pair.image, model.mean, model.std).unsqueeze(0).to(device)
-            logits = model.forward_head(model.forward_features(x), pair.mask.shape[:2])
+            logits = _logits(model, pair, device, preset)
         if logits.shape[1] == 1:
             pred = (logits[0, 0] > 0).to(torch.uint8).cpu().numpy()
         else:
             pred = logits[0].argmax(0).to(torch.uint8).cpu().numpy()
-        iou, biou = _score(pair.mask, pred, model.num_classes)
+        iou, biou = score_mask(pair.mask, pred, model.num_classes, IGNORE)
         ious.append(iou)
         bious.append(biou)
     model.train(was_training)
     return float(np.nanmean(ious)), float(np.nanmean(bious))
 
 
-def evaluate_pairs(model: nn.Module, pairs: Sequence[Any], input_size: int,
+def evaluate_pairs(model: nn.Module, pairs: Sequence[Any], preset: Preset | int | None = None,
                    device: torch.device | str = "cpu") -> tuple[float | None, float | None]:
-    """evaluate_prepared on raw (image, mask[, name]) pairs, the model moved to ``device`` and back."""
+    """evaluate_prepared on raw (image, mask[, name]) pairs, the model moved to ``device`` and back.
+
+    ``preset`` defaults to the model's own (``preset_of``); an int is a legacy stretch size."""
     if not pairs:
         return None, None
+    if preset is None:
+        preset = preset_of(model)
+    elif not isinstance(preset, Preset):
+        preset = Preset.legacy(int(preset)).with_model(model)
     original = next(model.parameters()).device
     model.to(device)
     try:
-        return evaluate_prepared(model, prepare_val_pairs(pairs, input_size), device)
+        return evaluate_prepared(model, prepare_val_pairs(pairs, preset), device, preset=preset)
     finally:
         model.to(original)

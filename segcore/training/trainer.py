@@ -24,10 +24,11 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
 from ..errors import TrainingError
 from .config import DEFAULT_EPOCHS, EpochReport, TrainCallbacks, TrainConfig, TrainResult
-from .data import (AugmentedPairs, FeatureCache, ValPair, augment, collate_features,
-                   normalize, prepare_train_pairs, prepare_val_pairs)
+from ..preprocess import Preset
+from .data import (AugmentedPairs, FeatureCache, ValPair, _load_pair, collate_features, normalize,
+                   prepare_train_pairs, prepare_val_pairs, view)
 from .evaluate import evaluate_prepared
-from .losses import segmentation_loss
+from .losses import class_weights, segmentation_loss
 
 _BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 
@@ -79,14 +80,17 @@ class Trainer:
     def __init__(self, model: nn.Module, config: TrainConfig | None = None,
                  callbacks: TrainCallbacks | None = None,
                  cancel_event: threading.Event | None = None,
-                 loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> None:
+                 loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+                 preset: Preset | None = None) -> None:
         self.config = config or TrainConfig()
         self.config.validate()
         self.source = model
         self.callbacks = callbacks or TrainCallbacks()
         self._cancel = cancel_event if cancel_event is not None else threading.Event()
+        self._custom_loss = loss_fn
         self.loss_fn = loss_fn or functools.partial(segmentation_loss,
                                                     dice_weight=self.config.dice_weight)
+        self.preset = preset  # None: chosen in fit() from the training masks (config.preset_for)
         self.device = resolve_device(self.config.device)
         self.distributed, self.rank, self.world = _dist()
         self._step = 0
@@ -110,8 +114,20 @@ class Trainer:
         torch.manual_seed(cfg.seed + self.rank)
         self._start = time.monotonic()
         self._step = 0
-        train = prepare_train_pairs(train_pairs, cfg.input_size, cfg.scale_range[1])
-        val = prepare_val_pairs(val_pairs, cfg.input_size)
+        loaded = [_load_pair(p, i) for i, p in enumerate(train_pairs)]
+        preset = (self.preset or cfg.preset_for([m for _, m, _ in loaded])).with_model(self.source)
+        self.preset = preset
+        self.callbacks.on_message(f"preprocessing: {preset.describe()}"
+                                  + (f" ({preset.reason})" if preset.reason else ""))
+        max_scale = cfg.scale_range[1] if preset.policy == "stretch" else cfg.crop_jitter[1]
+        train = prepare_train_pairs(loaded, preset, max_scale)
+        del loaded
+        val = prepare_val_pairs(val_pairs, preset)
+        if self._custom_loss is None and cfg.class_balance != "none":
+            weights = class_weights([p.mask for p in train], self.source.num_classes)
+            self.loss_fn = functools.partial(segmentation_loss, dice_weight=cfg.dice_weight,
+                                             class_weights=weights.to(self.device))
+            self.callbacks.on_message("class weights: " + ", ".join(f"{w:.2f}" for w in weights.tolist()))
         # NHWC: oneDNN's convolution backward is ~1.6x faster in it on CPU (decoder step
         # 0.52 -> 0.32 s, decoder + 7 encoder blocks 0.85 -> 0.67 s at batch 8, 320 px)
         self._fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
@@ -132,6 +148,8 @@ class Trainer:
             return TrainResult(None, "cancelled", history, seconds=self._elapsed(), steps=self._step)
         model.eval()
         model.to("cpu", memory_format=torch.contiguous_format)
+        model.meta = {**(getattr(model, "meta", None) or {}), "preset": preset.to_dict(),
+                      "input_size": preset.input_size}
         last = history[-1] if history else None
         return TrainResult(model, reason, history, last.val_iou if last else None,
                            last.val_biou if last else None, self._elapsed(), self._step)
@@ -303,7 +321,7 @@ class Trainer:
                   tail: int = 0) -> tuple[float | None, float | None]:
         if self.rank != 0:
             return None, None
-        return evaluate_prepared(model, val, self.device, features, tail)
+        return evaluate_prepared(model, val, self.device, features, tail, self.preset)
 
     # ---------------------------------------------------------------- fast mode
     def _run_fast(self, model: nn.Module, train: list, val: list[ValPair], epochs: int | None,
@@ -320,6 +338,8 @@ class Trainer:
                 p.requires_grad_(True)
             freeze_bn(m)  # encoder BN statistics and affine stay as pretrained (as in full mode)
         cache, val_feats = self._build_cache(model, train, val, deadline, tail)
+        if self.preset is not None and self.preset.policy != "stretch":
+            val_feats = None  # scale: held-out images are predicted in tiles by the full model
         loader, sampler, batch = self._make_loader(cache, collate_features)
         freeze_head_bn = self._bn_frozen_head(batch)
         if freeze_head_bn:
@@ -328,7 +348,7 @@ class Trainer:
         tail_params = [p for m in tail_modules for p in m.parameters() if p.requires_grad]
         optimizer = self._optimizer([([p for p in model.decoder.parameters() if p.requires_grad], cfg.lr_head),
                                      (tail_params, cfg.lr_tail)])
-        size = (cfg.input_size, cfg.input_size)
+        size = (self.preset.input_size, self.preset.input_size)
 
         def set_train() -> None:
             model.eval()
@@ -374,8 +394,7 @@ class Trainer:
                 views = self._views_within_budget(views, len(mine), time.monotonic() - t_start, deadline, cache)
             imgs, labs = [], []
             for v in range(views):
-                img, lab = augment(pair.image, pair.mask, cfg.input_size, rng, cfg.scale_range, cfg.hflip,
-                                   cfg.vflip, cfg.color_jitter, model.mean, identity=(v == 0))
+                img, lab = view(pair, self.preset, rng, identity=(v == 0), **cfg.augmentation())
                 imgs.append(normalize(img, model.mean, model.std))
                 labs.append(torch.from_numpy(lab.astype(np.int64)))
             batch_in = torch.stack(imgs).to(self.device).contiguous(memory_format=self._fmt)
@@ -390,8 +409,8 @@ class Trainer:
                     self.callbacks.on_message(f"fast mode: feature cache limited to {fit} views per image")
                     views = fit
                     del cache.features[views:], cache.labels[views:]
-        val_feats = []
-        for pair in val:
+        val_feats: list[dict[str, torch.Tensor]] = []
+        for pair in (val if self.preset is None or self.preset.policy == "stretch" else []):
             x = normalize(pair.image, model.mean, model.std).unsqueeze(0).to(self.device)
             f = model.cached_features(x, tail)
             val_feats.append({k: v[0].to("cpu", torch.float16) for k, v in f.items() if k != "aux"})
@@ -418,9 +437,7 @@ class Trainer:
         if model.aux_head is not None and cfg.aux_weight <= 0:
             for p in model.aux_head.parameters():
                 p.requires_grad_(False)
-        dataset = AugmentedPairs(train, cfg.input_size, model.mean, model.std, seed=cfg.seed + 7 * self.rank,
-                                 scale_range=cfg.scale_range, hflip=cfg.hflip, vflip=cfg.vflip,
-                                 color_jitter=cfg.color_jitter)
+        dataset = AugmentedPairs(train, self.preset, seed=cfg.seed + 7 * self.rank, **cfg.augmentation())
         loader, sampler, batch = self._make_loader(dataset)
         freeze_head = self._bn_frozen_head(batch)
         heads = [model.decoder] + ([model.aux_head] if model.aux_head is not None else [])

@@ -1,0 +1,196 @@
+"""Suite benchmark: the one-click loop on every development-suite dataset and hard variant.
+
+    python -m tests.benchmarks.bench_suite run --label after [--datasets a,b] [--k 5,20,50]
+                                              [--orders attention,random] [--ceiling-s 180]
+    python -m tests.benchmarks.bench_suite report [--before before] [--after after]
+
+``run`` drives segcore.simulate (the session protocol: one project, images "corrected" by
+copying their ground truth in batches up to each k, the app's one-click fine-tune per k from
+the previous click's model, the app's defaults) on each dataset in a fresh process, and
+appends one JSON line per row to ``tests/benchmarks/out/suite/<label>.jsonl``. Test split =
+the last N sorted stems, N = 20 % of the set, at most 80 (suite_data.test_count). With
+``--ceiling-s`` it also runs the ceiling: one click on every pool image with that budget.
+Running it with PYTHONPATH pointing at another checkout measures that code with the same
+harness (how the "before" table is made; multi-class datasets need a simulate() that takes
+``num_classes``, and are skipped otherwise).
+
+``report`` prints and records (results.md / results.json key "suite") per dataset and k:
+IoU (binary) or mIoU (multi-class), BIoU, the values with the project's CRF decision, seconds
+per click, the ratio to the ceiling and to the "before" label; and a summary row of means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from .suite_data import ALL, BY_NAME, dataset_dir, test_count, variants_dir
+
+RUNS = Path(__file__).resolve().parent / "out" / "suite_runs"
+
+
+def _jsonl(label: str) -> Path:
+    RUNS.mkdir(parents=True, exist_ok=True)
+    return RUNS / f"{label}.jsonl"
+
+
+def run_one(name: str, label: str, ks: list[int], orders: list[str], ceiling_s: float | None,
+            threads: int) -> int:
+    import torch
+    torch.set_num_threads(threads)
+    import segcore
+    from segcore import simulate as sim
+    d = BY_NAME[name]
+    root = dataset_dir(name)
+    if root is None:
+        print(f"{name}: suite not found; skipped")
+        return 0
+    kwargs = {}
+    params = inspect.signature(sim.simulate).parameters
+    if "num_classes" in params:
+        kwargs = {"num_classes": d.num_classes, "ignore_index": d.ignore_index}
+    elif not d.binary:
+        print(f"{name}: this code's simulate() is binary only; skipped")
+        return 0
+    n = len(list((root / "masks").glob("*.png")))
+    test_last = test_count(n)
+    config = sim.default_config()
+    out = _jsonl(label)
+    code = str(Path(segcore.__file__).resolve().parents[1])
+
+    def emit(row: dict) -> None:
+        row = {**row, "dataset": name, "label": label, "code": code, "test_last": test_last,
+               "time": time.strftime("%Y-%m-%d %H:%M:%S")}
+        with open(out, "a") as fh:
+            fh.write(json.dumps(_clean(row)) + "\n")
+        metric = row.get("miou", row.get("iou"))
+        print(f"  {name} k={row['k']} {row['order']}: {metric:.3f} BIoU {row['biou']:.3f} "
+              f"{row['seconds']:.0f} s", flush=True)
+
+    say = lambda m: print(f"  [{name}] {m}", flush=True)  # noqa: E731
+    if ks:
+        sim.simulate(root / "images", root / "masks", test_last, ks, orders, config, dataset=name,
+                     on_row=emit, on_message=say, **kwargs)
+    if ceiling_s:
+        pool = n - test_last
+        cfg = replace(config, time_budget_s=float(ceiling_s), budget_per_extra_image_s=0.0)
+        rows = sim.simulate(root / "images", root / "masks", test_last, [pool], ["random"], cfg,
+                            dataset=name, on_message=say, **kwargs)
+        for r in rows:
+            emit({**r, "order": "ceiling", "ceiling_s": ceiling_s})
+    return 0
+
+
+def _clean(row: dict) -> dict:
+    out = {}
+    for k, v in row.items():
+        if hasattr(v, "item"):
+            v = v.item()
+        if isinstance(v, float) and v != v:
+            v = None
+        out[k] = v
+    return out
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    names = [d.name for d in ALL] if args.datasets == "all" else args.datasets.split(",")
+    ks = [int(k) for k in args.k.split(",")] if args.k else []
+    failed = []
+    for name in names:
+        t0 = time.perf_counter()
+        cmd = [sys.executable, "-m", "tests.benchmarks.bench_suite", "_one", name, "--label", args.label,
+               "--k", args.k, "--orders", args.orders, "--threads", str(args.threads)]
+        if args.ceiling_s:
+            cmd += ["--ceiling-s", str(args.ceiling_s)]
+        print(f"=== {name} ({args.label}) ===", flush=True)
+        rc = subprocess.call(cmd, env=dict(os.environ, QT_QPA_PLATFORM="offscreen"))
+        print(f"=== {name}: exit {rc}, {time.perf_counter() - t0:.0f} s ===", flush=True)
+        if rc:
+            failed.append(name)
+    return 1 if failed else 0
+
+
+def _load(label: str) -> list[dict]:
+    p = _jsonl(label)
+    return [json.loads(line) for line in p.read_text().splitlines() if line.strip()] if p.exists() else []
+
+
+def _metric(r: dict, crf: bool = False) -> float | None:
+    key = ("miou" if "miou" in r and r["miou"] is not None else "iou")
+    if crf:
+        return r.get("project_" + key) if r.get("project_" + key) is not None else r.get(key + "_crf")
+    return r.get(key)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .common import record, report
+    after, before = _load(args.after), _load(args.before)
+    latest = lambda rows: {(r["dataset"], r["k"], r["order"]): r for r in rows}  # noqa: E731
+    A, B = latest(after), latest(before)
+    ceil = {d: r for (d, k, o), r in A.items() if o == "ceiling"}
+    ceil_b = {d: r for (d, k, o), r in B.items() if o == "ceiling"}
+    headers = ["dataset", "k", "order", "IoU/mIoU", "BIoU", "with project CRF", "CRF decision", "s/click",
+               "/ceiling", "before", "after/before"]
+    rows, summary = [], {}
+    for (d, k, o), r in sorted(A.items(), key=lambda x: ([a.name for a in ALL].index(x[0][0]), x[0][2], x[0][1])):
+        if o == "ceiling":
+            continue
+        m = _metric(r)
+        c = ceil.get(d)
+        b = B.get((d, k, o))
+        mb = _metric(b) if b else None
+        rows.append([d, k, o, m, r.get("mbiou", r.get("biou")), _metric(r, crf=True), r.get("crf_decision", ""),
+                     r.get("seconds"), (m / _metric(c)) if c and _metric(c) else None, mb,
+                     (m / mb) if mb else None])
+        summary.setdefault((k, o), []).append((m, mb))
+    for (k, o), vals in sorted(summary.items()):
+        ms = [v[0] for v in vals if v[0] is not None]
+        pairs = [(v[0], v[1]) for v in vals if v[0] is not None and v[1] is not None]
+        rows.append(["**mean**", k, o, sum(ms) / len(ms) if ms else None, None, None, "", None, None,
+                     sum(p[1] for p in pairs) / len(pairs) if pairs else None,
+                     (sum(p[0] for p in pairs) / sum(p[1] for p in pairs)) if pairs else None])
+    crows = [[d, _metric(r), r.get("biou"), r.get("seconds"), _metric(ceil_b[d]) if d in ceil_b else None]
+             for d, r in ceil.items()]
+    record("suite", {"after": after, "before": before})
+    report("Suite: one-click loop on every dataset (session protocol, test = last 20 %, <= 80)", headers, rows)
+    if crows:
+        report("Suite ceilings (one click on every pool image, long budget)",
+               ["dataset", "IoU/mIoU", "BIoU", "seconds", "before ceiling"], crows)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    for name in ("run", "_one"):
+        p = sub.add_parser(name)
+        if name == "_one":
+            p.add_argument("dataset")
+        else:
+            p.add_argument("--datasets", default="all")
+        p.add_argument("--label", default="after")
+        p.add_argument("--k", default="5,20,50")
+        p.add_argument("--orders", default="attention")
+        p.add_argument("--ceiling-s", type=float, default=None)
+        p.add_argument("--threads", type=int, default=2)
+    p = sub.add_parser("report")
+    p.add_argument("--before", default="before")
+    p.add_argument("--after", default="after")
+    args = parser.parse_args(argv)
+    if args.cmd == "run":
+        return cmd_run(args)
+    if args.cmd == "_one":
+        return run_one(args.dataset, args.label, [int(k) for k in args.k.split(",")] if args.k else [],
+                       args.orders.split(","), args.ceiling_s, args.threads)
+    return cmd_report(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
