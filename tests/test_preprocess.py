@@ -31,18 +31,28 @@ def test_frame_filling_objects_keep_the_whole_image_in_view():
 
 
 def test_small_objects_in_normal_images_are_enlarged():
-    masks = [_discs(256, 256, 6, 20, s) for s in range(4)]  # nuclei of ~11 px (sqrt area)
+    masks = [_discs(256, 256, 5, 20, s) for s in range(4)]  # nuclei of ~9 px (sqrt area)
     p = choose_preset(masks, 320)
-    assert p.policy == "scale" and p.scale > 2.5
+    assert p.policy == "scale" and p.scale > 3.0
     h, w = p.working_shape(256, 256)
-    assert h > 600 and w > 600  # each nucleus now spans ~40 working pixels
+    assert h > 750 and w > 750  # each nucleus now spans ~32 working pixels
+
+
+def test_small_objects_in_huge_images_get_a_working_scale():
+    masks = [_discs(1040, 1388, 9, 30, s) for s in range(3)]  # 16 px nuclei, 3.7 px if stretched
+    p = choose_preset(masks, 320)
+    assert p.policy == "scale" and 1.5 < p.scale < 2.5
+    h, w = p.working_shape(1040, 1388)
+    assert h * w <= 4.05e6 and w > 1388  # enlarged, within the working ceiling
 
 
 def test_tiny_tiles_are_upsampled_not_lost():
     masks = [_discs(101, 101, 5, 3, s) for s in range(4)]
     p = choose_preset(masks, 320)
-    assert p.policy == "scale"
+    assert p.policy == "stretch"  # nuclei of 9 px become 28 px in the 320-px view
     assert min(p.working_shape(101, 101)) >= 320  # at least one full view, never a 101-px speck
+    q = Preset("scale", 320, scale=1.0)
+    assert min(q.working_shape(101, 101)) >= 320  # the working scale also fits a tile to a view
 
 
 def test_huge_images_are_capped_at_the_working_ceiling():
