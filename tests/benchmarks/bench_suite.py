@@ -123,10 +123,25 @@ def _load(label: str) -> list[dict]:
 
 
 def _metric(r: dict, crf: bool = False) -> float | None:
-    key = ("miou" if "miou" in r and r["miou"] is not None else "iou")
+    """IoU (binary) or the test set's mIoU over its classes (minus the dataset's excluded ones);
+    ``crf``: with the project's CRF decision (per-image mean for multi-class)."""
     if crf:
-        return r.get("project_" + key) if r.get("project_" + key) is not None else r.get(key + "_crf")
-    return r.get(key)
+        return r.get("project_iou")
+    per_class = r.get("per_class_iou")
+    if per_class:
+        skip = set(BY_NAME[r["dataset"]].exclude_classes) if r["dataset"] in BY_NAME else set()
+        vals = [v for c, v in enumerate(per_class) if v is not None and c not in skip]
+        return sum(vals) / len(vals) if vals else None
+    return r.get("iou")
+
+
+def _worst(r: dict, n: int = 3) -> str:
+    per_class = r.get("per_class_iou")
+    if not per_class:
+        return ""
+    skip = set(BY_NAME[r["dataset"]].exclude_classes) if r["dataset"] in BY_NAME else set()
+    vals = sorted((v, c) for c, v in enumerate(per_class) if v is not None and c not in skip)
+    return ", ".join(f"{c}: {v:.2f}" for v, c in vals[:n])
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -137,7 +152,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     ceil = {d: r for (d, k, o), r in A.items() if o == "ceiling"}
     ceil_b = {d: r for (d, k, o), r in B.items() if o == "ceiling"}
     headers = ["dataset", "k", "order", "IoU/mIoU", "BIoU", "with project CRF", "CRF decision", "s/click",
-               "/ceiling", "before", "after/before"]
+               "/ceiling", "before", "after/before", "preset", "worst classes"]
     rows, summary = [], {}
     for (d, k, o), r in sorted(A.items(), key=lambda x: ([a.name for a in ALL].index(x[0][0]), x[0][2], x[0][1])):
         if o == "ceiling":
@@ -148,14 +163,14 @@ def cmd_report(args: argparse.Namespace) -> int:
         mb = _metric(b) if b else None
         rows.append([d, k, o, m, r.get("mbiou", r.get("biou")), _metric(r, crf=True), r.get("crf_decision", ""),
                      r.get("seconds"), (m / _metric(c)) if c and _metric(c) else None, mb,
-                     (m / mb) if mb else None])
+                     (m / mb) if mb else None, r.get("preset", ""), _worst(r)])
         summary.setdefault((k, o), []).append((m, mb))
     for (k, o), vals in sorted(summary.items()):
         ms = [v[0] for v in vals if v[0] is not None]
         pairs = [(v[0], v[1]) for v in vals if v[0] is not None and v[1] is not None]
         rows.append(["**mean**", k, o, sum(ms) / len(ms) if ms else None, None, None, "", None, None,
                      sum(p[1] for p in pairs) / len(pairs) if pairs else None,
-                     (sum(p[0] for p in pairs) / sum(p[1] for p in pairs)) if pairs else None])
+                     (sum(p[0] for p in pairs) / sum(p[1] for p in pairs)) if pairs else None, "", ""])
     crows = [[d, _metric(r), r.get("biou"), r.get("seconds"), _metric(ceil_b[d]) if d in ceil_b else None]
              for d, r in ceil.items()]
     record("suite", {"after": after, "before": before})
