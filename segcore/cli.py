@@ -2,6 +2,15 @@
 
 Every subcommand has --help with examples. Masks are PNG files named like their images
 (<stem>.png): binary masks 0/255, multi-class masks palette/indexed PNGs of class indices.
+
+Output names (predict): <stem>.png, stem = the file name without its last suffix. When two
+images share a stem (a.jpg and a.png), the first in name order keeps it and every other one
+uses its full file name (a.jpg -> a.png, a.png -> a.png.png): the rule project masks follow
+(segcore._index), so no output overwrites another.
+
+Failures a user can meet (missing or unreadable folders, read-only or full disks, a damaged
+checkpoint, out of memory, bad arguments) end with one line ``segloop-cli COMMAND: reason`` and
+exit code 1 (2 for argument errors), never a traceback.
 """
 
 from __future__ import annotations
@@ -15,8 +24,11 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from .errors import SegLoopError
+
 EPILOG = """examples:
-  segloop-cli predict --images photos/ --checkpoint model.pt --out masks/
+  segloop-cli predict --images photos/ --checkpoint model.pt --out predicted/
+  segloop-cli predict --project photos/            (into the project's predictions, as the app does)
   segloop-cli predict --images photos/ --project photos/ --out predicted/ --crf
   segloop-cli train --images photos/ --masks photos/masks/ --out model.pt --time-budget 300
   torchrun --nproc_per_node=2 -m segcore.cli train --images I/ --masks M/ --out model.pt --epochs 20
@@ -63,25 +75,99 @@ class Progress:
             self.stream.flush()
 
 
+class CLIError(Exception):
+    """A failure the user must fix (bad folder, refused --out, ...): printed as one line."""
+
+
 def _err(command: str, message: Any) -> int:
     print(f"segloop-cli {command}: {message}", file=sys.stderr)
     return 1
 
 
-def _images(folder: Path) -> list[Path]:
-    from .io import IMAGE_SUFFIXES
+def _reason(exc: BaseException) -> str:
+    from ._atomic import os_error_reason
+    return os_error_reason(exc)
+
+
+def _images(folder: Path, required: bool = True) -> list[Path]:
+    """Image files of ``folder`` in name order. Names that are not valid UTF-8 are skipped with
+    a message; CLIError if the folder is missing, unreadable or (``required``) has no image."""
+    from .io import IMAGE_SUFFIXES, NON_UTF8_NAME, display_name, is_image_name, is_utf8_name
+    if not folder.exists():
+        raise CLIError(f"{folder}: folder does not exist")
     if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: not a folder")
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        raise CLIError(f"{folder}: not a folder")
+    try:
+        with os.scandir(folder) as it:
+            found = sorted(Path(e.path) for e in it if is_image_name(e.name) and e.is_file())
+    except OSError as exc:
+        raise CLIError(f"{folder}: cannot list the folder ({_reason(exc)})") from exc
+    for p in found:
+        if not is_utf8_name(p.name):
+            print(f"skipped {display_name(p)}: {NON_UTF8_NAME}; rename the file to use it",
+                  file=sys.stderr)
+    found = [p for p in found if is_utf8_name(p.name)]
+    if required and not found:
+        raise CLIError(f"{folder}: no images in the folder (readable types: "
+                       f"{' '.join(IMAGE_SUFFIXES)})")
+    return found
 
 
-def _matched(images_dir: Path, masks_dir: Path) -> list[tuple[Path, Path]]:
-    """(image, mask) pairs matched by stem; masks are <stem>.png (any image suffix accepted)."""
-    masks = {p.stem: p for p in _images(masks_dir)}
-    pairs = [(p, masks[p.stem]) for p in _images(images_dir) if p.stem in masks and p != masks[p.stem]]
+def _stems(paths: list[Path]) -> dict[Path, str]:
+    """Output stem per image: the module docstring's rule (segcore._index.assign_stems)."""
+    from ._index import assign_stems
+    by_name = assign_stems([p.name for p in paths], set())
+    return {p: by_name[p.name] for p in paths}
+
+
+def _matched(images_dir: Path, masks_dir: Path) -> list[tuple[Path, Path, str]]:
+    """(image, mask, stem): image stem (see _stems) -> masks_dir/<stem>.png (or another suffix)."""
+    masks: dict[str, Path] = {}
+    for p in _images(masks_dir, required=False):
+        masks.setdefault(p.stem, p)
+        if p.suffix.lower() == ".png":
+            masks[p.stem] = p
+    pairs = [(p, masks[s], s) for p, s in _stems(_images(images_dir)).items()
+             if s in masks and p != masks[s]]
     if not pairs:
-        raise FileNotFoundError(f"{masks_dir}: no mask is named like an image of {images_dir}")
+        raise CLIError(f"{masks_dir}: no mask is named like an image of {images_dir}")
     return pairs
+
+
+def _probe_writable(folder: Path) -> None:
+    """Create and remove a temp file in ``folder``: OSError (EACCES, EROFS, ENOSPC...) up front
+    instead of after minutes of work."""
+    probe = folder / f".segloop-cli-probe-{os.getpid()}.tmp"
+    fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.close(fd)
+    os.unlink(probe)
+
+
+def _int_at_least(low: int, high: int | None = None) -> Any:
+    """argparse type: a whole number in [low, high]; anything else is an argument error."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low or (high is not None and value > high):
+            span = f"{low}..{high}" if high is not None else f"at least {low}"
+            raise argparse.ArgumentTypeError(f"{value} is out of range (must be {span})")
+        return value
+    return parse
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text} must be a positive number of seconds")
+    return value
+
+
+INPUT_SIZE = _int_at_least(32, 8192)  # the model pads to multiples of 32
 
 
 # ------------------------------------------------------------------------ weights
@@ -107,7 +193,7 @@ def _predictor(args: argparse.Namespace) -> Any:
         from .crf import CRFParams, crf_available
         ok, reason = crf_available()
         if not ok:
-            raise RuntimeError(f"--crf: DenseCRF is not available ({reason})")
+            raise CLIError(f"--crf: DenseCRF is not available ({reason})")
         crf = CRFParams()
     if getattr(args, "checkpoint", None):
         model: Any = Path(args.checkpoint)
@@ -118,8 +204,9 @@ def _predictor(args: argparse.Namespace) -> Any:
         store = ModelStore(project)
         active = store.active()
         if active is None:
-            raise RuntimeError(f"{project.root}: the project has no active model version; "
-                               f"train one or pass --checkpoint")
+            project.close()
+            raise CLIError(f"{project.root}: the project has no active model version; "
+                           f"train one or pass --checkpoint")
         model = store.path(active.id)
         project.close()
     else:
@@ -130,28 +217,138 @@ def _predictor(args: argparse.Namespace) -> Any:
     return Predictor(model, device=args.device, input_size=args.input_size, crf_params=crf)
 
 
-def _cmd_predict(args: argparse.Namespace) -> int:
-    from .io import write_mask
+def _project_root(folder: Path) -> Path | None:
+    """``folder`` if it is a SegLoop project (has .segloop/), else None."""
+    from .project import STATE_DIR
+    return folder.resolve() if (folder / STATE_DIR).is_dir() else None
+
+
+def _refuse_project_folders(out: Path, images: Path, project: str | None) -> None:
+    """--out must not be a project's masks folder (the user's corrections) or its state."""
+    from .project import STATE_DIR
+    target = out.resolve()
+    roots = {images.resolve(), target.parent}
+    if project:
+        roots.add(Path(project).resolve())
+    for root in roots:
+        is_project = (root / STATE_DIR).is_dir() or root == images.resolve()
+        if not is_project:
+            continue
+        if target == root / "masks":
+            raise CLIError(f"--out {out} is the masks folder of {root}, which holds the masks you "
+                           f"corrected; predict never writes there. To store predictions in the "
+                           f"project (as the app does) run 'segloop-cli predict --project {root}' "
+                           f"without --out; or choose another --out folder")
+        if target == root / STATE_DIR or root / STATE_DIR in target.parents:
+            raise CLIError(f"--out {out} is inside SegLoop's state folder {root / STATE_DIR}; "
+                           f"use 'segloop-cli predict --project {root}' without --out instead")
+
+
+def _prepare_out(out: Path, names: list[str], overwrite: bool) -> None:
+    """Create --out and check, before any prediction, that it is a writable folder and that no
+    existing file would be replaced (unless --overwrite)."""
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"--out {out} is a file; give a folder for the masks")
     try:
-        paths = _images(Path(args.images))
+        out.mkdir(parents=True, exist_ok=True)
+        _probe_writable(out)
+    except OSError as exc:
+        raise CLIError(f"--out {out}: cannot write there ({_reason(exc)})") from exc
+    existing = [n for n in names if (out / n).exists()]
+    if existing and not overwrite:
+        raise CLIError(f"--out {out} already holds {len(existing)} of the output files "
+                       f"({', '.join(existing[:3])}{', ...' if len(existing) > 3 else ''}); nothing "
+                       f"was written. Pass --overwrite to replace them, or choose an empty folder")
+
+
+def _check_project_classes(predictor: Any, root: Path | None, what: str) -> None:
+    """A checkpoint must predict as many classes as the project it is used on has."""
+    if root is None:
+        return
+    from .project import Project
+    with Project.open(root) as project:
+        names = [c.name for c in project.classes]
+    k = predictor.model.num_classes
+    if k != len(names):
+        raise CLIError(f"{what} predicts {k} classes but project {root} has {len(names)} "
+                       f"({', '.join(names)}); its masks would mean other classes. Use a "
+                       f"checkpoint trained on this project's classes")
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    if args.out is None and not args.project:
+        return _err("predict", "give --out FOLDER, or --project FOLDER to store the predictions in "
+                               "the project")
+    if args.images is None and not args.project:
+        return _err("predict", "give --images FOLDER (or --project FOLDER)")
+    images = Path(args.images or args.project)
+    try:
+        paths = _images(images)
+        if args.out is None:
+            return _predict_into_project(args, images)
+        out = Path(args.out)
+        _refuse_project_folders(out, images, args.project)
+        names = {p: f"{stem}.png" for p, stem in _stems(paths).items()}
+        _prepare_out(out, list(names.values()), args.overwrite)
         predictor = _predictor(args)
-    except Exception as exc:  # noqa: BLE001 - shown to the user
-        return _err("predict", exc)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+        what = f"checkpoint {args.checkpoint}" if args.checkpoint else "the model"
+        _check_project_classes(predictor, Path(args.project).resolve() if args.project
+                               else _project_root(images), what)
+    except (CLIError, SegLoopError, OSError) as exc:
+        return _err("predict", _reason(exc) if isinstance(exc, OSError) else exc)
+    return _write_predictions(predictor, paths, names, out)
+
+
+def _write_predictions(predictor: Any, paths: list[Path], names: dict[Path, str], out: Path) -> int:
+    from .errors import MaskWriteError
+    from .io import write_mask
     num_classes = predictor.model.num_classes
     bar = Progress(len(paths), "predict")
-    failed = 0
+    failed = written = 0
     for i, (path, pred) in enumerate(predictor.predict_paths(paths), 1):
         if isinstance(pred, Exception):
             failed += 1
             print(f"\n{path}: {pred}", file=sys.stderr)
         else:
-            write_mask(out / f"{path.stem}.png", pred.mask, num_classes)
+            try:
+                write_mask(out / names[path], pred.mask, num_classes)
+            except MaskWriteError as exc:  # disk full, folder gone read-only: stop, say so
+                bar.close()
+                return _err("predict", f"{exc}. Stopped: {written} of {len(paths)} masks "
+                                       f"written to {out}")
+            written += 1
         bar.update(i, path.name)
     bar.close()
-    print(f"{len(paths) - failed} masks written to {out}" + (f", {failed} images failed" if failed else ""))
+    print(f"{written} masks written to {out}" + (f", {failed} images failed" if failed else ""))
     return 1 if failed else 0
+
+
+def _predict_into_project(args: argparse.Namespace, images: Path) -> int:
+    """--project without --out: predictions go to the project's prediction store (never to
+    masks/), exactly as the app stores them; corrected images keep their masks."""
+    from .loop import predict_project
+    from .project import Project
+    root = Path(args.project).resolve()
+    if images.resolve() != root:
+        raise CLIError(f"without --out, predictions are stored in project {root}, so --images "
+                       f"must be that folder (got {images}); give --out to predict another folder")
+    predictor = _predictor(args)
+    _check_project_classes(predictor, root, "the project's active model")
+    with Project.open(root) as project:
+        if project.read_only:
+            raise CLIError(f"{root}: the project is read-only ({project.read_only_reason}); give "
+                           f"--out to write the masks elsewhere")
+        stems = project.stems()
+        bar = Progress(len(stems), "predict")
+        summary = predict_project(project, predictor, stems,
+                                  on_progress=lambda done, total, stem: bar.update(done, stem))
+        bar.close()
+        for stem, message in summary.errors.items():
+            print(f"{stem}: {message}", file=sys.stderr)
+    ok = summary.done - len(summary.errors)
+    print(f"{ok} predictions stored in {root / '.segloop' / 'predictions'} (shown in the app; "
+          f"masks/ untouched)" + (f", {len(summary.errors)} images failed" if summary.errors else ""))
+    return 1 if summary.errors else 0
 
 
 def evaluate_folder(images: Path, masks: Path, predictor: Any, progress: bool = True) -> dict[str, Any]:
@@ -164,9 +361,16 @@ def evaluate_folder(images: Path, masks: Path, predictor: Any, progress: bool = 
     k = predictor.model.num_classes
     cm = np.zeros((k, k), np.int64)
     bious = []
+    present: set[int] = set()
     bar = Progress(len(pairs), "eval") if progress else None
-    for i, (ipath, mpath) in enumerate(pairs, 1):
+    for i, (ipath, mpath, _) in enumerate(pairs, 1):
         gt = read_mask(mpath)
+        classes = set(np.unique(gt).tolist()) - {255}
+        if classes and max(classes) >= k:
+            raise CLIError(f"{mpath}: the mask holds class {max(classes)} but the checkpoint "
+                           f"predicts only {k} classes (0..{k - 1}); use a checkpoint trained on "
+                           f"these classes")
+        present |= classes
         pred = predictor.predict(read_image(ipath)).mask
         if gt.shape != pred.shape:
             raise ValueError(f"{mpath}: mask size {gt.shape} differs from its image {pred.shape}")
@@ -180,6 +384,10 @@ def evaluate_folder(images: Path, masks: Path, predictor: Any, progress: bool = 
     scores = metrics.scores_from_confusion(cm)
     scores["biou"] = float(np.nanmean(bious))
     scores["images"] = len(pairs)
+    if k > 2 and present <= {0, 1}:
+        print(f"warning: the checkpoint predicts {k} classes but every mask in {masks} holds only "
+              f"classes 0 and 1 (binary data?): pixels it gives classes 2..{k - 1} count as errors",
+              file=sys.stderr)
     return scores
 
 
@@ -196,8 +404,8 @@ def _json_clean(value: Any) -> Any:
 def _cmd_eval(args: argparse.Namespace) -> int:
     try:
         scores = evaluate_folder(Path(args.images), Path(args.masks), _predictor(args), progress=not args.json)
-    except Exception as exc:  # noqa: BLE001
-        return _err("eval", exc)
+    except (CLIError, SegLoopError, OSError, ValueError, RuntimeError) as exc:
+        return _err("eval", _reason(exc) if isinstance(exc, OSError) else exc)
     if args.json:
         print(json.dumps(_json_clean(scores), indent=1))  # NaN (class absent everywhere) → null
         return 0
@@ -212,7 +420,6 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------ versions
 def _cmd_versions(args: argparse.Namespace) -> int:
-    from .errors import SegLoopError
     from .project import Project
     from .versions import ModelStore
     try:
@@ -225,8 +432,8 @@ def _cmd_versions(args: argparse.Namespace) -> int:
             print(f"rolled back: version {store.rollback()} is now active",
                   file=sys.stderr if args.json else sys.stdout)
         rows = store.versions()
-    except SegLoopError as exc:
-        return _err("versions", exc)
+    except (SegLoopError, OSError) as exc:
+        return _err("versions", _reason(exc) if isinstance(exc, OSError) else exc)
     if args.json:
         print(json.dumps([{"id": v.id, "parent": v.parent, "created": v.created, "arch": v.arch,
                            "file": v.file, "active": v.active, "metrics": v.metrics} for v in rows], indent=1))
@@ -264,13 +471,17 @@ def _train_parser(sub: Any) -> None:
     p.add_argument("--mode", choices=["fast", "full", "fast+full"], default=d.mode,
                    help="fast: frozen encoder, cached features, decoder only; full: all weights "
                         "(encoder BN frozen); fast+full: fast warm-up then full (default %(default)s)")
-    p.add_argument("--time-budget", type=float, metavar="S", help="stop after S seconds in total")
-    p.add_argument("--epochs", type=int, metavar="N", help="epochs per phase (default: 20 without --time-budget)")
+    p.add_argument("--time-budget", type=_positive_float, metavar="S", help="stop after S seconds in total")
+    p.add_argument("--epochs", type=_int_at_least(1), metavar="N",
+                   help="epochs per phase (default: 20 without --time-budget)")
     p.add_argument("--arch", default=d.arch, help="architecture of a fresh model (default %(default)s)")
-    p.add_argument("--classes", type=int, default=2, help="number of classes incl. background (default 2)")
+    p.add_argument("--classes", type=_int_at_least(2, 256), default=2,
+                   help="number of classes incl. background (default 2)")
     p.add_argument("--no-pretrained", action="store_true", help="fresh model from random weights")
-    p.add_argument("--input-size", type=int, default=d.input_size, help="crop size (default %(default)s)")
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help="per process (default %(default)s)")
+    p.add_argument("--input-size", type=INPUT_SIZE, default=d.input_size,
+                   help="crop size, 32..8192 (default %(default)s)")
+    p.add_argument("--batch-size", type=_int_at_least(1), default=d.batch_size,
+                   help="per process (default %(default)s)")
     p.add_argument("--optimizer", choices=["adamw", "sgd"], default=d.optimizer)
     p.add_argument("--lr-head", type=float, default=d.lr_head, help="decoder LR (default %(default)s)")
     p.add_argument("--lr-backbone", type=float, default=d.lr_backbone, help="encoder LR (default %(default)s)")
@@ -283,14 +494,15 @@ def _train_parser(sub: Any) -> None:
 def _cmd_train(args: argparse.Namespace) -> int:
     """Train on matched pairs; under torchrun every rank trains, rank 0 writes the checkpoint."""
     from . import models
-    from .errors import SegLoopError
     from .loop import split_held_out
     from .training import TrainCallbacks, TrainConfig, Trainer
     from .training.distributed import cleanup, init_from_env, state_checksum
     from .versions import load_checkpoint, save_checkpoint
     rank, world = init_from_env(args.device)
     try:
-        pairs = {i.stem: (i, m, i.stem) for i, m in _matched(Path(args.images), Path(args.masks))}
+        if rank == 0:
+            _check_checkpoint_out(Path(args.out))
+        pairs = {s: (i, m, s) for i, m, s in _matched(Path(args.images), Path(args.masks))}
         train_stems, held = split_held_out(list(pairs))
         config = TrainConfig(mode=args.mode, epochs=args.epochs, time_budget_s=args.time_budget,
                              input_size=args.input_size, batch_size=args.batch_size,
@@ -328,10 +540,36 @@ def _cmd_train(args: argparse.Namespace) -> int:
             print(f"checkpoint written: {args.out} (held-out IoU {result.val_iou}, BIoU {result.val_biou}, "
                   f"{result.seconds:.0f} s, {result.stopped_reason})")
         return 0
-    except (SegLoopError, FileNotFoundError, ValueError) as exc:
+    except (CLIError, SegLoopError, ValueError) as exc:
         return _err("train", exc)
+    except OSError as exc:
+        return _err("train", f"{exc.filename + ': ' if exc.filename else ''}{_reason(exc)}")
+    except MemoryError as exc:
+        return _err("train", f"out of memory while training ({exc or 'MemoryError'}); try a smaller "
+                             f"--batch-size or --input-size, or --mode fast")
+    except RuntimeError as exc:
+        from .inference import is_oom
+        if not is_oom(exc):
+            raise
+        return _err("train", f"out of memory while training ({str(exc).splitlines()[0][:200]}); "
+                             f"try a smaller --batch-size or --input-size, or --mode fast")
     finally:
         cleanup()
+
+
+def _check_checkpoint_out(out: Path) -> None:
+    """--out must be a file path whose folder can be written: checked before training."""
+    if out.is_dir():
+        raise CLIError(f"--out {out} is a folder; give the checkpoint file to write "
+                       f"(e.g. {out / 'model.pt'})")
+    folder = out.parent
+    if folder.exists() and not folder.is_dir():
+        raise CLIError(f"--out {out}: {folder} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        _probe_writable(folder)
+    except OSError as exc:
+        raise CLIError(f"--out {out}: cannot write the checkpoint there ({_reason(exc)})") from exc
 
 
 def _rank_device(device: str, rank: int) -> str:
@@ -352,15 +590,25 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=raw,
                        description="Predict a mask for every image in --images and write <stem>.png "
                                    "into --out. The model is --checkpoint, else the active version of "
-                                   "--project, else the untrained ImageNet model.")
-    p.add_argument("--images", required=True, help="folder of images")
+                                   "--project, else the untrained ImageNet model. With --project and "
+                                   "no --out the predictions are stored in the project (.segloop/"
+                                   "predictions, what the app shows); corrected masks are never "
+                                   "touched. --out may not be a project's masks/ folder, and existing "
+                                   "files in --out are only replaced with --overwrite. Output names: "
+                                   "<stem>.png; when images share a stem (a.jpg, a.png) the first in "
+                                   "name order keeps it, the others use their full name "
+                                   "(a.png -> a.png.png), as project masks do.")
+    p.add_argument("--images", help="folder of images (default: the --project folder)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--checkpoint", help="checkpoint file (.pt) written by train or the app")
     src.add_argument("--project", help="project folder: use its active model version")
-    p.add_argument("--out", required=True, help="folder for the masks (created if missing)")
+    p.add_argument("--out", help="folder for the masks (created if missing); without it, --project "
+                                 "stores the predictions in the project")
+    p.add_argument("--overwrite", action="store_true", help="replace files that already exist in --out")
     p.add_argument("--crf", action="store_true", help="refine with DenseCRF (slower, sharper edges)")
-    p.add_argument("--input-size", type=int, default=None,
-                   help="side of the square the model sees (default: the size it was trained at)")
+    p.add_argument("--input-size", type=INPUT_SIZE, default=None,
+                   help="side of the square the model sees, 32..8192 (default: the size it was "
+                        "trained at)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
     p.set_defaults(func=_cmd_predict)
 
@@ -376,7 +624,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, help="checkpoint file (.pt)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.add_argument("--crf", action="store_true", help="refine with DenseCRF before scoring")
-    p.add_argument("--input-size", type=int, default=None,
+    p.add_argument("--input-size", type=INPUT_SIZE, default=None,
                    help="side of the square the model sees (default: the size it was trained at)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
     p.set_defaults(func=_cmd_eval)
@@ -406,7 +654,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (CLIError, SegLoopError) as exc:  # last net: each command handles its own first
+        return _err(args.command, exc)
+    except OSError as exc:
+        return _err(args.command, f"{exc.filename + ': ' if exc.filename else ''}{_reason(exc)}")
+    except MemoryError as exc:
+        return _err(args.command, f"out of memory ({exc or 'MemoryError'})")
+    except KeyboardInterrupt:
+        print(f"segloop-cli {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
