@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from ._cli_common import (INPUT_SIZE, CLIError, _err, _images, _int_at_least, _matched,  # noqa: F401
+                          _positive_float, _probe_writable, _reason, _stems)
 from .errors import SegLoopError
 
 EPILOG = """examples:
@@ -75,101 +77,6 @@ class Progress:
             self.stream.flush()
 
 
-class CLIError(Exception):
-    """A failure the user must fix (bad folder, refused --out, ...): printed as one line."""
-
-
-def _err(command: str, message: Any) -> int:
-    print(f"segloop-cli {command}: {message}", file=sys.stderr)
-    return 1
-
-
-def _reason(exc: BaseException) -> str:
-    from ._atomic import os_error_reason
-    return os_error_reason(exc)
-
-
-def _images(folder: Path, required: bool = True) -> list[Path]:
-    """Image files of ``folder`` in name order. Names that are not valid UTF-8 are skipped with
-    a message; CLIError if the folder is missing, unreadable or (``required``) has no image."""
-    from .io import IMAGE_SUFFIXES, NON_UTF8_NAME, display_name, is_image_name, is_utf8_name
-    if not folder.exists():
-        raise CLIError(f"{folder}: folder does not exist")
-    if not folder.is_dir():
-        raise CLIError(f"{folder}: not a folder")
-    try:
-        with os.scandir(folder) as it:
-            found = sorted(Path(e.path) for e in it if is_image_name(e.name) and e.is_file())
-    except OSError as exc:
-        raise CLIError(f"{folder}: cannot list the folder ({_reason(exc)})") from exc
-    for p in found:
-        if not is_utf8_name(p.name):
-            print(f"skipped {display_name(p)}: {NON_UTF8_NAME}; rename the file to use it",
-                  file=sys.stderr)
-    found = [p for p in found if is_utf8_name(p.name)]
-    if required and not found:
-        raise CLIError(f"{folder}: no images in the folder (readable types: "
-                       f"{' '.join(IMAGE_SUFFIXES)})")
-    return found
-
-
-def _stems(paths: list[Path]) -> dict[Path, str]:
-    """Output stem per image: the module docstring's rule (segcore._index.assign_stems)."""
-    from ._index import assign_stems
-    by_name = assign_stems([p.name for p in paths], set())
-    return {p: by_name[p.name] for p in paths}
-
-
-def _matched(images_dir: Path, masks_dir: Path) -> list[tuple[Path, Path, str]]:
-    """(image, mask, stem): image stem (see _stems) -> masks_dir/<stem>.png (or another suffix)."""
-    masks: dict[str, Path] = {}
-    for p in _images(masks_dir, required=False):
-        masks.setdefault(p.stem, p)
-        if p.suffix.lower() == ".png":
-            masks[p.stem] = p
-    pairs = [(p, masks[s], s) for p, s in _stems(_images(images_dir)).items()
-             if s in masks and p != masks[s]]
-    if not pairs:
-        raise CLIError(f"{masks_dir}: no mask is named like an image of {images_dir}")
-    return pairs
-
-
-def _probe_writable(folder: Path) -> None:
-    """Create and remove a temp file in ``folder``: OSError (EACCES, EROFS, ENOSPC...) up front
-    instead of after minutes of work."""
-    probe = folder / f".segloop-cli-probe-{os.getpid()}.tmp"
-    fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    os.close(fd)
-    os.unlink(probe)
-
-
-def _int_at_least(low: int, high: int | None = None) -> Any:
-    """argparse type: a whole number in [low, high]; anything else is an argument error."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if value < low or (high is not None and value > high):
-            span = f"{low}..{high}" if high is not None else f"at least {low}"
-            raise argparse.ArgumentTypeError(f"{value} is out of range (must be {span})")
-        return value
-    return parse
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0 or not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"{text} must be a positive number of seconds")
-    return value
-
-
-INPUT_SIZE = _int_at_least(32, 8192)  # the model pads to multiples of 32
-
-
 # ------------------------------------------------------------------------ weights
 def _cmd_weights(args: argparse.Namespace) -> int:
     from .errors import WeightsUnavailableError
@@ -215,140 +122,6 @@ def _predictor(args: argparse.Namespace) -> Any:
               "(predictions will be poor)", file=sys.stderr)
         model = models.build(models.DEFAULT_MODEL, pretrained=True)
     return Predictor(model, device=args.device, input_size=args.input_size, crf_params=crf)
-
-
-def _project_root(folder: Path) -> Path | None:
-    """``folder`` if it is a SegLoop project (has .segloop/), else None."""
-    from .project import STATE_DIR
-    return folder.resolve() if (folder / STATE_DIR).is_dir() else None
-
-
-def _refuse_project_folders(out: Path, images: Path, project: str | None) -> None:
-    """--out must not be a project's masks folder (the user's corrections) or its state."""
-    from .project import STATE_DIR
-    target = out.resolve()
-    roots = {images.resolve(), target.parent}
-    if project:
-        roots.add(Path(project).resolve())
-    for root in roots:
-        is_project = (root / STATE_DIR).is_dir() or root == images.resolve()
-        if not is_project:
-            continue
-        if target == root / "masks":
-            raise CLIError(f"--out {out} is the masks folder of {root}, which holds the masks you "
-                           f"corrected; predict never writes there. To store predictions in the "
-                           f"project (as the app does) run 'segloop-cli predict --project {root}' "
-                           f"without --out; or choose another --out folder")
-        if target == root / STATE_DIR or root / STATE_DIR in target.parents:
-            raise CLIError(f"--out {out} is inside SegLoop's state folder {root / STATE_DIR}; "
-                           f"use 'segloop-cli predict --project {root}' without --out instead")
-
-
-def _prepare_out(out: Path, names: list[str], overwrite: bool) -> None:
-    """Create --out and check, before any prediction, that it is a writable folder and that no
-    existing file would be replaced (unless --overwrite)."""
-    if out.exists() and not out.is_dir():
-        raise CLIError(f"--out {out} is a file; give a folder for the masks")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        _probe_writable(out)
-    except OSError as exc:
-        raise CLIError(f"--out {out}: cannot write there ({_reason(exc)})") from exc
-    existing = [n for n in names if (out / n).exists()]
-    if existing and not overwrite:
-        raise CLIError(f"--out {out} already holds {len(existing)} of the output files "
-                       f"({', '.join(existing[:3])}{', ...' if len(existing) > 3 else ''}); nothing "
-                       f"was written. Pass --overwrite to replace them, or choose an empty folder")
-
-
-def _check_project_classes(predictor: Any, root: Path | None, what: str) -> None:
-    """A checkpoint must predict as many classes as the project it is used on has."""
-    if root is None:
-        return
-    from .project import Project
-    with Project.open(root) as project:
-        names = [c.name for c in project.classes]
-    k = predictor.model.num_classes
-    if k != len(names):
-        raise CLIError(f"{what} predicts {k} classes but project {root} has {len(names)} "
-                       f"({', '.join(names)}); its masks would mean other classes. Use a "
-                       f"checkpoint trained on this project's classes")
-
-
-def _cmd_predict(args: argparse.Namespace) -> int:
-    if args.out is None and not args.project:
-        return _err("predict", "give --out FOLDER, or --project FOLDER to store the predictions in "
-                               "the project")
-    if args.images is None and not args.project:
-        return _err("predict", "give --images FOLDER (or --project FOLDER)")
-    images = Path(args.images or args.project)
-    try:
-        paths = _images(images)
-        if args.out is None:
-            return _predict_into_project(args, images)
-        out = Path(args.out)
-        _refuse_project_folders(out, images, args.project)
-        names = {p: f"{stem}.png" for p, stem in _stems(paths).items()}
-        _prepare_out(out, list(names.values()), args.overwrite)
-        predictor = _predictor(args)
-        what = f"checkpoint {args.checkpoint}" if args.checkpoint else "the model"
-        _check_project_classes(predictor, Path(args.project).resolve() if args.project
-                               else _project_root(images), what)
-    except (CLIError, SegLoopError, OSError) as exc:
-        return _err("predict", _reason(exc) if isinstance(exc, OSError) else exc)
-    return _write_predictions(predictor, paths, names, out)
-
-
-def _write_predictions(predictor: Any, paths: list[Path], names: dict[Path, str], out: Path) -> int:
-    from .errors import MaskWriteError
-    from .io import write_mask
-    num_classes = predictor.model.num_classes
-    bar = Progress(len(paths), "predict")
-    failed = written = 0
-    for i, (path, pred) in enumerate(predictor.predict_paths(paths), 1):
-        if isinstance(pred, Exception):
-            failed += 1
-            print(f"\n{path}: {pred}", file=sys.stderr)
-        else:
-            try:
-                write_mask(out / names[path], pred.mask, num_classes)
-            except MaskWriteError as exc:  # disk full, folder gone read-only: stop, say so
-                bar.close()
-                return _err("predict", f"{exc}. Stopped: {written} of {len(paths)} masks "
-                                       f"written to {out}")
-            written += 1
-        bar.update(i, path.name)
-    bar.close()
-    print(f"{written} masks written to {out}" + (f", {failed} images failed" if failed else ""))
-    return 1 if failed else 0
-
-
-def _predict_into_project(args: argparse.Namespace, images: Path) -> int:
-    """--project without --out: predictions go to the project's prediction store (never to
-    masks/), exactly as the app stores them; corrected images keep their masks."""
-    from .loop import predict_project
-    from .project import Project
-    root = Path(args.project).resolve()
-    if images.resolve() != root:
-        raise CLIError(f"without --out, predictions are stored in project {root}, so --images "
-                       f"must be that folder (got {images}); give --out to predict another folder")
-    predictor = _predictor(args)
-    _check_project_classes(predictor, root, "the project's active model")
-    with Project.open(root) as project:
-        if project.read_only:
-            raise CLIError(f"{root}: the project is read-only ({project.read_only_reason}); give "
-                           f"--out to write the masks elsewhere")
-        stems = project.stems()
-        bar = Progress(len(stems), "predict")
-        summary = predict_project(project, predictor, stems,
-                                  on_progress=lambda done, total, stem: bar.update(done, stem))
-        bar.close()
-        for stem, message in summary.errors.items():
-            print(f"{stem}: {message}", file=sys.stderr)
-    ok = summary.done - len(summary.errors)
-    print(f"{ok} predictions stored in {root / '.segloop' / 'predictions'} (shown in the app; "
-          f"masks/ untouched)" + (f", {len(summary.errors)} images failed" if summary.errors else ""))
-    return 1 if summary.errors else 0
 
 
 def evaluate_folder(images: Path, masks: Path, predictor: Any, progress: bool = True) -> dict[str, Any]:
@@ -586,31 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     raw = argparse.RawDescriptionHelpFormatter
 
-    p = sub.add_parser("predict", help="write predicted masks for a folder of images", epilog=EPILOG,
-                       formatter_class=raw,
-                       description="Predict a mask for every image in --images and write <stem>.png "
-                                   "into --out. The model is --checkpoint, else the active version of "
-                                   "--project, else the untrained ImageNet model. With --project and "
-                                   "no --out the predictions are stored in the project (.segloop/"
-                                   "predictions, what the app shows); corrected masks are never "
-                                   "touched. --out may not be a project's masks/ folder, and existing "
-                                   "files in --out are only replaced with --overwrite. Output names: "
-                                   "<stem>.png; when images share a stem (a.jpg, a.png) the first in "
-                                   "name order keeps it, the others use their full name "
-                                   "(a.png -> a.png.png), as project masks do.")
-    p.add_argument("--images", help="folder of images (default: the --project folder)")
-    src = p.add_mutually_exclusive_group()
-    src.add_argument("--checkpoint", help="checkpoint file (.pt) written by train or the app")
-    src.add_argument("--project", help="project folder: use its active model version")
-    p.add_argument("--out", help="folder for the masks (created if missing); without it, --project "
-                                 "stores the predictions in the project")
-    p.add_argument("--overwrite", action="store_true", help="replace files that already exist in --out")
-    p.add_argument("--crf", action="store_true", help="refine with DenseCRF (slower, sharper edges)")
-    p.add_argument("--input-size", type=INPUT_SIZE, default=None,
-                   help="side of the square the model sees, 32..8192 (default: the size it was "
-                        "trained at)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
-    p.set_defaults(func=_cmd_predict)
+    from .cli_predict import add_predict_parser
+    add_predict_parser(sub)
 
     _train_parser(sub)
 
