@@ -9,6 +9,12 @@ Stem rule: an image's stem is its file name without the last suffix (``cat.01.jp
 index already knows keeps it (on a fresh index: the name that sorts first), and each other one
 uses its full file name as stem (``a.png`` -> mask ``masks/a.png.png``). Hidden files (starting
 with ``.``, which includes SegLoop's temp files) and non-image suffixes are ignored.
+
+A file whose name is not valid UTF-8 cannot be stored in SQLite as text: it is listed under its
+:func:`segcore.io.display_name` (``bad\\xff.png``) with status ``error`` and the reason
+``NON_UTF8_NAME``; ``DiskState.real_names`` maps that name back to the real one. A folder that
+exists but cannot be listed (no read permission) raises OSError: an empty listing would make
+every corrected image look unlabelled.
 """
 
 from __future__ import annotations
@@ -16,11 +22,11 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from segcore._atomic import os_error_reason
-from segcore.io import is_image_name
+from segcore.io import NON_UTF8_NAME, display_name, is_image_name, is_utf8_name
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 15_000
@@ -203,26 +209,42 @@ class DiskState:
     images: dict[str, int]
     masks: dict[str, float]  # stem -> mask mtime (seconds)
     predictions: set[str]
+    real_names: dict[str, str] = field(default_factory=dict)  # display name -> undecodable name
+
+
+def bad_name_error(display: str) -> str:
+    """The per-image error recorded for an image whose file name is not valid UTF-8."""
+    return f"{display}: {NON_UTF8_NAME}; rename the file to use it in SegLoop"
 
 
 def _scan_dir(folder: Path) -> dict[str, os.DirEntry[str]]:
+    """Visible entries of ``folder``; {} if it does not exist. Other OSErrors propagate."""
     try:
         with os.scandir(folder) as it:
             return {e.name: e for e in it if not e.name.startswith(".")}
-    except OSError:
+    except (FileNotFoundError, NotADirectoryError):
         return {}
 
 
 def scan(root: Path, masks_dir: Path, predictions_dir: Path) -> DiskState:
     """Names and mtimes only (``os.scandir`` + stat); never opens an image file."""
     images: dict[str, int] = {}
+    real_names: dict[str, str] = {}
     for name, entry in _scan_dir(root).items():
-        if is_image_name(name):
-            try:
-                if entry.is_file():
-                    images[name] = entry.stat().st_mtime_ns
-            except OSError:
+        if not is_image_name(name):
+            continue
+        try:
+            if not entry.is_file():
                 continue
+            mtime = entry.stat().st_mtime_ns
+        except OSError:
+            continue
+        if not is_utf8_name(name):
+            shown = display_name(name)
+            if shown in images or shown in real_names:
+                continue  # a file really has that name; the undecodable one is not listed
+            real_names[shown], name = name, shown
+        images[name] = mtime
     masks: dict[str, float] = {}
     for name, entry in _scan_dir(masks_dir).items():
         if name.lower().endswith(".png"):
@@ -232,7 +254,7 @@ def scan(root: Path, masks_dir: Path, predictions_dir: Path) -> DiskState:
             except OSError:
                 continue
     preds = {n[:-4] for n in _scan_dir(predictions_dir) if n.lower().endswith(".png")}
-    return DiskState(images, masks, preds)
+    return DiskState(images, masks, preds, real_names)
 
 
 def assign_stems(new_names: list[str], taken: set[str]) -> dict[str, str]:
@@ -272,9 +294,12 @@ def reconcile(conn: sqlite3.Connection, disk: DiskState,
         inserts = []
         for name, stem in new.items():
             status, updated = _fresh_status(stem, disk)
-            inserts.append((stem, name, status, updated, disk.images[name]))
-        conn.executemany("INSERT INTO images (stem, filename, status, updated, mtime_ns)"
-                         " VALUES (?, ?, ?, ?, ?)", inserts)
+            error = None
+            if name in disk.real_names:
+                status, updated, error = "error", now, bad_name_error(name)
+            inserts.append((stem, name, status, updated, disk.images[name], error))
+        conn.executemany("INSERT INTO images (stem, filename, status, updated, mtime_ns, error)"
+                         " VALUES (?, ?, ?, ?, ?, ?)", inserts)
         updates = []
         for name, (stem, _, status, mtime_ns, unc, err, ver) in known.items():
             changed = mtime_ns != disk.images[name]
@@ -291,6 +316,8 @@ def reconcile(conn: sqlite3.Connection, disk: DiskState,
             new_unc = unc if has_pred else None
             new_ver = ver if has_pred else None
             new_err = None if changed else err
+            if name in disk.real_names:
+                new_status, new_err = "error", bad_name_error(name)
             if (new_status, new_unc, new_ver, new_err, changed) != (status, unc, ver, err, False):
                 updated = disk.masks.get(stem, now) if new_status == "corrected" else now
                 updates.append((new_status, new_unc, new_ver, new_err, disk.images[name],

@@ -2,6 +2,15 @@
 
 Every subcommand has --help with examples. Masks are PNG files named like their images
 (<stem>.png): binary masks 0/255, multi-class masks palette/indexed PNGs of class indices.
+
+Output names (predict): <stem>.png, stem = the file name without its last suffix. When two
+images share a stem (a.jpg and a.png), the first in name order keeps it and every other one
+uses its full file name (a.jpg -> a.png, a.png -> a.png.png): the rule project masks follow
+(segcore._index), so no output overwrites another.
+
+Failures a user can meet (missing or unreadable folders, read-only or full disks, a damaged
+checkpoint, out of memory, bad arguments) end with one line ``segloop-cli COMMAND: reason`` and
+exit code 1 (2 for argument errors), never a traceback.
 """
 
 from __future__ import annotations
@@ -15,8 +24,13 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from ._cli_common import (INPUT_SIZE, CLIError, _err, _images, _int_at_least, _matched,  # noqa: F401
+                          _positive_float, _probe_writable, _reason, _stems)
+from .errors import SegLoopError
+
 EPILOG = """examples:
-  segloop-cli predict --images photos/ --checkpoint model.pt --out masks/
+  segloop-cli predict --images photos/ --checkpoint model.pt --out predicted/
+  segloop-cli predict --project photos/            (into the project's predictions, as the app does)
   segloop-cli predict --images photos/ --project photos/ --out predicted/ --crf
   segloop-cli train --images photos/ --masks photos/masks/ --out model.pt --time-budget 300
   torchrun --nproc_per_node=2 -m segcore.cli train --images I/ --masks M/ --out model.pt --epochs 20
@@ -63,27 +77,6 @@ class Progress:
             self.stream.flush()
 
 
-def _err(command: str, message: Any) -> int:
-    print(f"segloop-cli {command}: {message}", file=sys.stderr)
-    return 1
-
-
-def _images(folder: Path) -> list[Path]:
-    from .io import IMAGE_SUFFIXES
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: not a folder")
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-
-
-def _matched(images_dir: Path, masks_dir: Path) -> list[tuple[Path, Path]]:
-    """(image, mask) pairs matched by stem; masks are <stem>.png (any image suffix accepted)."""
-    masks = {p.stem: p for p in _images(masks_dir)}
-    pairs = [(p, masks[p.stem]) for p in _images(images_dir) if p.stem in masks and p != masks[p.stem]]
-    if not pairs:
-        raise FileNotFoundError(f"{masks_dir}: no mask is named like an image of {images_dir}")
-    return pairs
-
-
 # ------------------------------------------------------------------------ weights
 def _cmd_weights(args: argparse.Namespace) -> int:
     from .errors import WeightsUnavailableError
@@ -109,7 +102,7 @@ def _predictor(args: argparse.Namespace) -> Any:
         from .crf import CRFParams, crf_available
         ok, reason = crf_available()
         if not ok:
-            raise RuntimeError(f"--crf: DenseCRF is not available ({reason})")
+            raise CLIError(f"--crf: DenseCRF is not available ({reason})")
         crf = CRFParams()
     if getattr(args, "checkpoint", None):
         model: Any = Path(args.checkpoint)
@@ -120,8 +113,9 @@ def _predictor(args: argparse.Namespace) -> Any:
         store = ModelStore(project)
         active = store.active()
         if active is None:
-            raise RuntimeError(f"{project.root}: the project has no active model version; "
-                               f"train one or pass --checkpoint")
+            project.close()
+            raise CLIError(f"{project.root}: the project has no active model version; "
+                           f"train one or pass --checkpoint")
         model = store.path(active.id)
         project.close()
     else:
@@ -140,30 +134,6 @@ def _predictor(args: argparse.Namespace) -> Any:
     return predictor
 
 
-def _cmd_predict(args: argparse.Namespace) -> int:
-    from .io import write_mask
-    try:
-        paths = _images(Path(args.images))
-        predictor = _predictor(args)
-    except Exception as exc:  # noqa: BLE001 - shown to the user
-        return _err("predict", exc)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    num_classes = predictor.model.num_classes
-    bar = Progress(len(paths), "predict")
-    failed = 0
-    for i, (path, pred) in enumerate(predictor.predict_paths(paths), 1):
-        if isinstance(pred, Exception):
-            failed += 1
-            print(f"\n{path}: {pred}", file=sys.stderr)
-        else:
-            write_mask(out / f"{path.stem}.png", pred.mask, num_classes)
-        bar.update(i, path.name)
-    bar.close()
-    print(f"{len(paths) - failed} masks written to {out}" + (f", {failed} images failed" if failed else ""))
-    return 1 if failed else 0
-
-
 def evaluate_folder(images: Path, masks: Path, predictor: Any, progress: bool = True,
                     ignore_index: int | None = None) -> dict[str, Any]:
     """Dataset scores: PA, MPA, per-class IoU, mIoU, FWIoU from the summed confusion matrix, and
@@ -175,11 +145,18 @@ def evaluate_folder(images: Path, masks: Path, predictor: Any, progress: bool = 
     k = predictor.model.num_classes
     cm = np.zeros((k, k), np.int64)
     bious = []
+    present: set[int] = set()
     bar = Progress(len(pairs), "eval") if progress else None
-    for i, (ipath, mpath) in enumerate(pairs, 1):
+    for i, (ipath, mpath, _) in enumerate(pairs, 1):
         gt = read_mask(mpath, k)
         if ignore_index is not None:
             gt = np.where(gt == ignore_index, 255, gt).astype(np.uint8)
+        classes = set(np.unique(gt).tolist()) - {255}
+        if classes and max(classes) >= k:
+            raise CLIError(f"{mpath}: the mask holds class {max(classes)} but the checkpoint "
+                           f"predicts only {k} classes (0..{k - 1}); use a checkpoint trained on "
+                           f"these classes")
+        present |= classes
         pred = predictor.predict(read_image(ipath)).mask
         if gt.shape != pred.shape:
             raise ValueError(f"{mpath}: mask size {gt.shape} differs from its image {pred.shape}")
@@ -193,6 +170,10 @@ def evaluate_folder(images: Path, masks: Path, predictor: Any, progress: bool = 
     scores = metrics.scores_from_confusion(cm)
     scores["biou"] = float(np.nanmean(bious))
     scores["images"] = len(pairs)
+    if k > 2 and present <= {0, 1}:
+        print(f"warning: the checkpoint predicts {k} classes but every mask in {masks} holds only "
+              f"classes 0 and 1 (binary data?): pixels it gives classes 2..{k - 1} count as errors",
+              file=sys.stderr)
     return scores
 
 
@@ -210,8 +191,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     try:
         scores = evaluate_folder(Path(args.images), Path(args.masks), _predictor(args), progress=not args.json,
                                  ignore_index=args.ignore_index)
-    except Exception as exc:  # noqa: BLE001
-        return _err("eval", exc)
+    except (CLIError, SegLoopError, OSError, ValueError, RuntimeError) as exc:
+        return _err("eval", _reason(exc) if isinstance(exc, OSError) else exc)
     if args.json:
         print(json.dumps(_json_clean(scores), indent=1))  # NaN (class absent everywhere) → null
         return 0
@@ -226,7 +207,6 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------ versions
 def _cmd_versions(args: argparse.Namespace) -> int:
-    from .errors import SegLoopError
     from .project import Project
     from .versions import ModelStore
     try:
@@ -239,8 +219,8 @@ def _cmd_versions(args: argparse.Namespace) -> int:
             print(f"rolled back: version {store.rollback()} is now active",
                   file=sys.stderr if args.json else sys.stdout)
         rows = store.versions()
-    except SegLoopError as exc:
-        return _err("versions", exc)
+    except (SegLoopError, OSError) as exc:
+        return _err("versions", _reason(exc) if isinstance(exc, OSError) else exc)
     if args.json:
         print(json.dumps([{"id": v.id, "parent": v.parent, "created": v.created, "arch": v.arch,
                            "file": v.file, "active": v.active, "metrics": v.metrics} for v in rows], indent=1))
@@ -278,10 +258,12 @@ def _train_parser(sub: Any) -> None:
     p.add_argument("--mode", choices=["fast", "full", "fast+full"], default=d.mode,
                    help="fast: frozen encoder, cached features, decoder only; full: all weights "
                         "(encoder BN frozen); fast+full: fast warm-up then full (default %(default)s)")
-    p.add_argument("--time-budget", type=float, metavar="S", help="stop after S seconds in total")
-    p.add_argument("--epochs", type=int, metavar="N", help="epochs per phase (default: 20 without --time-budget)")
+    p.add_argument("--time-budget", type=_positive_float, metavar="S", help="stop after S seconds in total")
+    p.add_argument("--epochs", type=_int_at_least(1), metavar="N",
+                   help="epochs per phase (default: 20 without --time-budget)")
     p.add_argument("--arch", default=d.arch, help="architecture of a fresh model (default %(default)s)")
-    p.add_argument("--classes", type=int, default=2, help="number of classes incl. background (default 2)")
+    p.add_argument("--classes", type=_int_at_least(2, 256), default=2,
+                   help="number of classes incl. background (default 2)")
     p.add_argument("--ignore-index", type=int, default=None, metavar="V",
                    help="mask value meaning 'not labelled': never trained on (255 always is)")
     p.add_argument("--scale-policy", choices=["auto", "stretch", "scale"], default=d.scale_policy,
@@ -290,8 +272,10 @@ def _train_parser(sub: Any) -> None:
     p.add_argument("--working-scale", type=float, default=0.0, metavar="F",
                    help="scale policy: resize factor of the images (default: chosen from the masks)")
     p.add_argument("--no-pretrained", action="store_true", help="fresh model from random weights")
-    p.add_argument("--input-size", type=int, default=d.input_size, help="crop size (default %(default)s)")
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help="per process (default %(default)s)")
+    p.add_argument("--input-size", type=INPUT_SIZE, default=d.input_size,
+                   help="crop size, 32..8192 (default %(default)s)")
+    p.add_argument("--batch-size", type=_int_at_least(1), default=d.batch_size,
+                   help="per process (default %(default)s)")
     p.add_argument("--optimizer", choices=["adamw", "sgd"], default=d.optimizer)
     p.add_argument("--lr-head", type=float, default=d.lr_head, help="decoder LR (default %(default)s)")
     p.add_argument("--lr-backbone", type=float, default=d.lr_backbone, help="encoder LR (default %(default)s)")
@@ -304,13 +288,14 @@ def _train_parser(sub: Any) -> None:
 def _cmd_train(args: argparse.Namespace) -> int:
     """Train on matched pairs; under torchrun every rank trains, rank 0 writes the checkpoint."""
     from . import models
-    from .errors import SegLoopError
     from .loop import split_held_out
     from .training import TrainCallbacks, TrainConfig, Trainer
     from .training.distributed import cleanup, init_from_env, state_checksum
     from .versions import load_checkpoint, save_checkpoint
     rank, world = init_from_env(args.device)
     try:
+        if rank == 0:
+            _check_checkpoint_out(Path(args.out))
         import numpy as np
 
         from .io import read_mask
@@ -320,7 +305,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             gt = read_mask(path, args.classes)
             return gt if ignore is None else np.where(gt == ignore, 255, gt).astype(np.uint8)
 
-        pairs = {i.stem: (i, truth(m), i.stem) for i, m in _matched(Path(args.images), Path(args.masks))}
+        pairs = {s: (i, truth(m), s) for i, m, s in _matched(Path(args.images), Path(args.masks))}
         train_stems, held = split_held_out(list(pairs))
         config = TrainConfig(mode=args.mode, epochs=args.epochs, time_budget_s=args.time_budget,
                              input_size=args.input_size, batch_size=args.batch_size,
@@ -359,10 +344,36 @@ def _cmd_train(args: argparse.Namespace) -> int:
             print(f"checkpoint written: {args.out} (held-out IoU {result.val_iou}, BIoU {result.val_biou}, "
                   f"{result.seconds:.0f} s, {result.stopped_reason})")
         return 0
-    except (SegLoopError, FileNotFoundError, ValueError) as exc:
+    except (CLIError, SegLoopError, ValueError) as exc:
         return _err("train", exc)
+    except OSError as exc:
+        return _err("train", f"{exc.filename + ': ' if exc.filename else ''}{_reason(exc)}")
+    except MemoryError as exc:
+        return _err("train", f"out of memory while training ({exc or 'MemoryError'}); try a smaller "
+                             f"--batch-size or --input-size, or --mode fast")
+    except RuntimeError as exc:
+        from .inference import is_oom
+        if not is_oom(exc):
+            raise
+        return _err("train", f"out of memory while training ({str(exc).splitlines()[0][:200]}); "
+                             f"try a smaller --batch-size or --input-size, or --mode fast")
     finally:
         cleanup()
+
+
+def _check_checkpoint_out(out: Path) -> None:
+    """--out must be a file path whose folder can be written: checked before training."""
+    if out.is_dir():
+        raise CLIError(f"--out {out} is a folder; give the checkpoint file to write "
+                       f"(e.g. {out / 'model.pt'})")
+    folder = out.parent
+    if folder.exists() and not folder.is_dir():
+        raise CLIError(f"--out {out}: {folder} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        _probe_writable(folder)
+    except OSError as exc:
+        raise CLIError(f"--out {out}: cannot write the checkpoint there ({_reason(exc)})") from exc
 
 
 def _rank_device(device: str, rank: int) -> str:
@@ -379,23 +390,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     raw = argparse.RawDescriptionHelpFormatter
 
-    p = sub.add_parser("predict", help="write predicted masks for a folder of images", epilog=EPILOG,
-                       formatter_class=raw,
-                       description="Predict a mask for every image in --images and write <stem>.png "
-                                   "into --out. The model is --checkpoint, else the active version of "
-                                   "--project, else the untrained ImageNet model.")
-    p.add_argument("--images", required=True, help="folder of images")
-    src = p.add_mutually_exclusive_group()
-    src.add_argument("--checkpoint", help="checkpoint file (.pt) written by train or the app")
-    src.add_argument("--project", help="project folder: use its active model version")
-    p.add_argument("--out", required=True, help="folder for the masks (created if missing)")
-    p.add_argument("--crf", nargs="?", const="on", default="auto", choices=["auto", "on", "off"],
-                   help="DenseCRF refinement: auto (default: as the model's fine-tune decided on its "
-                        "held-out images), on (default parameters), off")
-    p.add_argument("--input-size", type=int, default=None,
-                   help="side of the square the model sees (default: the size it was trained at)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
-    p.set_defaults(func=_cmd_predict)
+    from .cli_predict import add_predict_parser
+    add_predict_parser(sub)
 
     _train_parser(sub)
 
@@ -412,7 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="refine with DenseCRF before scoring: on, auto (the model's own decision), off (default)")
     p.add_argument("--ignore-index", type=int, default=None, metavar="V",
                    help="mask value meaning 'not labelled': never scored (255 always is)")
-    p.add_argument("--input-size", type=int, default=None,
+    p.add_argument("--input-size", type=INPUT_SIZE, default=None,
                    help="side of the square the model sees (default: the size it was trained at)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
     p.set_defaults(func=_cmd_eval)
@@ -442,7 +438,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (CLIError, SegLoopError) as exc:  # last net: each command handles its own first
+        return _err(args.command, exc)
+    except OSError as exc:
+        return _err(args.command, f"{exc.filename + ': ' if exc.filename else ''}{_reason(exc)}")
+    except MemoryError as exc:
+        return _err(args.command, f"out of memory ({exc or 'MemoryError'})")
+    except KeyboardInterrupt:
+        print(f"segloop-cli {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

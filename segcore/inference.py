@@ -76,12 +76,22 @@ class Prediction:
     uncertainty: float
 
 
+#: How allocators say "out of memory": CUDA ("CUDA out of memory"), torch's CPU allocator
+#: ("DefaultCPUAllocator: can't allocate memory"), OpenCV (cv2.error "(-4:Insufficient memory)").
+_OOM_WORDS = ("out of memory", "can't allocate memory", "cannot allocate memory",
+              "defaultcpuallocator", "insufficient memory")
+
+
 def is_oom(exc: BaseException) -> bool:
-    """True for CUDA OOM errors and RuntimeErrors whose message says "out of memory"."""
+    """True for out-of-memory errors: MemoryError, torch.cuda.OutOfMemoryError, and RuntimeError /
+    cv2.error whose message is one of the allocators' out-of-memory messages (``_OOM_WORDS``)."""
     oom_type = getattr(torch.cuda, "OutOfMemoryError", None)
-    if oom_type is not None and isinstance(exc, oom_type):
+    if isinstance(exc, MemoryError) or (oom_type is not None and isinstance(exc, oom_type)):
         return True
-    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+    if not isinstance(exc, (RuntimeError, cv2.error)):
+        return False
+    text = str(exc).lower()
+    return any(word in text for word in _OOM_WORDS)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:

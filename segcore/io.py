@@ -13,7 +13,11 @@ Conventions
   - EXIF orientation (tag 274) is applied, so arrays look like the photo viewer shows them.
 * Files larger than :data:`MAX_IMAGE_PIXELS` pixels are refused before decoding (a
   decompression bomb guard; ~300 MP allows 250 MP scans). Only the formats in
-  :data:`IMAGE_SUFFIXES` are read; the suffix is matched case-insensitively.
+  :data:`IMAGE_SUFFIXES` are read; the suffix is matched case-insensitively. GIFs (also
+  animated ones) give their first frame.
+* A file whose name is not valid UTF-8 (Python sees it with surrogate escapes) is refused with
+  ``NON_UTF8_NAME`` in the message: SQLite, Qt and JSON cannot carry such a name, so it could
+  be read but never indexed, shown or saved consistently. :func:`display_name` prints it.
 * Masks are ``H x W`` ``uint8`` arrays of class indices (0 = background); :data:`VOID` (255)
   means "not labelled": never trained on, never scored. :func:`read_mask` accepts 0/1, 0/255
   (255 -> 1), class indices with 255 as void, palette PNGs (the palette *indices* are the
@@ -46,12 +50,13 @@ from PIL import Image, UnidentifiedImageError
 from segcore._atomic import atomic_write_bytes, os_error_reason
 from segcore.errors import ImageReadError, MaskReadError, MaskWriteError, SegLoopError
 
-IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp",
+                                   ".gif")
 _SUFFIX_SET = frozenset(IMAGE_SUFFIXES)
 #: Largest image (width x height) that is decoded; bigger files raise ImageReadError.
 MAX_IMAGE_PIXELS: int = 300_000_000
 #: Pillow decoders allowed to run (the JPEG decoder also reads multi-picture MPO files).
-_PIL_FORMATS = ("PNG", "JPEG", "TIFF", "BMP", "DIB", "WEBP")
+_PIL_FORMATS = ("PNG", "JPEG", "TIFF", "BMP", "DIB", "WEBP", "GIF")
 _ORIENTATION_TAG = 0x0112
 _MASK_JPEG_THRESHOLD = 128
 _PNG_COMPRESS_LEVEL = 1  # masks compress well even at level 1, and saving stays fast
@@ -69,6 +74,8 @@ _VOID_COLOUR = (224, 224, 192)  # the PASCAL VOC void colour
 __all__ = [
     "IMAGE_SUFFIXES",
     "MAX_IMAGE_PIXELS",
+    "NON_UTF8_NAME",
+    "display_name",
     "atomic_write_bytes",
     "image_size",
     "is_image_name",
@@ -76,6 +83,24 @@ __all__ = [
     "read_mask",
     "write_mask",
 ]
+
+
+#: The reason given for a file whose name cannot be encoded as UTF-8 (see module conventions).
+NON_UTF8_NAME = "file name is not valid UTF-8"
+
+
+def is_utf8_name(name: str) -> bool:
+    """False for a name decoded with surrogate escapes (its bytes are not valid UTF-8)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def display_name(name: PathLike) -> str:
+    """``name`` printable and storable anywhere: undecodable bytes shown as ``\\xff``."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
 def is_image_name(name: str) -> bool:
@@ -89,6 +114,8 @@ def is_image_name(name: str) -> bool:
 def _open(path: PathLike, error: type[SegLoopError]) -> Iterator[Image.Image]:
     """Open ``path`` lazily with Pillow; every failure inside the block becomes ``error``."""
     p = Path(path)
+    if not is_utf8_name(str(p)):
+        raise error(f"{display_name(p)}: {NON_UTF8_NAME}; rename the file to use it")
     suffix = p.suffix.lower()
     if suffix not in IMAGE_SUFFIXES:
         raise error(f"{p}: unsupported file type {p.suffix or '(no suffix)'!r}; "
@@ -310,7 +337,7 @@ def read_mask(path: PathLike, num_classes: int | None = None) -> np.ndarray:
     ``UserWarning`` naming the file (in a multi-class project: MaskReadError, a threshold would
     destroy the classes). With ``num_classes``, an index >= num_classes (other than 255) is a
     MaskReadError naming the values. 16-bit: {0, 65535} is binary, values < 256 are indices,
-    anything else is thresholded at 32768 with a warning.
+    anything else raises MaskReadError (values such as 0..300 are no class indices).
     """
     p = Path(path)
     with _open(p, MaskReadError) as img:
@@ -349,6 +376,8 @@ def _check_classes(a: np.ndarray, num_classes: int, path: Path) -> None:
 
 
 def _mask_from_wide(a: np.ndarray, path: Path) -> np.ndarray:
+    """16/32-bit mask: values <= 255 are class indices, {0, 65535} is binary; anything else
+    (e.g. 0..300) cannot be class indices of a PNG mask, so it is refused rather than guessed."""
     a = a.astype(np.int64, copy=False)
     if a.min() < 0:
         raise MaskReadError(f"{path}: mask has negative values")
@@ -356,9 +385,9 @@ def _mask_from_wide(a: np.ndarray, path: Path) -> np.ndarray:
         return a.astype(np.uint8)
     if np.isin(a, (0, 65535)).all():
         return (a == 65535).astype(np.uint8) * 255
-    warnings.warn(f"{path}: 16-bit mask values are not class indices; "
-                  f"thresholded at 32768 (>= 32768 = foreground)", UserWarning, stacklevel=3)
-    return (a >= 32768).astype(np.uint8) * 255
+    raise MaskReadError(f"{path}: 16-bit mask holds values up to {int(a.max())}, but a mask holds "
+                        f"class indices 0..255 (or 0/65535 for a binary mask); save it as an 8-bit "
+                        f"PNG of class indices")
 
 
 def _mask_from_gray(a: np.ndarray, path: Path, num_classes: int | None = None) -> np.ndarray:

@@ -7,6 +7,9 @@ Layout::
     <folder>/.segloop/index.sqlite         SQLite index (WAL); rebuilt from the files if lost
     <folder>/.segloop/predictions/<stem>.png   latest prediction per image
     <folder>/.segloop/models/              checkpoints (ModelVersion.file is relative to this)
+    <folder>/.segloop/models/ACTIVE        file name of the active version ("" = none), written
+                                           atomically with every activation, so rebuilding a
+                                           lost index restores it (a rollback survives)
 
 Stems follow the rule in :mod:`segcore._index` (file name without suffix; duplicates such as
 ``a.png`` + ``a.jpg`` use the full file name). Opening reads names and mtimes only, never pixels.
@@ -19,7 +22,10 @@ Read-only: if the folder is not writable or ``.segloop/`` cannot be created (or 
 locked by a newer SegLoop), the project opens with an in-memory index, ``read_only`` is True,
 ``read_only_reason`` says why, and every write method raises :class:`ReadOnlyProjectError`.
 
-Errors: unknown stems, closed projects and unusable indexes raise :class:`ProjectError`.
+Errors: unknown stems, closed projects, unusable indexes and folders that cannot be listed
+(no read permission) raise :class:`ProjectError`. A file whose name is not valid UTF-8 does not
+stop the folder from opening: it is listed with status ERROR and a "file name is not valid
+UTF-8" error (see :mod:`segcore._index`).
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from segcore import _index, io
-from segcore._atomic import os_error_reason
+from segcore._atomic import atomic_write_bytes, os_error_reason
 from segcore._records import DEFAULT_CLASSES, ClassInfo, ImageRecord, ImageStatus, ModelVersion
 from segcore.errors import MaskReadError, MaskWriteError, ProjectError, ReadOnlyProjectError
 
@@ -46,6 +52,7 @@ __all__ = ["ClassInfo", "DEFAULT_CLASSES", "ImageRecord", "ImageStatus", "ModelV
            "STATE_DIR"]
 
 STATE_DIR = ".segloop"
+ACTIVE_FILE = "ACTIVE"  # in models_dir: the active version's file name, outside the index
 _IMAGE_COLS = "stem, filename, status, updated, uncertainty, iou, biou, error, model_version"
 
 
@@ -82,6 +89,7 @@ class Project:
         self.read_only_reason = read_only_reason
         self._conn: sqlite3.Connection | None = conn
         self._lock = threading.RLock()
+        self._real_names: dict[str, str] = {}  # listed name -> undecodable (non-UTF-8) name
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -106,14 +114,26 @@ class Project:
         if conn is None:
             conn = _index.copy_into_memory(state / "index.sqlite") or _index.connect(":memory:")
         project = cls(root, conn, reason)
-        project.rescan()
+        try:
+            project.rescan()
+        except BaseException:
+            project.close()
+            raise
         return project
 
     def rescan(self) -> None:
-        """Re-read the folder (names + mtimes) and reconcile the index with the files."""
-        disk = _index.scan(self.root, self.masks_dir, self.predictions_dir)
+        """Re-read the folder (names + mtimes) and reconcile the index with the files.
+
+        ProjectError if a folder cannot be listed (e.g. no read permission)."""
+        try:
+            disk = _index.scan(self.root, self.masks_dir, self.predictions_dir)
+        except OSError as exc:
+            where = exc.filename or self.root
+            raise ProjectError(f"{io.display_name(where)}: cannot list the folder "
+                               f"({os_error_reason(exc)})") from exc
         stale: list[str] = []
         with self._lock:
+            self._real_names = dict(disk.real_names)
             try:
                 _index.reconcile(self._db(), disk, None if self.read_only else stale)
             except sqlite3.Error as exc:
@@ -201,7 +221,8 @@ class Project:
         return int(self._query("SELECT COUNT(*) FROM images")[0][0])
 
     def image_path(self, stem: str) -> Path:
-        return self.root / self.record(stem).filename
+        name = self.record(stem).filename
+        return self.root / self._real_names.get(name, name)
 
     def mask_path(self, stem: str) -> Path:
         return self.masks_dir / f"{stem}.png"
@@ -361,14 +382,57 @@ class Project:
     # ------------------------------------------------------------------ model versions
     def add_model_version(self, parent: int | None, arch: str, file: str, metrics: dict,
                           meta: dict) -> int:
-        """Register a checkpoint (not activated); returns its id."""
+        """Register a checkpoint (not activated); returns its id.
+
+        Idempotent per file: a file that is already registered (e.g. by a concurrent index
+        rebuild) keeps its row, which gets these values."""
         self._writable()
         with self._txn() as conn:
-            cur = conn.execute("INSERT INTO model_versions (parent, created, arch, file, metrics,"
-                               " meta) VALUES (?, ?, ?, ?, ?, ?)",
-                               (parent, time.time(), arch, str(file), json.dumps(metrics or {}),
-                                json.dumps(meta or {})))
-            return int(cur.lastrowid)
+            return self._register(conn, parent, arch, str(file), metrics, meta, update=True)
+
+    @staticmethod
+    def _register(conn: sqlite3.Connection, parent: int | None, arch: str, file: str,
+                  metrics: dict, meta: dict, update: bool) -> int:
+        row = conn.execute("SELECT id FROM model_versions WHERE file = ? ORDER BY id LIMIT 1",
+                           (file,)).fetchone()
+        values = (parent, arch, json.dumps(metrics or {}), json.dumps(meta or {}))
+        if row is not None:
+            if update:
+                conn.execute("UPDATE model_versions SET parent = ?, arch = ?, metrics = ?, meta = ?"
+                             " WHERE id = ?", (*values, row[0]))
+            return int(row[0])
+        cur = conn.execute("INSERT INTO model_versions (parent, arch, metrics, meta, created, file)"
+                           " VALUES (?, ?, ?, ?, ?, ?)", (*values, time.time(), file))
+        return int(cur.lastrowid)
+
+    def register_model_versions(self, entries: list[tuple[str, str | None, str, dict, dict]]) -> list[int]:
+        """Rebuild: register ``(file, parent_file, arch, metrics, meta)`` entries, oldest first,
+        in one write transaction; files already registered are left alone (idempotent, so
+        several threads or processes rebuilding at once register each file once). If then no
+        version is active, the one named in ``models/ACTIVE`` is activated (an empty ACTIVE:
+        none), else the last entry. Returns the ids of the entries."""
+        self._writable()
+        with self._txn() as conn:
+            ids: dict[str, int] = {f: i for i, f in conn.execute(
+                "SELECT id, file FROM model_versions ORDER BY id DESC")}
+            out = []
+            for file, parent_file, arch, metrics, meta in entries:
+                if file not in ids:
+                    parent = ids.get(parent_file) if parent_file else None
+                    ids[file] = self._register(conn, parent, arch, file, metrics, meta, update=False)
+                out.append(ids[file])
+            if out and conn.execute("SELECT 1 FROM model_versions WHERE active = 1").fetchone() is None:
+                recorded = self._recorded_active()
+                active = out[-1] if recorded is None else ids.get(recorded) if recorded else None
+                conn.execute("UPDATE model_versions SET active = (id IS ?)", (active,))
+            return out
+
+    def _recorded_active(self) -> str | None:
+        """File name in models/ACTIVE ("" = no active version), None if absent or unreadable."""
+        try:
+            return (self.models_dir / ACTIVE_FILE).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            return None
 
     def model_versions(self) -> list[ModelVersion]:
         """All versions, oldest first."""
@@ -387,10 +451,13 @@ class Project:
     def set_active_version(self, version_id: int | None) -> None:
         """Make ``version_id`` the only active version (None: no version is active)."""
         self._writable()
-        if version_id is not None:
-            self.model_version(version_id)
+        file = self.model_version(version_id).file if version_id is not None else ""
         with self._txn() as conn:
             conn.execute("UPDATE model_versions SET active = (id IS ?)", (version_id,))
+            # inside the transaction: if ACTIVE cannot be written, the index change rolls back
+            self.models_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(self.models_dir / ACTIVE_FILE, f"{file}\n".encode(),
+                               error=ProjectError)
 
     def update_version_metrics(self, version_id: int, metrics: dict) -> None:
         """Merge ``metrics`` into the version's metrics (existing keys are overwritten)."""

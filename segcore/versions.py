@@ -10,8 +10,15 @@ num_classes, mean, std, created (epoch seconds), torch_version, plus whatever th
 
 Versions: ``<project>/.segloop/models/v0001.pt``, ``v0002.pt``... registered in the project index
 (Project.add_model_version). A sidecar ``v0001.json`` holds the same metadata for fast listing.
+File names are allocated atomically: the next free ``vNNNN.pt`` is created with ``O_EXCL``
+before the weights are written into it, so two fine-tunes finishing together get two files.
 If the index lost its versions (``.segloop/index`` deleted but models/ kept), ModelStore
-re-registers them from the files, rebuilding parent links from ``parent_file``.
+re-registers them from the files, rebuilding parent links from ``parent_file``, once (a lock per
+models folder within a process; one index transaction that skips registered files across
+processes), and re-activates the version named in ``models/ACTIVE`` (see segcore.project).
+
+Loading refuses, with the file named: a file that is not a zip (torch.save's format), pickled
+objects, a foreign dict, weights that do not fit the architecture, and NaN/inf weights.
 """
 
 from __future__ import annotations
@@ -20,7 +27,9 @@ import json
 import os
 import re
 import tempfile
+import threading
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +41,8 @@ from .errors import CheckpointError, ProjectError
 FORMAT = "segloop-checkpoint"
 FORMAT_VERSION = 1
 _VERSION_FILE = re.compile(r"^v(\d{4,})\.pt$")
+_REBUILD_LOCKS: dict[str, threading.Lock] = {}
+_REBUILD_LOCKS_GUARD = threading.Lock()
 
 
 def _json_safe(meta: dict[str, Any], path: Path) -> str:
@@ -116,6 +127,7 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint file not found")
+    _check_container(path)
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt zip, truncated file, pickled objects refused...
@@ -138,6 +150,32 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path}: state_dict is not a mapping of tensors")
     return state, meta
+
+
+def _check_container(path: Path) -> None:
+    """torch.save writes a zip archive; anything else is not a checkpoint SegLoop wrote (and
+    torch's legacy-pickle fallback would call random bytes "pickled objects")."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+        is_zip = zipfile.is_zipfile(path)
+    except OSError as exc:
+        from ._atomic import os_error_reason
+        raise CheckpointError(f"{path}: cannot read the checkpoint ({os_error_reason(exc)})") from exc
+    if is_zip:
+        return
+    if head == b"PK\x03\x04":
+        raise CheckpointError(f"{path}: cannot load checkpoint: the file is corrupt or truncated "
+                              f"(its zip directory is missing)")
+    raise CheckpointError(f"{path}: not a SegLoop checkpoint (not a zip/torch file)")
+
+
+def _check_finite(state: dict[str, torch.Tensor], path: Path) -> None:
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+        raise CheckpointError(f"{path}: weights contain NaN/inf ({bad[0]}{more}); "
+                              f"the checkpoint is damaged")
 
 
 def read_meta(path: str | Path) -> dict[str, Any]:
@@ -168,6 +206,7 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     """(SegModel in eval mode, meta). CheckpointError names the file and the reason."""
     path = Path(path)
     state, meta = read_checkpoint(path)
+    _check_finite(state, path)
     config = meta.get("model_config") or {"name": meta.get("arch"), "num_classes": meta.get("num_classes", 2)}
     model = _build_from_config(config, path)
     try:
@@ -199,8 +238,11 @@ class ModelStore:
         """project.model_versions(), re-registered from the files if the index lost them."""
         rows = self.project.model_versions()
         if not rows and self._files():
-            self.rescan()
-            rows = self.project.model_versions()
+            with _rebuild_lock(self.dir):  # single flight: the others wait, then see the rows
+                rows = self.project.model_versions()
+                if not rows:
+                    self.rescan()
+                    rows = self.project.model_versions()
         return rows
 
     def get(self, version_id: int) -> Any:
@@ -221,10 +263,25 @@ class ModelStore:
             return []
         return sorted(p for p in self.dir.iterdir() if _VERSION_FILE.match(p.name))
 
-    def _next_file(self) -> str:
+    def _allocate_file(self) -> str:
+        """Create the next free vNNNN.pt (empty) with O_EXCL and return its name: two savers
+        never get the same file, whatever the timing."""
         numbers = [int(_VERSION_FILE.match(p.name).group(1)) for p in self._files()]
         numbers += [v.id for v in self.project.model_versions()]
-        return f"v{max(numbers, default=0) + 1:04d}.pt"
+        n = max(numbers, default=0) + 1
+        while True:
+            name = f"v{n:04d}.pt"
+            try:
+                fd = os.open(self.dir / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            except FileExistsError:
+                n += 1
+                continue
+            except OSError as exc:
+                from ._atomic import os_error_reason
+                raise CheckpointError(f"{self.dir / name}: cannot create the model version "
+                                      f"({os_error_reason(exc)})") from exc
+            os.close(fd)
+            return name
 
     # ------------------------------------------------------------ writing
     def save_version(self, model: nn.Module, meta: dict[str, Any] | None = None,
@@ -236,15 +293,23 @@ class ModelStore:
             raise ReadOnlyProjectError(f"{self.project.root}: project is read-only "
                                        f"({self.project.read_only_reason}); cannot save a model version")
         self.dir.mkdir(parents=True, exist_ok=True)
-        name = self._next_file()
         full = dict(meta or {})
         full["parent"] = parent
         full["parent_file"] = self.get(parent).file if parent is not None else None
         full["metrics"] = dict(metrics or {})
         full.setdefault("classes", [c.name for c in getattr(self.project, "classes", [])] or None)
+        name = self._allocate_file()
         path = self.dir / name
-        saved_meta = _save(path, model, full)
-        _atomic_text(path.with_suffix(".json"), json.dumps(saved_meta, sort_keys=True, indent=1))
+        try:
+            saved_meta = _save(path, model, full)
+            _atomic_text(path.with_suffix(".json"), json.dumps(saved_meta, sort_keys=True, indent=1))
+        except BaseException:
+            for leftover in (path, path.with_suffix(".json")):
+                try:
+                    leftover.unlink()
+                except OSError:
+                    pass
+            raise
         vid = self.project.add_model_version(parent, saved_meta["arch"], name, full["metrics"], saved_meta)
         if activate:
             self.project.set_active_version(vid)
@@ -274,20 +339,21 @@ class ModelStore:
         return {"a": a, "b": b, "metrics": {k: [ma.get(k), mb.get(k)] for k in keys}}
 
     def rescan(self) -> list[int]:
-        """Register every vNNNN.pt in models_dir (oldest first); newest becomes active. Returns ids."""
-        by_file: dict[str, int] = {}
-        ids = []
+        """Register every vNNNN.pt in models_dir not yet in the index (oldest first), in one
+        index transaction; if no version is active, activate the one recorded in models/ACTIVE
+        (else the newest). Idempotent. Returns the ids of the readable files."""
+        entries = []
         for path in self._files():
             try:
                 meta = read_meta(path)
             except CheckpointError:
-                continue  # unreadable files are skipped; loading them later says why
-            parent_file = meta.get("parent_file")
-            parent = by_file.get(parent_file) if parent_file else None
-            vid = self.project.add_model_version(parent, meta.get("arch", "unknown"), path.name,
-                                                 meta.get("metrics") or {}, meta)
-            by_file[path.name] = vid
-            ids.append(vid)
-        if ids:
-            self.project.set_active_version(ids[-1])
-        return ids
+                continue  # unreadable (or still being written) files are skipped
+            entries.append((path.name, meta.get("parent_file"), meta.get("arch", "unknown"),
+                            meta.get("metrics") or {}, meta))
+        return self.project.register_model_versions(entries) if entries else []
+
+
+def _rebuild_lock(folder: Path) -> threading.Lock:
+    key = os.path.realpath(folder)
+    with _REBUILD_LOCKS_GUARD:
+        return _REBUILD_LOCKS.setdefault(key, threading.Lock())

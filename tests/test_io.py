@@ -228,8 +228,8 @@ def _bad_file(tmp_path: Path, kind: str) -> tuple[Path, str]:
         (tmp_path / "noise.jpg").write_bytes(np.random.default_rng(0).bytes(2048))
         return tmp_path / "noise.jpg", "not a readable image"
     if kind == "unsupported":
-        Image.fromarray(_rgb()).save(tmp_path / "anim.gif")
-        return tmp_path / "anim.gif", "unsupported file type"
+        (tmp_path / "clip.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42")
+        return tmp_path / "clip.mp4", "unsupported file type"
     if kind == "no_suffix":
         (tmp_path / "README").write_bytes(b"hello")
         return tmp_path / "README", "unsupported file type"

@@ -207,7 +207,7 @@ def test_ignores_hidden_temp_and_other_files(tmp_path):
     folder = _make_folder(tmp_path / "p", ["a.png", "B.PNG", ".hidden.png"])
     (folder / ".a.png.1234abcd.tmp").write_bytes(b"x")
     (folder / "notes.txt").write_text("hi")
-    (folder / "anim.gif").write_bytes(b"GIF89a")
+    (folder / "clip.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42")
     (folder / "sub.png").mkdir()
     (folder / "ground_truth").mkdir()
     with Project.open(folder) as p:

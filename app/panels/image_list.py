@@ -15,6 +15,7 @@ from PySide6.QtGui import QColor, QFont, QPainter, QPalette
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QListView, QStyle,
                                QStyledItemDelegate, QStyleOptionViewItem, QVBoxLayout, QWidget)
 
+from segcore.io import NON_UTF8_NAME
 from segcore.project import ImageRecord, ImageStatus
 
 from ..workers.thumbnails import ThumbnailProvider
@@ -129,7 +130,7 @@ class ImageListModel(QAbstractListModel):
 
 def metrics_text(record: ImageRecord) -> str:
     if _status(record) == "error":
-        return "cannot be read"
+        return NON_UTF8_NAME if NON_UTF8_NAME in (record.error or "") else "cannot be read"
     if record.iou is not None:
         biou = f" · BIoU {record.biou:.2f}" if record.biou is not None else ""
         return f"IoU {record.iou:.2f}{biou}"
