@@ -20,6 +20,8 @@ from segcore import io
 from segcore.project import Project
 
 from .autosave import AutoSaver
+from .journaling import SessionJournal
+from .recovery import store_for
 from .workers import cold_start
 from .workers.metrics import MetricsJobs
 from .workers.prediction import PredictionWorker
@@ -54,6 +56,8 @@ class Session(QObject):
         self.saver.saved.connect(self._saved)
         self.saver.failed.connect(self._save_failed)
         self.saver.stateChanged.connect(self.saveState)
+        self.journal = SessionJournal(self, store_for(project))
+        self.startup_messages = self.journal.replay()  # edits a crashed session left behind
         self.metrics = MetricsJobs(self)
         self.metrics.updated.connect(self.recordChanged)
         self.worker = PredictionWorker(project, parent=self)
@@ -134,7 +138,8 @@ class Session(QObject):
         if prediction is None or stem is None or self.read_only:
             return
         if np.array_equal(self.canvas.mask(), prediction):
-            self.saver.schedule(stem, self.canvas.mask().copy())
+            mask = self.canvas.mask().copy()
+            self.saver.schedule(stem, mask, self.journal.record(stem, mask))
         else:
             self.canvas.accept_prediction()
 
@@ -191,7 +196,8 @@ class Session(QObject):
     def _stroke_finished(self, stem: str) -> None:
         if self.read_only or self._closed or stem != self.canvas.current_stem():
             return
-        self.saver.schedule(stem, self.canvas.mask().copy())
+        mask = self.canvas.mask().copy()
+        self.saver.schedule(stem, mask, self.journal.record(stem, mask))
 
     def _saved(self, stem: str) -> None:
         self.recordChanged.emit(stem)
@@ -230,6 +236,7 @@ class Session(QObject):
             return
         self._closed = True
         self.saver.close()
+        self.journal.close()  # keeps its file for replay if anything is still unsaved
         if self.cold_start is not None:
             self.cold_start.stop()
         self.worker.stop()

@@ -1,0 +1,475 @@
+"""Stroke journal: every finished edit is durable before (and independently of) the mask write.
+
+One append-only file per editing session, ``<dir>/<time_ns>-<pid>.sjl`` (``dir`` is
+``.segloop/journal/`` or, when that cannot be written, a fallback such as the app's recovery
+folder), held with an exclusive ``flock`` while the session lives. Each record is::
+
+    b"SLJ1" | u32 header length | u32 body length | u32 crc32(header + body) | header | body
+
+``header`` is JSON: ``k`` (``"snap"`` = the whole mask, ``"patch"`` = one changed rectangle),
+``stem``, ``seq`` (per file, increasing), ``t`` (``time.time_ns()`` of the edit), ``shape``
+(the full mask's HxW), ``rect`` ``[x0, y0, x1, y1]`` (half-open; the whole mask for a snap) and
+``base`` (``[mtime_ns, size]`` of the mask file when the record was written, or None if absent).
+``body`` is ``zlib`` (level 1) of the rectangle's uint8 pixels *after* the edit. A torn last
+record (crash mid-append) fails its length or CRC check and is ignored.
+
+Pixels are absolute, so applying a stem's records in order to the mask on disk gives the
+edited mask whatever prefix of them the (asynchronous) mask writer had already saved. The first
+record of a stem in a file, and the first after that stem's mask was saved, is a snap: it also
+captures a start that was never on disk (e.g. a prediction shown as the starting mask).
+
+Bounded: records of a stem are dropped from memory once a mask containing them is on disk
+(:meth:`Journal.mark_saved`); with nothing live the file is truncated, and when it grows past
+``max_bytes`` it is rewritten (atomically) with one snap per stem that still has live edits.
+
+All file work runs on the journal's own thread; the ``append_*`` calls only queue (the caller
+hands over arrays it will not modify again). :func:`load` / :func:`replay_plan` read the
+journals a crashed session left behind (files nobody holds a lock on).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import struct
+import threading
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from segcore._atomic import os_error_reason
+
+try:  # POSIX; elsewhere journals are not locked (one app instance per project assumed)
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+log = logging.getLogger(__name__)
+
+MAGIC = b"SLJ1"
+_HEAD = struct.Struct("<4sIII")
+SUFFIX = ".sjl"
+MAX_BYTES = 64 * 1024 * 1024
+ZLEVEL = 1
+
+Rect4 = tuple[int, int, int, int]
+
+
+# ---------------------------------------------------------------------------- format
+def encode(kind: str, stem: str, seq: int, t_ns: int, shape: tuple[int, int], rect: Rect4,
+           pixels: np.ndarray, base: list[int] | None) -> bytes:
+    pix = np.ascontiguousarray(pixels, dtype=np.uint8)
+    x0, y0, x1, y1 = (int(v) for v in rect)
+    if pix.shape != (y1 - y0, x1 - x0):
+        raise ValueError(f"pixels {pix.shape} do not fit rect {rect}")
+    header = json.dumps({"k": kind, "stem": stem, "seq": int(seq), "t": int(t_ns),
+                         "shape": [int(shape[0]), int(shape[1])], "rect": [x0, y0, x1, y1],
+                         "base": base}).encode("utf-8", "surrogateescape")
+    body = zlib.compress(memoryview(pix).cast("B"), ZLEVEL)
+    return _HEAD.pack(MAGIC, len(header), len(body), zlib.crc32(body, zlib.crc32(header))) + header + body
+
+
+@dataclass
+class Record:
+    kind: str
+    stem: str
+    seq: int
+    t_ns: int
+    shape: tuple[int, int]
+    rect: Rect4
+    base: list[int] | None
+    body: bytes = field(repr=False)
+
+    def pixels(self) -> np.ndarray:
+        x0, y0, x1, y1 = self.rect
+        return np.frombuffer(zlib.decompress(self.body), np.uint8).reshape(y1 - y0, x1 - x0)
+
+
+def parse(data: bytes) -> list[Record]:
+    """Every intact record of ``data``, stopping at the first torn or corrupt one."""
+    out: list[Record] = []
+    pos = 0
+    while pos + _HEAD.size <= len(data):
+        magic, hlen, blen, crc = _HEAD.unpack_from(data, pos)
+        start = pos + _HEAD.size
+        end = start + hlen + blen
+        if magic != MAGIC or end > len(data):
+            break
+        header, body = data[start:start + hlen], data[start + hlen:end]
+        if zlib.crc32(body, zlib.crc32(header)) != crc:
+            break
+        try:
+            h = json.loads(header.decode("utf-8", "surrogateescape"))
+            out.append(Record(h["k"], h["stem"], int(h["seq"]), int(h["t"]), tuple(h["shape"]),
+                              tuple(h["rect"]), h.get("base"), body))
+        except (ValueError, KeyError, TypeError):
+            break
+        pos = end
+    return out
+
+
+def file_stat(path: Path) -> list[int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [int(st.st_mtime_ns), int(st.st_size)]
+
+
+# ---------------------------------------------------------------------------- writer
+@dataclass
+class _Op:
+    kind: str                     # "patch" | "snap" | "saved" | "drop" | "flush"
+    stem: str = ""
+    seq: int = 0
+    t_ns: int = 0
+    rect: Rect4 | None = None
+    pixels: np.ndarray | None = None
+    full: np.ndarray | None = None
+    done: threading.Event | None = None
+    stems: tuple[str, ...] = ()
+
+
+class Journal:
+    """One session's journal (see the module docstring). Thread-safe; work runs on its thread.
+
+    ``dirs``: folders to try in order (the first that can be written is used; on a write error
+    the journal moves to the next, rewriting what is live). ``mask_path(stem)`` is the mask file
+    (its stat goes into each record; it is read when compacting a chain that starts on disk).
+    ``read_mask(path)`` reads a mask file as class indices.
+    """
+
+    def __init__(self, dirs: Iterable[Path], mask_path: Callable[[str], Path],
+                 read_mask: Callable[[Path], np.ndarray], max_bytes: int = MAX_BYTES,
+                 fsync: bool = True) -> None:
+        self._dirs = [Path(d) for d in dirs]
+        self._mask_path = mask_path
+        self._read_mask = read_mask
+        self._max_bytes = int(max_bytes)
+        self._fsync = fsync
+        self._seq = 0
+        self._seq_lock = threading.Lock()
+        self._ops: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
+        self._live: dict[str, list[tuple[int, bytes]]] = {}   # stem -> [(seq, record bytes)]
+        self._fd: int | None = None
+        self._path: Path | None = None
+        self._size = 0
+        self.error: str | None = None          # the last write failure, None when healthy
+        self.durable_seq = 0                   # every record with seq <= this is fsynced
+        self._thread = threading.Thread(target=self._run, name="segloop-journal", daemon=True)
+        self._thread.start()
+
+    # ---- any thread ---------------------------------------------------------------------
+    def _next_seq(self) -> int:
+        with self._seq_lock:
+            self._seq += 1
+            return self._seq
+
+    def append_patch(self, stem: str, rect: Rect4, pixels: np.ndarray, full: np.ndarray) -> int:
+        """Queue one finished edit: ``pixels`` = the rectangle after it, ``full`` = the whole
+        mask after it (used when the stem needs a snap). Returns the record's seq."""
+        seq = self._next_seq()
+        self._ops.put(_Op("patch", stem, seq, time.time_ns(), tuple(int(v) for v in rect),
+                          pixels, full))
+        return seq
+
+    def append_snapshot(self, stem: str, full: np.ndarray) -> int:
+        seq = self._next_seq()
+        self._ops.put(_Op("snap", stem, seq, time.time_ns(), None, None, full))
+        return seq
+
+    def mark_saved(self, stem: str, seq: int) -> None:
+        """A mask of ``stem`` containing every edit up to ``seq`` is now on disk."""
+        self._ops.put(_Op("saved", stem, int(seq)))
+
+    def drop(self, stems: Iterable[str]) -> None:
+        """Forget ``stems``' edits (discarded by the user, or kept safe elsewhere)."""
+        self._ops.put(_Op("drop", stems=tuple(stems)))
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until everything queued so far was handled (written, or failed)."""
+        if not self._thread.is_alive():
+            return False
+        ev = threading.Event()
+        self._ops.put(_Op("flush", done=ev))
+        return ev.wait(timeout) and self.error is None
+
+    def live_stems(self) -> list[str]:
+        return [s for s, recs in list(self._live.items()) if recs]
+
+    @property
+    def path(self) -> Path | None:
+        return self._path
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Flush and stop. The file is deleted if nothing in it is live, else kept for replay."""
+        self.flush(timeout)
+        self._ops.put(None)
+        self._thread.join(timeout)
+
+    # ---- journal thread -----------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            op = self._ops.get()
+            if op is None:
+                self._finish()
+                return
+            try:
+                self._handle(op)
+            except Exception as exc:  # noqa: BLE001 - never let the journal thread die
+                log.exception("journal: %s failed", op.kind)
+                self.error = str(exc) or type(exc).__name__
+            finally:
+                if op.done is not None:
+                    op.done.set()
+
+    def _handle(self, op: _Op) -> None:
+        if op.kind in ("patch", "snap"):
+            self._append(op)
+        elif op.kind == "saved":
+            recs = self._live.get(op.stem)
+            if recs:
+                recs[:] = [r for r in recs if r[0] > op.seq]
+            if not any(self._live.values()):
+                self._live.clear()
+                self._truncate()
+        elif op.kind == "drop":
+            for stem in op.stems:
+                self._live.pop(stem, None)
+            if any(self._live.values()):
+                self._restart()
+            else:
+                self._live.clear()
+                self._truncate()
+
+    def _append(self, op: _Op) -> None:
+        full = op.full
+        base = file_stat(self._mask_path(op.stem))
+        shape = full.shape[:2] if full is not None else op.pixels.shape
+        if op.kind == "snap" or not self._live.get(op.stem) or op.rect is None:
+            rec = encode("snap", op.stem, op.seq, op.t_ns, shape, (0, 0, shape[1], shape[0]),
+                         full, base)
+        else:
+            rec = encode("patch", op.stem, op.seq, op.t_ns, shape, op.rect, op.pixels, base)
+        self._live.setdefault(op.stem, []).append((op.seq, rec))
+        if self._size + len(rec) > self._max_bytes and self._size > 0:
+            self._compact()
+        else:
+            self._write(rec)
+        if self.error is None:
+            self.durable_seq = max(self.durable_seq, op.seq)
+
+    def _records(self) -> Iterable[bytes]:
+        for recs in self._live.values():
+            for _seq, rec in recs:
+                yield rec
+
+    def _sync(self, fd: int) -> None:
+        if self._fsync:
+            os.fsync(fd)
+
+    def _write(self, rec: bytes) -> None:
+        """Append ``rec``; without a file, or when appending fails, start a fresh file holding
+        everything live (trying each folder in order)."""
+        if self._fd is not None:
+            try:
+                os.write(self._fd, rec)
+                self._sync(self._fd)
+                self._size += len(rec)
+                self.error = None
+                return
+            except OSError as exc:
+                self.error = f"{self._path}: {os_error_reason(exc)}"
+                log.warning("journal write failed: %s", self.error)
+        self._restart()
+
+    def _restart(self) -> bool:
+        """Write every live record into a new file (first folder that works), then remove the
+        old file: a crash in between leaves at least one complete copy. True on success."""
+        data = b"".join(self._records())
+        errors = []
+        for d in self._dirs:
+            path = d / f"{time.time_ns()}-{os.getpid()}{SUFFIX}"
+            try:
+                d.mkdir(parents=True, exist_ok=True)
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+            except OSError as exc:
+                errors.append(f"{d}: {os_error_reason(exc)}")
+                continue
+            try:
+                if fcntl is not None:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                os.write(fd, data)
+                self._sync(fd)
+            except OSError as exc:
+                os.close(fd)
+                self._remove(path)
+                errors.append(f"{d}: {os_error_reason(exc)}")
+                continue
+            old_fd, old_path = self._fd, self._path
+            self._fd, self._path, self._size = fd, path, len(data)
+            if old_fd is not None:
+                os.close(old_fd)
+            if old_path is not None:
+                self._remove(old_path)
+            self.error = None
+            return True
+        self.error = "journal cannot be written: " + "; ".join(errors)
+        log.warning("%s", self.error)
+        return False
+
+    def _truncate(self) -> None:
+        if self._fd is None:
+            return
+        try:
+            os.ftruncate(self._fd, 0)
+            self._sync(self._fd)
+            self._size = 0
+        except OSError as exc:
+            log.warning("journal truncate failed: %s", os_error_reason(exc))
+
+    def _compact(self) -> None:
+        """One snap per stem with live edits (the chain replayed in memory), then rewrite."""
+        new_live: dict[str, list[tuple[int, bytes]]] = {}
+        for stem, recs in self._live.items():
+            if not recs:
+                continue
+            records = parse(b"".join(r for _s, r in recs))
+            mask = apply_records(records, lambda s=stem: self._disk_mask(s))
+            last = records[-1]
+            rec = encode("snap", stem, last.seq, last.t_ns, mask.shape, (0, 0, mask.shape[1],
+                         mask.shape[0]), mask, file_stat(self._mask_path(stem)))
+            new_live[stem] = [(last.seq, rec)]
+        self._live = new_live
+        self._restart()
+
+    def _disk_mask(self, stem: str) -> np.ndarray | None:
+        path = self._mask_path(stem)
+        if not path.is_file():
+            return None
+        return self._read_mask(path)
+
+    def _finish(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        if self._path is not None and not any(self._live.values()):
+            self._remove(self._path)
+
+    @staticmethod
+    def _remove(path: Path) -> None:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
+# ---------------------------------------------------------------------------- replay
+def apply_records(records: list[Record], disk: Callable[[], np.ndarray | None]) -> np.ndarray:
+    """The mask after ``records`` (one stem, in order), starting from the last snap or, when
+    the chain starts with a patch, from ``disk()`` (zeros if there is no mask file)."""
+    start = 0
+    for i, r in enumerate(records):
+        if r.kind == "snap":
+            start = i
+    h, w = records[start].shape
+    if records[start].kind == "snap":
+        mask = records[start].pixels().copy()
+        start += 1
+    else:
+        base = disk()
+        mask = np.zeros((h, w), np.uint8) if base is None or base.shape != (h, w) else base.copy()
+    for r in records[start:]:
+        if tuple(r.shape) != (h, w):
+            continue
+        x0, y0, x1, y1 = r.rect
+        mask[y0:y1, x0:x1] = r.pixels()
+    return mask
+
+
+@dataclass
+class Replay:
+    """What a stem's leftover journal records amount to."""
+
+    stem: str
+    mask: np.ndarray
+    newest_ns: int
+    conflict: bool  # the mask file was changed after the journal by something else
+
+
+def leftover_files(dirs: Iterable[Path]) -> list[Path]:
+    """Journal files in ``dirs`` no running session holds (oldest first)."""
+    out = []
+    for d in dirs:
+        try:
+            names = sorted(Path(d).glob(f"*{SUFFIX}"))
+        except OSError:
+            continue
+        for path in names:
+            if fcntl is not None:
+                try:
+                    fd = os.open(path, os.O_RDONLY)
+                except OSError:
+                    continue
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    continue  # a live session's journal
+                finally:
+                    os.close(fd)
+            out.append(path)
+    return sorted(out, key=lambda p: (p.stat().st_mtime_ns, p.name))
+
+
+def replay_plan(files: list[Path], mask_path: Callable[[str], Path],
+                read_mask: Callable[[Path], np.ndarray]) -> list[Replay]:
+    """Per stem, the mask its journal records give, where that differs from the mask file.
+
+    A stem is a *conflict* when its mask file's stat is none the journal recorded and the file
+    is newer than the stem's last record by more than 2 s (written later by something else):
+    the caller must not overwrite it blindly.
+    """
+    by_stem: dict[str, list[Record]] = {}
+    for path in files:
+        try:
+            records = parse(path.read_bytes())
+        except OSError as exc:
+            log.warning("journal %s unreadable: %s", path, os_error_reason(exc))
+            continue
+        for r in records:
+            by_stem.setdefault(r.stem, []).append(r)
+    out = []
+    for stem, records in by_stem.items():
+        path = mask_path(stem)
+
+        def disk(p: Path = path) -> np.ndarray | None:
+            try:
+                return read_mask(p) if p.is_file() else None
+            except Exception:  # noqa: BLE001 - an unreadable mask is replaced by the journal
+                return None
+
+        mask = apply_records(records, disk)
+        current = disk()
+        if current is not None and current.shape == mask.shape and np.array_equal(current, mask):
+            continue
+        stat = file_stat(path)
+        newest = max(r.t_ns for r in records)
+        known = {tuple(r.base) for r in records if r.base} | {None}
+        conflict = (stat is not None and tuple(stat) not in known
+                    and stat[0] > newest + 2_000_000_000)
+        out.append(Replay(stem, mask, newest, conflict))
+    return out
+
+
+def remove_files(files: Iterable[Path]) -> None:
+    for path in files:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
