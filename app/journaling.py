@@ -18,6 +18,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from PySide6.QtCore import QObject, QTimer
 
 from segcore import io, journal
 from segcore.recovery import RecoveryStore
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     from .session import Session
 
 log = logging.getLogger(__name__)
+
+SYNC_DELAY_MS = 150
 
 
 def journal_enabled() -> bool:
@@ -41,15 +44,32 @@ class SessionJournal:
         project = session.project
         self.dirs = [project.state_dir / "journal", store.journal_dir]
         self._last: tuple[str, Any, np.ndarray] | None = None
+        self._needs_snap: set[str] = set()  # shown with a starting mask that is not on disk
+        self._deferred: list = []
+        # fsync of patches written on the GUI thread: once, SYNC_DELAY_MS after the first
+        # unsynced one, so the journal thread's wake-up (a GIL hand-over, measured at ~4 ms
+        # on the GUI thread of a loaded 2-core machine) does not land inside the stroke.
+        self._sync_timer = QTimer(session if isinstance(session, QObject) else None)
+        self._sync_timer.setSingleShot(True)
+        self._sync_timer.setInterval(SYNC_DELAY_MS)
         self.journal: journal.Journal | None = None
         if journal_enabled() and not project.read_only:
             self.journal = journal.Journal(self.dirs, project.mask_path, io.read_mask)
             session.canvas.editCommitted.connect(self._edit_committed)
             session.saver.after_write = self._after_write
+            self._sync_timer.timeout.connect(self.journal.sync)
 
     # -- edits ------------------------------------------------------------------------------
     def _edit_committed(self, stem: str, rect: Any, pixels: np.ndarray) -> None:
         self._last = (stem, rect, pixels)
+
+    def shown(self, stem: str, base_on_disk: bool) -> None:
+        """``stem`` is on the canvas; ``base_on_disk`` = its starting mask is the mask file (or
+        zeros without a file). If not, its first edit is journaled as a whole-mask snap."""
+        if base_on_disk:
+            self._needs_snap.discard(stem)
+        else:
+            self._needs_snap.add(stem)
 
     def record(self, stem: str, full: np.ndarray) -> int | None:
         """Journal the edit just finished on ``stem`` (``full`` = the mask after it, not to be
@@ -57,10 +77,39 @@ class SessionJournal:
         if self.journal is None:
             return None
         last, self._last = self._last, None
+        if stem in self._needs_snap:  # once journaled, patches apply on top of this snap
+            self._needs_snap.discard(stem)
+            return self._defer(self.journal.append_snapshot, stem, full)
         if last is not None and last[0] == stem:
-            r = last[1]
-            return self.journal.append_patch(stem, (r.x0, r.y0, r.x1, r.y1), last[2], full)
-        return self.journal.append_snapshot(stem, full)
+            r, pixels = last[1], last[2]
+            rect = (r.x0, r.y0, r.x1, r.y1)
+            if pixels.nbytes <= journal.INLINE_BYTES:  # written now: safe from a kill at once
+                self._hand_over()                        # (after anything deferred before it)
+                seq = self.journal.append_patch(stem, rect, pixels, full, sync=False)
+                if not self._sync_timer.isActive():
+                    self._sync_timer.start()  # its fsync follows, off the GUI thread
+                return seq
+            return self._defer(self.journal.append_patch, stem, rect, pixels, full)
+        return self._defer(self.journal.append_snapshot, stem, full)
+
+    def _defer(self, append, *args) -> int:  # noqa: ANN001
+        """Queue a big record (a snap, a large patch) once the current GUI event is handled:
+        the journal thread's work (zlib of up to the whole mask, write, fsync) then overlaps
+        the idle event loop instead of this handler (overlapping it cost +5 ms per stroke on a
+        loaded 2-core machine). The sequence number is taken now, so the saver's tag is final."""
+        seq = self.journal.reserve_seq()
+        self._later(lambda: append(*args, seq=seq))
+        return seq
+
+    def _later(self, call) -> None:  # noqa: ANN001
+        self._deferred.append(call)
+        if len(self._deferred) == 1:
+            QTimer.singleShot(0, self._hand_over)
+
+    def _hand_over(self) -> None:
+        items, self._deferred = self._deferred, []
+        for call in items:
+            call()
 
     def _after_write(self, stem: str, tag: Any) -> None:  # writer thread
         if self.journal is not None and isinstance(tag, int):
@@ -68,6 +117,7 @@ class SessionJournal:
 
     def forget(self, stems) -> None:  # noqa: ANN001
         if self.journal is not None:
+            self._hand_over()
             self.journal.drop(stems)
 
     # -- replay -----------------------------------------------------------------------------
@@ -119,4 +169,6 @@ class SessionJournal:
 
     def close(self) -> None:
         if self.journal is not None:
+            self._sync_timer.stop()
+            self._hand_over()
             self.journal.close()

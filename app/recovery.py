@@ -2,7 +2,7 @@
 
 ``resolve_unsaved`` runs before a session closes: it flushes the saver and, if masks are still
 not on disk (masks/ unwritable: disk full, read-only, permissions), asks the user to **Retry**,
-**Save to Recovery Folder** (``<AppDataLocation>/recovery/<project key>/``, see
+**Save to Recovery Folder** (``<user data dir>/SegLoop/recovery/<project key>/``, see
 segcore.recovery) or **Discard** (explicit) — or Cancel the quit/switch. Without a user to ask
 (SIGTERM / SIGHUP) the masks go to the recovery folder. ``offer_restore`` runs after a project
 opens: masks waiting in its recovery folder are written back through ``Project.save_mask``;
@@ -32,8 +32,11 @@ RETRY, RECOVER, DISCARD, CANCEL = "retry", "recover", "discard", "cancel"
 
 
 def recovery_base() -> Path:
-    loc = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
-    return Path(loc or Path.home() / ".local" / "share" / "SegLoop")
+    """The user's data folder for SegLoop (``~/.local/share/SegLoop`` on Linux): the generic
+    data location + "SegLoop", so it does not depend on the running QApplication's name (the
+    app, a test runner or a script all find the same recovery folder)."""
+    loc = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.GenericDataLocation)
+    return Path(loc or Path.home() / ".local" / "share") / "SegLoop"
 
 
 def store_for(project) -> RecoveryStore:  # noqa: ANN001 - segcore Project

@@ -14,16 +14,17 @@ folder), held with an exclusive ``flock`` while the session lives. Each record i
 record (crash mid-append) fails its length or CRC check and is ignored.
 
 Pixels are absolute, so applying a stem's records in order to the mask on disk gives the
-edited mask whatever prefix of them the (asynchronous) mask writer had already saved. The first
-record of a stem in a file, and the first after that stem's mask was saved, is a snap: it also
-captures a start that was never on disk (e.g. a prediction shown as the starting mask).
+edited mask whatever prefix of them the (asynchronous) mask writer had already saved. When the
+editor's starting mask was never on disk (e.g. a prediction shown as the starting mask, or a
+mask whose write is still failing), the caller journals a snap first (``append_snapshot``).
 
 Bounded: records of a stem are dropped from memory once a mask containing them is on disk
 (:meth:`Journal.mark_saved`); with nothing live the file is truncated, and when it grows past
 ``max_bytes`` it is rewritten (atomically) with one snap per stem that still has live edits.
 
-All file work runs on the journal's own thread; the ``append_*`` calls only queue (the caller
-hands over arrays it will not modify again). :func:`load` / :func:`replay_plan` read the
+Small patches are written by the caller's thread when nothing is queued before them (and
+fsynced by the journal thread); everything else runs on the journal's own thread, in order
+(the caller hands over arrays it will not modify again). :func:`load` / :func:`replay_plan` read the
 journals a crashed session left behind (files nobody holds a lock on).
 """
 
@@ -57,6 +58,10 @@ _HEAD = struct.Struct("<4sIII")
 SUFFIX = ".sjl"
 MAX_BYTES = 64 * 1024 * 1024
 ZLEVEL = 1
+#: A patch up to this size is compressed and written on the caller's thread (~0.1-1 ms), so
+#: it is in the kernel — safe from a process kill — before the call returns; its fsync (power
+#: loss) follows on the journal thread. Bigger patches and snaps go through the thread.
+INLINE_BYTES = 512 * 1024
 
 Rect4 = tuple[int, int, int, int]
 
@@ -156,7 +161,12 @@ class Journal:
         self._seq = 0
         self._seq_lock = threading.Lock()
         self._ops: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()        # file, live records (the thread holds it per op)
+        self._count_lock = threading.Lock()
+        self._queued = 0                     # ops put and not handled yet
+        self.written_seq = 0                 # records up to this seq are in the kernel
         self._live: dict[str, list[tuple[int, bytes]]] = {}   # stem -> [(seq, record bytes)]
+        self._saved_upto: dict[str, int] = {}                 # stem -> newest seq on disk
         self._fd: int | None = None
         self._path: Path | None = None
         self._size = 0
@@ -171,33 +181,77 @@ class Journal:
             self._seq += 1
             return self._seq
 
-    def append_patch(self, stem: str, rect: Rect4, pixels: np.ndarray, full: np.ndarray) -> int:
+    def reserve_seq(self) -> int:
+        """A sequence number for a record queued later (``append_*(..., seq=n)``)."""
+        return self._next_seq()
+
+    def append_patch(self, stem: str, rect: Rect4, pixels: np.ndarray, full: np.ndarray,
+                     seq: int | None = None, sync: bool = True) -> int:
         """Queue one finished edit: ``pixels`` = the rectangle after it, ``full`` = the whole
-        mask after it (used when the stem needs a snap). Returns the record's seq."""
-        seq = self._next_seq()
-        self._ops.put(_Op("patch", stem, seq, time.time_ns(), tuple(int(v) for v in rect),
-                          pixels, full))
+        mask after it (only its shape is used). Returns the record's seq. ``sync=False``: a
+        patch written on this thread is fsynced only at the next :meth:`sync` (or record)."""
+        seq = self._next_seq() if seq is None else int(seq)
+        t_ns, r = time.time_ns(), tuple(int(v) for v in rect)
+        if pixels.nbytes <= INLINE_BYTES and self._write_inline(stem, seq, t_ns, r, pixels, full):
+            if sync:
+                self.sync()
+            return seq
+        self._put(_Op("patch", stem, seq, t_ns, r, pixels, full))
         return seq
 
-    def append_snapshot(self, stem: str, full: np.ndarray) -> int:
-        seq = self._next_seq()
-        self._ops.put(_Op("snap", stem, seq, time.time_ns(), None, None, full))
+    def _write_inline(self, stem: str, seq: int, t_ns: int, rect: Rect4, pixels: np.ndarray,
+                      full: np.ndarray) -> bool:
+        """Append a small patch on this thread if nothing is queued and the file is healthy."""
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            with self._count_lock:
+                if self._queued:
+                    return False
+            if self._fd is None or self.error is not None or self._size > self._max_bytes:
+                return False
+            rec = encode("patch", stem, seq, t_ns, full.shape[:2], rect, pixels,
+                         file_stat(self._mask_path(stem)))
+            try:
+                os.write(self._fd, rec)
+            except OSError:
+                return False  # the journal thread retries it (and handles the error)
+            self._live.setdefault(stem, []).append((seq, rec))
+            self._size += len(rec)
+            self.written_seq = max(self.written_seq, seq)
+            return True
+        finally:
+            self._lock.release()
+
+    def _put(self, op: _Op | None) -> None:
+        if op is not None:
+            with self._count_lock:
+                self._queued += 1
+        self._ops.put(op)
+
+    def append_snapshot(self, stem: str, full: np.ndarray, seq: int | None = None) -> int:
+        seq = self._next_seq() if seq is None else int(seq)
+        self._put(_Op("snap", stem, seq, time.time_ns(), None, None, full))
         return seq
+
+    def sync(self) -> None:
+        """Queue an fsync of everything written so far."""
+        self._put(_Op("fsync", seq=self.written_seq))
 
     def mark_saved(self, stem: str, seq: int) -> None:
         """A mask of ``stem`` containing every edit up to ``seq`` is now on disk."""
-        self._ops.put(_Op("saved", stem, int(seq)))
+        self._put(_Op("saved", stem, int(seq)))
 
     def drop(self, stems: Iterable[str]) -> None:
         """Forget ``stems``' edits (discarded by the user, or kept safe elsewhere)."""
-        self._ops.put(_Op("drop", stems=tuple(stems)))
+        self._put(_Op("drop", stems=tuple(stems)))
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until everything queued so far was handled (written, or failed)."""
         if not self._thread.is_alive():
             return False
         ev = threading.Event()
-        self._ops.put(_Op("flush", done=ev))
+        self._put(_Op("flush", done=ev))
         return ev.wait(timeout) and self.error is None
 
     def live_stems(self) -> list[str]:
@@ -209,6 +263,7 @@ class Journal:
 
     def close(self, timeout: float = 5.0) -> None:
         """Flush and stop. The file is deleted if nothing in it is live, else kept for replay."""
+        self.sync()
         self.flush(timeout)
         self._ops.put(None)
         self._thread.join(timeout)
@@ -221,18 +276,30 @@ class Journal:
                 self._finish()
                 return
             try:
-                self._handle(op)
+                with self._lock:
+                    self._handle(op)
             except Exception as exc:  # noqa: BLE001 - never let the journal thread die
                 log.exception("journal: %s failed", op.kind)
                 self.error = str(exc) or type(exc).__name__
             finally:
+                with self._count_lock:
+                    self._queued -= 1
                 if op.done is not None:
                     op.done.set()
 
     def _handle(self, op: _Op) -> None:
         if op.kind in ("patch", "snap"):
             self._append(op)
+        elif op.kind == "fsync":
+            if self._fd is not None:
+                try:
+                    self._sync(self._fd)
+                    self.durable_seq = max(self.durable_seq, op.seq)
+                except OSError as exc:
+                    self.error = f"{self._path}: {os_error_reason(exc)}"
+                    self._restart()
         elif op.kind == "saved":
+            self._saved_upto[op.stem] = max(op.seq, self._saved_upto.get(op.stem, 0))
             recs = self._live.get(op.stem)
             if recs:
                 recs[:] = [r for r in recs if r[0] > op.seq]
@@ -242,6 +309,7 @@ class Journal:
         elif op.kind == "drop":
             for stem in op.stems:
                 self._live.pop(stem, None)
+                self._saved_upto[stem] = self._seq
             if any(self._live.values()):
                 self._restart()
             else:
@@ -249,10 +317,12 @@ class Journal:
                 self._truncate()
 
     def _append(self, op: _Op) -> None:
+        if op.seq <= self._saved_upto.get(op.stem, 0):
+            return  # queued late: a mask with this edit is already on disk
         full = op.full
         base = file_stat(self._mask_path(op.stem))
         shape = full.shape[:2] if full is not None else op.pixels.shape
-        if op.kind == "snap" or not self._live.get(op.stem) or op.rect is None:
+        if op.kind == "snap" or op.rect is None:
             rec = encode("snap", op.stem, op.seq, op.t_ns, shape, (0, 0, shape[1], shape[0]),
                          full, base)
         else:
@@ -263,6 +333,7 @@ class Journal:
         else:
             self._write(rec)
         if self.error is None:
+            self.written_seq = max(self.written_seq, op.seq)
             self.durable_seq = max(self.durable_seq, op.seq)
 
     def _records(self) -> Iterable[bytes]:

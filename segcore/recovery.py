@@ -1,6 +1,6 @@
 """Recovery folder: unsaved masks kept outside the project when ``masks/`` cannot be written.
 
-Layout (``base`` is the app's data folder, e.g. ``~/.local/share/SegLoop/SegLoop``)::
+Layout (``base`` is the app's data folder, e.g. ``~/.local/share/SegLoop``)::
 
     <base>/recovery/<project key>/recovery.json   {"project": "/path/to/folder", "saved": ISO
                                                    time, "reason": "...", "masks": {stem: file}}

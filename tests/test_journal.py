@@ -49,7 +49,7 @@ def test_edits_replay_from_the_file_a_crashed_session_left(tmp_path):
     assert np.array_equal(plan["a"].mask, mask)
     assert plan["b"].mask.min() == 1 and not plan["a"].conflict
     records = journal.parse(path.read_bytes())
-    assert [r.kind for r in records] == ["snap", "patch", "patch", "patch", "snap"]
+    assert [r.kind for r in records] == ["patch", "patch", "patch", "patch", "snap"]
 
 
 def test_a_torn_last_record_is_ignored(tmp_path):
@@ -161,13 +161,15 @@ def test_a_mask_changed_outside_after_the_journal_is_a_conflict(tmp_path):
     mask = np.zeros((H, W), np.uint8)
     j.append_patch("a", *_paint(mask, 0, 0, 10, 10))
     j.close()
-    other = np.ones((H, W), np.uint8)
+    other = np.zeros((H, W), np.uint8)
+    other[40:, 40:] = 1                                    # someone else's mask
     io.write_mask(masks / "a.png", other)
     later = time.time() + 60
     os.utime(masks / "a.png", (later, later))
     files = journal.leftover_files([tmp_path / "j1"])
     plan = _plan(tmp_path, files)
-    assert plan["a"].conflict and np.array_equal(plan["a"].mask, mask)
+    assert plan["a"].conflict, "the caller must not overwrite it blindly"
+    assert np.array_equal(plan["a"].mask[0:10, 0:10], mask[0:10, 0:10])
 
 
 def test_no_replay_when_the_mask_on_disk_already_has_every_edit(tmp_path):
@@ -183,3 +185,18 @@ def test_no_replay_when_the_mask_on_disk_already_has_every_edit(tmp_path):
 @pytest.mark.parametrize("bad", [b"", b"SLJ1", b"garbage" * 10])
 def test_garbage_parses_to_nothing(bad):
     assert journal.parse(bad) == []
+
+
+def test_small_patches_are_in_the_file_when_the_call_returns(tmp_path):
+    j = _journal(tmp_path)
+    mask = np.zeros((H, W), np.uint8)
+    j.append_snapshot("a", mask.copy())
+    assert j.flush()                                   # the file exists, nothing queued
+    seq = j.append_patch("a", *_paint(mask, 5, 5, 25, 25))
+    assert j.written_seq == seq, "written on the caller's thread"
+    assert np.array_equal(_plan(tmp_path, [j.path])["a"].mask, mask)   # no flush needed
+    big = np.zeros((1000, 1000), np.uint8)
+    seq2 = j.append_patch("b", (0, 0, 1000, 1000), big + 1, big + 1)  # 1 MB: the thread's job
+    assert j.flush() and j.written_seq == seq2 and j.durable_seq == seq2
+    kinds = [(r.kind, r.stem) for r in journal.parse(j.path.read_bytes())]
+    assert kinds == [("snap", "a"), ("patch", "a"), ("patch", "b")]
