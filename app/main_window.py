@@ -213,6 +213,9 @@ class MainWindow(QMainWindow):
         for text in session.startup_messages:
             self.status.showMessage(text, 15000)
         recovery.offer_restore(self, session)
+        notice = recovery.other_projects_notice(project.root)
+        if notice:
+            self.status.showMessage(notice, 15000)
         return True
 
     def may_close_project(self, action: str) -> bool:

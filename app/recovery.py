@@ -149,6 +149,19 @@ def offer_restore(parent: QWidget | None, session: Session,
     return restored
 
 
+def other_projects_notice(current_root) -> str | None:  # noqa: ANN001
+    """A status-bar line naming other projects whose masks wait in the recovery folder."""
+    from segcore.recovery import projects_with_recovery
+
+    cur = str(Path(current_root).resolve()) if current_root else None
+    others = [i["project"] for i in projects_with_recovery(recovery_base())
+              if i.get("project") != cur]
+    if not others:
+        return None
+    return (f"Unsaved masks of {_names(others, 3)} are in the recovery folder: open "
+            f"{'that folder' if len(others) == 1 else 'those folders'} to restore them")
+
+
 def _ask_restore(parent: QWidget | None, stems: list[str], info: dict) -> str:
     box = QMessageBox(parent)
     box.setObjectName("restore_dialog")

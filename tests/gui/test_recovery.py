@@ -182,3 +182,18 @@ def test_opening_another_folder_asks_too(qtbot, demo_dir, fake_model, unwritable
     assert np.array_equal(store.load(stem), painted)
     unwritable.on = False
     window.close()
+
+
+def test_other_projects_with_recovered_masks_are_named_on_open(qtbot, demo_dir, fake_model,
+                                                               tmp_path):
+    from segcore.demo import generate_demo_project
+    from segcore.recovery import RecoveryStore
+
+    other = generate_demo_project(tmp_path / "other", n_images=2, size=(96, 128), seed=5)
+    RecoveryStore(recovery.recovery_base(), other).save({"demo_000": np.ones((96, 128),
+                                                                                np.uint8)}, "test")
+    assert str(other.resolve()) in recovery.other_projects_notice(demo_dir)
+    assert recovery.other_projects_notice(other) is None
+    window = make_window(qtbot, demo_dir)
+    assert str(other.resolve()) in window.status.currentMessage()
+    window.close()
