@@ -135,10 +135,16 @@ class SessionJournal:
         for item in plan:
             if item.stem not in known:
                 continue
-            if item.conflict:
+            try:
+                wrong_size = io.image_size(project.image_path(item.stem)) != item.mask.shape
+            except Exception:  # noqa: BLE001 - an unreadable image: keep the edits aside
+                wrong_size = True
+            if item.conflict or wrong_size:
                 try:
                     self.store.save({item.stem: item.mask},
-                                    "journal edits for a mask changed outside SegLoop")
+                                    "journal edits for a mask changed outside SegLoop"
+                                    if item.conflict else "journal edits for an image that "
+                                    "changed size or cannot be read")
                     kept.append(item.stem)
                 except Exception as exc:  # noqa: BLE001
                     messages.append(f"⚠ {item.stem}: journal edits not restored ({exc})")
@@ -163,8 +169,8 @@ class SessionJournal:
             messages.append(f"⚠ Edits restored from the journal but not saved yet (masks folder "
                             f"not writable): {', '.join(pending)}")
         if kept:
-            messages.append(f"⚠ {', '.join(kept)}: the mask changed outside SegLoop after the "
-                            "crash; the journal's version is in the recovery folder")
+            messages.append(f"⚠ {', '.join(kept)}: the mask or image changed outside SegLoop "
+                            "after the crash; the journal's version is in the recovery folder")
         return messages
 
     def close(self) -> None:
