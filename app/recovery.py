@@ -169,7 +169,8 @@ def _ask_restore(parent: QWidget | None, stems: list[str], info: dict) -> str:
     box.setWindowTitle("Restore unsaved masks")
     box.setText(f"{len(stems)} mask{'s' if len(stems) != 1 else ''} of this project "
                 f"{'were' if len(stems) != 1 else 'was'} saved to the recovery folder"
-                f"{' on ' + info['saved'] if info.get('saved') else ''}: {_names(stems)}.")
+                f"{' on ' + str(info['saved'])[:16].replace('T', ' ') if info.get('saved') else ''}"
+                f": {_names(stems)}.")
     box.setInformativeText("Restore writes them into the masks folder (replacing the mask "
                            "there). Later keeps them in the recovery folder.")
     restore = box.addButton("Restore", QMessageBox.ButtonRole.AcceptRole)
