@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed-runtime
 DEVSTAMP := $(VENV)/.installed-dev
 
-.PHONY: run test bench bench-quick install dev clean demo
+.PHONY: run test bench bench-quick install dev clean demo probe-crash
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,15 @@ bench: $(DEVSTAMP)
 
 bench-quick: $(DEVSTAMP)
 	$(PY) -m tests.benchmarks.run_all --quick
+
+# Crash probe (not part of `make test`): the real app under Xvfb, painted with xdotool and
+# killed N times; strokes lost by age and corrupt files. JOURNAL=0 runs it without the journal;
+# PROBE_ARGS="--json out.json" also writes the table (after every run).
+N ?= 100
+JOURNAL ?= 1
+probe-crash: $(DEVSTAMP)
+	xvfb-run -a -s "-screen 0 1400x900x24" nice -n 15 $(PY) -m tests.benchmarks.probe_crash \
+		--n $(N) $(if $(filter 0,$(JOURNAL)),--no-journal,) $(PROBE_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -7,6 +7,9 @@ image, in order. A failed write (read-only folder, disk full, …) is reported t
 ``failed`` / ``stateChanged("unsaved (retrying): …")`` and retried with exponential backoff;
 the mask stays in memory (``pending_mask``) until a write succeeds or a newer edit replaces it.
 ``flush()`` blocks until everything scheduled so far was written (or failed once more).
+Each mask may carry a ``tag`` (the stroke journal's sequence number); ``after_write(stem, tag)``
+is called on the writer thread once a mask with that tag is on disk. ``unsaved()`` /
+``discard()`` serve the quit dialog (app/recovery.py).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from PySide6.QtCore import QCoreApplication, QObject, QTimer, Signal
@@ -37,6 +40,7 @@ STATE_RETRYING = "unsaved (retrying): {}"
 class _Item:
     stem: str
     mask: np.ndarray
+    tag: Any = None
     attempts: int = 0
     retry_at: float = 0.0
     fail_epoch: int = -1
@@ -52,13 +56,13 @@ class _SaveQueue:
         self._closed = False
         self._epoch = 0
 
-    def put(self, stem: str, mask: np.ndarray) -> None:
+    def put(self, stem: str, mask: np.ndarray, tag: Any = None) -> None:
         with self._cond:
             old = self._items.get(stem)
             if old is not None:  # newer edit replaces the unsaved one, keeps its place and backoff
-                old.mask = mask
+                old.mask, old.tag = mask, tag
             else:
-                self._items[stem] = _Item(stem, mask)
+                self._items[stem] = _Item(stem, mask, tag)
             self._cond.notify_all()
 
     def take(self) -> _Item | None:
@@ -112,6 +116,18 @@ class _SaveQueue:
                 item = self._inflight
             return None if item is None else item.mask
 
+    def unsaved(self) -> dict[str, np.ndarray]:
+        with self._cond:
+            out = {} if self._inflight is None else {self._inflight.stem: self._inflight.mask}
+            out.update((s, it.mask) for s, it in self._items.items())
+            return out
+
+    def discard(self, stems: set[str]) -> None:
+        with self._cond:
+            for stem in stems:
+                self._items.pop(stem, None)
+            self._cond.notify_all()
+
     def busy(self) -> bool:
         with self._cond:
             return self._inflight is not None or bool(self._items)
@@ -137,7 +153,9 @@ class AutoSaver(QObject):
         self._project = project
         self._debounce_ms = int(debounce_ms)
         self._max_wait_s = max_wait_ms / 1000.0
-        self._pending: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._pending: OrderedDict[str, tuple[np.ndarray, Any]] = OrderedDict()
+        self.after_write: Callable[[str, Any], None] | None = None
+        self.last_error: str | None = None
         self._first_pending_at: float | None = None
         self._queue = _SaveQueue()
         self._state = STATE_SAVED
@@ -153,9 +171,9 @@ class AutoSaver(QObject):
             app.aboutToQuit.connect(self.close)
 
     # ---- GUI thread -------------------------------------------------------------------------
-    def schedule(self, stem: str, mask_copy: np.ndarray) -> None:
+    def schedule(self, stem: str, mask_copy: np.ndarray, tag: Any = None) -> None:
         """Write ``mask_copy`` (caller's own copy: it is not copied again) soon."""
-        self._pending[stem] = mask_copy
+        self._pending[stem] = (mask_copy, tag)
         self._pending.move_to_end(stem)
         now = time.monotonic()
         if self._first_pending_at is None:
@@ -175,8 +193,23 @@ class AutoSaver(QObject):
     def pending_mask(self, stem: str) -> np.ndarray | None:
         """The newest mask of ``stem`` not yet on disk (e.g. after failed writes), else None."""
         if stem in self._pending:
-            return self._pending[stem]
+            return self._pending[stem][0]
         return self._queue.mask_of(stem)
+
+    def unsaved(self) -> dict[str, np.ndarray]:
+        """Every image's newest mask that is not on disk yet (call after a failed flush)."""
+        out = self._queue.unsaved()
+        out.update((stem, mask) for stem, (mask, _tag) in self._pending.items())
+        return out
+
+    def discard(self, stems) -> None:  # noqa: ANN001 - iterable of stems
+        """Forget the unsaved masks of ``stems`` (the user chose so, or they are kept elsewhere)."""
+        stems = set(stems)
+        for stem in stems:
+            self._pending.pop(stem, None)
+        self._queue.discard(stems)
+        if self.is_idle():
+            self._set_state(STATE_SAVED)
 
     def is_idle(self) -> bool:
         return not self._pending and not self._queue.busy()
@@ -195,8 +228,8 @@ class AutoSaver(QObject):
         self._timer.stop()
         self._first_pending_at = None
         while self._pending:
-            stem, mask = self._pending.popitem(last=False)
-            self._queue.put(stem, mask)
+            stem, (mask, tag) = self._pending.popitem(last=False)
+            self._queue.put(stem, mask, tag)
 
     def _on_written(self, stem: str) -> None:
         self.saved.emit(stem)
@@ -223,7 +256,13 @@ class AutoSaver(QObject):
                 self._project.save_mask(item.stem, item.mask)
             except Exception as exc:  # noqa: BLE001 — any failure is reported and retried
                 error = str(exc) or type(exc).__name__
+                self.last_error = error
                 log.warning("autosave of %s failed: %s", item.stem, error)
+            if error is None and self.after_write is not None:
+                try:
+                    self.after_write(item.stem, item.tag)
+                except Exception:  # noqa: BLE001 - a hook must not stop the writer
+                    log.exception("after_write hook failed")
             self._queue.done(item, error)
             try:
                 if error is None:

@@ -59,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     window = MainWindow(settings)
     window.actions[f"theme_{name}"].setChecked(True)
     window.show()
+    from .recovery import install_signal_flush
+
+    window.signal_flush = install_signal_flush(window)  # SIGTERM/SIGHUP flush, then quit
     folder = initial_folder(args.folder, settings)
     if folder is not None:
         QTimer.singleShot(0, lambda: window.open_project(folder))

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QMainWind
 
 from segcore.project import Project
 
-from . import theme
+from . import recovery, theme
 from .actions import MENUS, Actions
 from .canvas import MaskCanvas
 from .navigation import Navigator
@@ -48,6 +48,7 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.settings = settings or Settings()
         self.session: Session | None = None
+        self.non_interactive_close = False  # SIGTERM/SIGHUP: no dialogs (app/recovery.py)
         self.setWindowTitle("SegLoop")
         self.setWindowIcon(app_icon())
         self.setAcceptDrops(True)
@@ -172,6 +173,9 @@ class MainWindow(QMainWindow):
         except Exception as exc:  # noqa: BLE001 - ProjectError, OSError, sqlite errors
             QMessageBox.warning(self, "Cannot open folder", f"{folder}\n\n{exc}")
             return False
+        if not self.may_close_project("open another folder"):
+            project.close()
+            return False
         self.close_project()
         self.status.set_model("model: loading…")
         self.session = session = Session(project, self.canvas, lambda *q: self.ask_mask_resize(*q), self)
@@ -206,7 +210,18 @@ class MainWindow(QMainWindow):
         last = project.get_setting("last_image") if not project.read_only else None
         if stems:
             self.show_stem(last if last in stems else stems[0])
+        for text in session.startup_messages:
+            self.status.showMessage(text, 15000)
+        recovery.offer_restore(self, session)
+        notice = recovery.other_projects_notice(project.root)
+        if notice:
+            self.status.showMessage(notice, 15000)
         return True
+
+    def may_close_project(self, action: str) -> bool:
+        """False if the user cancelled; unsaved masks are written, kept or discarded first."""
+        return self.session is None or recovery.resolve_unsaved(
+            self, self.session, action, interactive=not self.non_interactive_close)
 
     def close_project(self) -> None:
         if self.session is None:
@@ -352,6 +367,9 @@ class MainWindow(QMainWindow):
             self.open_project(folder)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        if not self.may_close_project("quit"):
+            event.ignore()
+            return
         save_tool_state(self)
         self.settings.save_window(self)
         self.settings.sync()

@@ -20,6 +20,8 @@ from segcore import io
 from segcore.project import Project
 
 from .autosave import AutoSaver
+from .journaling import SessionJournal
+from .recovery import store_for
 from .workers import cold_start
 from .workers.metrics import MetricsJobs
 from .workers.prediction import PredictionWorker
@@ -54,6 +56,8 @@ class Session(QObject):
         self.saver.saved.connect(self._saved)
         self.saver.failed.connect(self._save_failed)
         self.saver.stateChanged.connect(self.saveState)
+        self.journal = SessionJournal(self, store_for(project))
+        self.startup_messages = self.journal.replay()  # edits a crashed session left behind
         self.metrics = MetricsJobs(self)
         self.metrics.updated.connect(self.recordChanged)
         self.worker = PredictionWorker(project, parent=self)
@@ -65,6 +69,7 @@ class Session(QObject):
         canvas.strokeFinished.connect(self._stroke_finished)
         self._closed = False
         self._image: np.ndarray | None = None
+        self._base_on_disk = False  # the mask show() put on the canvas is the file on disk
         self.worker.start_loading()
         self.cold_start: cold_start.ColdStartWorker | None = None
         if cold_start.needs_cold_start(project):
@@ -103,7 +108,10 @@ class Session(QObject):
             self.project.set_error(stem, None)
             self.recordChanged.emit(stem)
         pending = self.saver.pending_mask(stem)  # a write that has not succeeded yet wins
+        self._base_on_disk = pending is None  # _load_mask clears it when the file is not the start
         mask = pending if pending is not None else self._load_mask(stem, image.shape[:2])
+        if mask is None and self.project.mask_path(stem).exists():
+            self._base_on_disk = False  # unreadable or ignored mask file: painting replaces it
         prediction = self.project.load_prediction(stem)
         if prediction is not None and prediction.shape != image.shape[:2]:
             prediction = None
@@ -122,9 +130,12 @@ class Session(QObject):
         """Without a corrected mask the prediction is the starting mask: visible with the mask
         and boundary layers and corrected in place. It is written to masks/ (status
         'corrected') only when the user edits or accepts it."""
+        from_disk = self._base_on_disk
         if mask is None and prediction is not None:
-            mask = prediction.copy()
+            mask, from_disk = prediction.copy(), False
         self.canvas.set_image(stem, self._image, mask, prediction)
+        self.journal.shown(stem, from_disk)
+        self._base_on_disk = False  # until show() loads it again
 
     def accept_prediction(self) -> None:
         """Make the prediction this image's mask (one undoable edit, or a plain save when the
@@ -134,7 +145,8 @@ class Session(QObject):
         if prediction is None or stem is None or self.read_only:
             return
         if np.array_equal(self.canvas.mask(), prediction):
-            self.saver.schedule(stem, self.canvas.mask().copy())
+            mask = self.canvas.mask().copy()
+            self.saver.schedule(stem, mask, self.journal.record(stem, mask))
         else:
             self.canvas.accept_prediction()
 
@@ -168,6 +180,7 @@ class Session(QObject):
                 try:
                     self.project.save_mask(stem, resized)
                 except Exception as exc:  # noqa: BLE001
+                    self._base_on_disk = False
                     self.message.emit(f"⚠ resized mask not saved: {exc}", 15000)
             return resized
         self.message.emit(f"{path.name}: mask size {mask.shape[1]}×{mask.shape[0]} ignored "
@@ -191,7 +204,8 @@ class Session(QObject):
     def _stroke_finished(self, stem: str) -> None:
         if self.read_only or self._closed or stem != self.canvas.current_stem():
             return
-        self.saver.schedule(stem, self.canvas.mask().copy())
+        mask = self.canvas.mask().copy()
+        self.saver.schedule(stem, mask, self.journal.record(stem, mask))
 
     def _saved(self, stem: str) -> None:
         self.recordChanged.emit(stem)
@@ -230,6 +244,7 @@ class Session(QObject):
             return
         self._closed = True
         self.saver.close()
+        self.journal.close()  # keeps its file for replay if anything is still unsaved
         if self.cold_start is not None:
             self.cold_start.stop()
         self.worker.stop()

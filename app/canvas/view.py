@@ -48,6 +48,9 @@ class MaskCanvas(CanvasInputMixin, QGraphicsView):
     """Image + mask/boundary/diff overlays, brush/eraser/fill/pan, undo per image."""
 
     strokeFinished = Signal(str)
+    # stem, Rect, pixels after the edit (a read-only view: copy to keep); emitted just before
+    # strokeFinished for every finished edit, undo and redo (the stroke journal stores it)
+    editCommitted = Signal(str, object, object)
     maskReplaced = Signal(str)
     zoomChanged = Signal(float)
     brushSizeChanged = Signal(int)
@@ -242,6 +245,7 @@ class MaskCanvas(CanvasInputMixin, QGraphicsView):
             return
         self._doc.apply(rect, pixels)
         self.refresh(rect)
+        self.editCommitted.emit(stem, rect, pixels)
         self.strokeFinished.emit(stem)
 
     # ---- ToolHost ---------------------------------------------------------------------------
@@ -258,6 +262,7 @@ class MaskCanvas(CanvasInputMixin, QGraphicsView):
             return
         stem = self._stem
         self._stack_for(stem, None).push(PatchCommand(stem, patch, self._apply_patch, text))
+        self.editCommitted.emit(stem, patch.rect, patch.after)
         self.strokeFinished.emit(stem)
 
     def _finish_active_edit(self) -> None:
