@@ -9,13 +9,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QCoreApplication, QTimer
-from PySide6.QtWidgets import QApplication
+from . import preflight
 
-from .resources import app_icon
-from .settings import Settings
-from .theme import apply_theme
+if TYPE_CHECKING:
+    from PySide6.QtWidgets import QApplication
+
+    from .settings import Settings
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -41,6 +42,11 @@ def initial_folder(arg: str | None, settings: Settings) -> Path | None:
 
 
 def create_app(argv: list[str] | None = None) -> QApplication:
+    from PySide6.QtCore import QCoreApplication
+    from PySide6.QtWidgets import QApplication
+
+    from .resources import app_icon
+
     app = QApplication.instance() or QApplication([sys.argv[0], *(argv or [])])
     QCoreApplication.setOrganizationName("SegLoop")
     QCoreApplication.setApplicationName("SegLoop")
@@ -51,6 +57,16 @@ def create_app(argv: list[str] | None = None) -> QApplication:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    # Before anything imports QtGui: Qt itself would abort without naming the missing package.
+    problem = preflight.check(sys.argv[1:] if argv is None else argv)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 3
+    from PySide6.QtCore import QTimer
+
+    from .settings import Settings
+    from .theme import apply_theme
+
     app = create_app()
     settings = Settings()
     from .main_window import MainWindow
