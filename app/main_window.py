@@ -43,6 +43,16 @@ TOOLBAR = ("open_folder", None, "previous_image", "next_image", "next_unlabelled
            "accept_prediction", "crf")
 
 
+DEFAULT_SIZE = QSize(1400, 900)
+SMALLEST_DEFAULT = QSize(1280, 720)  # the layout is made to work down to this size
+
+
+def default_size(available: QSize) -> QSize:
+    """1400x900, shrunk to the screen's available area but not below 1280x720."""
+    return QSize(min(DEFAULT_SIZE.width(), max(SMALLEST_DEFAULT.width(), available.width())),
+                 min(DEFAULT_SIZE.height(), max(SMALLEST_DEFAULT.height(), available.height())))
+
+
 class MainWindow(QMainWindow):
     def __init__(self, settings: Settings | None = None) -> None:
         super().__init__()
@@ -73,8 +83,10 @@ class MainWindow(QMainWindow):
         self.training = attach_training(self)  # before restore_window: its dock has a saved place
         restore_tool_state(self)
         self.crf_popover.set_params(self.crf_params)
-        self.resize(1400, 900)
-        self.resizeDocks([self.images_dock, self.tools_dock], [290, 300], Qt.Orientation.Horizontal)
+        self.resize(default_size(self.screen().availableGeometry().size()))
+        # narrower side docks below 1400 px leave the training dock room for its three boxes
+        self.resizeDocks([self.images_dock, self.tools_dock],
+                         [290, 300] if self.width() >= 1400 else [250, 295], Qt.Orientation.Horizontal)
         self.settings.restore_window(self)
         self._set_project_actions(False)
 

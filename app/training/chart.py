@@ -39,7 +39,7 @@ class TrainingChart(QChartView):
         super().__init__(chart, parent)
         self.setRenderHint(QPainter.RenderHint.Antialiasing)
         self.setMinimumHeight(170)
-        self.setMinimumWidth(200)
+        self.setMinimumWidth(180)
         chart.setMargins(QMargins(4, 4, 4, 4))
         chart.setBackgroundRoundness(6)
         chart.legend().setAlignment(Qt.AlignmentFlag.AlignBottom)

@@ -1,0 +1,94 @@
+"""Issue 15, section 2: what a new user hit, driven through the real window (offscreen)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QPoint, QSize, Qt
+from PySide6.QtWidgets import QApplication
+
+from .conftest import make_window
+
+
+def _after_a_run(window, qtbot):  # noqa: ANN001, ANN202
+    """The Training dock as it looks after a fine-tune: two versions, result, re-predict line."""
+    ctrl = window.training
+    project = window.session.project
+    v1 = project.add_model_version(None, "deeplabv3plus_mobilenet_v2", "v1.pt", {}, {})
+    v2 = project.add_model_version(v1, "deeplabv3plus_mobilenet_v2", "v2.pt",
+                                   {"val_iou": 0.812, "val_biou": 0.433}, {})
+    project.set_active_version(v2)
+    ctrl._check_session()
+    ctrl.refresh()
+    p = ctrl.panel
+    p.set_held_out([f"demo_{i:03d}" for i in range(7)], ["demo_007"])
+    p.set_status("Training finished.")
+    p.set_result(f"v{v2} saved and active: held-out IoU 0.812 (was 0.147), BIoU 0.433 "
+                 "(was 0.017); 55 s")
+    p.set_repredict("Predictions updated with v2: 12 images, 33 s after the click.")
+    p.finish_progress(True)
+    qtbot.wait(50)
+    QApplication.processEvents()
+    return ctrl
+
+
+def _visible_in(widget, viewport) -> bool:  # noqa: ANN001
+    """The whole widget lies inside the scroll area's viewport (no scrolling needed)."""
+    top_left = widget.mapTo(viewport, QPoint(0, 0))
+    return (widget.isVisible() and top_left.x() >= 0 and top_left.y() >= 0
+            and top_left.x() + widget.width() <= viewport.width()
+            and top_left.y() + widget.height() <= viewport.height())
+
+
+def test_default_size_follows_the_screen():
+    from app.main_window import default_size
+
+    assert default_size(QSize(2560, 1440)) == QSize(1400, 900)
+    assert default_size(QSize(1280, 690)) == QSize(1280, 720)
+    assert default_size(QSize(1366, 740)) == QSize(1366, 740)
+
+
+def test_default_layout_at_1280x720_fits_after_a_run(qtbot, demo_dir, fake_model, monkeypatch):
+    from app import main_window
+
+    # a 1280x720 screen (the offscreen one is 800x800)
+    monkeypatch.setattr(main_window, "default_size", lambda _avail: QSize(1280, 720))
+    window = make_window(qtbot, demo_dir)
+    assert window.size() == QSize(1280, 720)
+    ctrl = _after_a_run(window, qtbot)
+    qtbot.waitUntil(lambda: ctrl.dock.height() >= 220, timeout=3000)
+    viewport = ctrl.scroll.viewport()
+    assert ctrl.scroll.verticalScrollBar().maximum() == 0
+    assert ctrl.scroll.horizontalScrollBar().maximum() == 0
+    for button in (ctrl.panel.activate_button, ctrl.panel.rollback_button,
+                   ctrl.panel.train_button):
+        assert _visible_in(button, viewport), button.text()
+    assert ctrl.panel.rollback_button.isEnabled()
+    assert window.canvas.height() >= 330, window.canvas.height()  # was 289
+    assert window.width() == 1280
+    window.close()
+
+
+def test_long_status_messages_do_not_widen_the_window_nor_get_saved(qtbot, demo_dir, fake_model):
+    from app.settings import Settings
+
+    window = make_window(qtbot, demo_dir)
+    width = window.width()
+    long = "x" * 40 + " a very long status message " * 12
+    window.status.set_work(long)
+    window.status.set_image_info("a_very_long_file_name_" * 10 + ".png", 4000, 3000)
+    window.status.set_model("model: " + "v12 deeplabv3plus_mobilenet_v2 " * 6)
+    window.status.showMessage(long)
+    qtbot.wait(50)
+    QApplication.processEvents()
+    assert window.width() == width
+    assert window.minimumSizeHint().width() <= width
+    window.status.clearMessage()
+    qtbot.wait(50)
+    label, name = window.status.image_info, "a_very_long_file_name_" * 10 + ".png"
+    assert label.isVisible() and 0 < label.width() < width
+    assert "…" in label.text() and name in label.toolTip()  # elided; the full text on hover
+    # a window wider than its screen is not saved as the user's geometry
+    window.resize(window.screen().availableGeometry().width() + 300, window.height())
+    QApplication.processEvents()
+    window.settings.save_window(window)
+    assert Settings().qs.value("window/geometry") is None
+    window.close()
