@@ -92,3 +92,46 @@ def test_long_status_messages_do_not_widen_the_window_nor_get_saved(qtbot, demo_
     window.settings.save_window(window)
     assert Settings().qs.value("window/geometry") is None
     window.close()
+
+
+def test_crf_settings_popover_stays_on_the_screen(qtbot, window):
+    window.actions.crf_settings.trigger()
+    pop = window.crf_popover
+    qtbot.waitUntil(pop.isVisible, timeout=2000)
+    screen = window.tools.crf_settings_button.screen().availableGeometry()
+    assert screen.contains(pop.frameGeometry()), (pop.frameGeometry(), screen)
+    pop.hide()
+
+
+def _labels(axis) -> list[str]:  # noqa: ANN001 - QValueAxis with dynamic ticks
+    """The tick labels the axis draws: anchor + k * interval inside the range, printf-formatted."""
+    import math
+
+    step, lo, hi = axis.tickInterval(), axis.min(), axis.max()
+    k0 = math.ceil((lo - axis.tickAnchor()) / step - 1e-9)
+    values = []
+    k = k0
+    while axis.tickAnchor() + k * step <= hi + 1e-9:
+        values.append(axis.tickAnchor() + k * step)
+        k += 1
+    return [axis.labelFormat() % v for v in values]
+
+
+def test_chart_axis_labels_have_enough_decimals(qtbot):
+    from app.training.chart import TrainingChart
+    from segcore.training import EpochReport
+
+    chart = TrainingChart()
+    qtbot.addWidget(chart)
+    assert "0.75" in _labels(chart.score_axis) and "0.25" in _labels(chart.score_axis)
+    for i, loss in enumerate((0.33, 0.29, 0.27), 1):  # the issue's run: 0.3 0.2 0.1 0.1 0.0
+        chart.add(EpochReport("fast", i, 3, loss, 0.5, 0.3, float(i), 1.0))
+        labels = _labels(chart.loss_axis)
+        assert len(labels) == len(set(labels)) >= 3, labels
+    assert chart.loss_axis.max() >= 0.33 * 1.1 - 1e-9
+    chart.add(EpochReport("fast", 4, 4, 0.012, 0.5, 0.3, 4.0, 1.0))
+    chart.clear()
+    for i, loss in enumerate((0.04, 0.03), 1):
+        chart.add(EpochReport("fast", i, 2, loss, None, None, float(i), 1.0))
+    labels = _labels(chart.loss_axis)
+    assert len(labels) == len(set(labels)) and all(float(x) <= 0.05 for x in labels), labels
