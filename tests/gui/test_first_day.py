@@ -135,3 +135,27 @@ def test_chart_axis_labels_have_enough_decimals(qtbot):
         chart.add(EpochReport("fast", i, 2, loss, None, None, float(i), 1.0))
     labels = _labels(chart.loss_axis)
     assert len(labels) == len(set(labels)) and all(float(x) <= 0.05 for x in labels), labels
+
+
+def test_16_bit_tiff_thumbnails_show_the_image(qtbot, tmp_path):
+    import cv2
+    import numpy as np
+    from PIL import Image
+
+    from app.workers.thumbnails import make_thumbnail
+    from segcore.io import read_image
+
+    ramp = np.tile(np.linspace(0, 4000, 160), (120, 1)).astype(np.uint16)  # a dim 12-bit ramp
+    Image.fromarray(ramp).save(tmp_path / "gray16.tif")
+    rgb = np.stack([ramp, ramp[:, ::-1], np.full_like(ramp, 1500)], axis=2)
+    cv2.imwrite(str(tmp_path / "rgb16.tif"), rgb[:, :, ::-1])
+    for name in ("gray16.tif", "rgb16.tif"):
+        thumb = make_thumbnail(tmp_path / name, tmp_path / "cache" / f"{name}.png")
+        assert (thumb.width(), thumb.height()) == (96, 72)
+        ptr = thumb.constBits()
+        arr = np.frombuffer(ptr, np.uint8, thumb.sizeInBytes()).reshape(
+            thumb.height(), thumb.bytesPerLine())[:, : thumb.width() * 3].reshape(72, 96, 3)
+        full = cv2.resize(read_image(tmp_path / name), (96, 72), interpolation=cv2.INTER_AREA)
+        # what the canvas shows (read_image), not a white or black square
+        assert arr.std() > 40, (name, arr.mean(), arr.std())
+        assert np.abs(arr.astype(int) - full.astype(int)).mean() < 8, name
