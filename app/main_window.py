@@ -186,6 +186,7 @@ class MainWindow(QMainWindow):
             return False
         self.close_project()
         self.status.set_model("model: loading…")
+        self.status.set_pixel(None, None)  # the previous project's cursor position
         self.session = session = Session(project, self.canvas, lambda *q: self.ask_mask_resize(*q), self)
         session.order = self.image_list.model.stems
         session.shown.connect(self._shown)
@@ -291,6 +292,10 @@ class MainWindow(QMainWindow):
     def _show_failed(self, stem: str, message: str) -> None:
         self.actions.accept_prediction.setEnabled(False)
         self.status.set_image_info(None)
+        self.status.set_pixel(None, None)
+        if self.session is not None:  # the title names the selected image, readable or not
+            name = self.session.project.image_path(stem).name
+            self.setWindowTitle(f"{name} (cannot be read) — {self.session.root.name} — SegLoop")
         self.image_list.select_stem(stem)
         self.error_page.set_text("This image cannot be read", message)
         self.stack.setCurrentWidget(self.error_page)

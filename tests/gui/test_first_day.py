@@ -159,3 +159,89 @@ def test_16_bit_tiff_thumbnails_show_the_image(qtbot, tmp_path):
         # what the canvas shows (read_image), not a white or black square
         assert arr.std() > 40, (name, arr.mean(), arr.std())
         assert np.abs(arr.astype(int) - full.astype(int)).mean() < 8, name
+
+
+def _ink(img, color, tol: int = 60) -> int:  # noqa: ANN001 - QImage
+    """Pixels of ``img`` within ``tol`` of ``color`` (per channel)."""
+    import numpy as np
+
+    img = img.convertToFormat(img.Format.Format_RGB888)
+    arr = np.frombuffer(img.constBits(), np.uint8, img.sizeInBytes()).reshape(
+        img.height(), img.bytesPerLine())[:, : img.width() * 3].reshape(img.height(), img.width(), 3)
+    return int((np.abs(arr.astype(int) - np.array(color)).max(axis=2) <= tol).sum())
+
+
+def test_list_names_keep_their_underscores_and_uncertainty_is_explained(qtbot, demo_dir,
+                                                                        fake_model):
+    from PySide6.QtGui import QColor, QImage, QPainter, QPalette
+    from PySide6.QtWidgets import QStyleOptionViewItem
+
+    from app.panels.image_list import ImageItemDelegate, _tooltip, metrics_text
+    from segcore.project import ImageRecord
+
+    window = make_window(qtbot, demo_dir)
+    model = window.image_list.model
+    qtbot.waitUntil(lambda: model.record_at(0).uncertainty is not None, timeout=10000)
+    record = model.record_at(0)
+    assert metrics_text(record) == f"uncertain {record.uncertainty:.0%}"
+    assert "0–1 scale" in _tooltip(record) and "coin toss" in _tooltip(record)
+
+    def render(filename: str) -> QImage:
+        rec = ImageRecord(**{**record.__dict__, "filename": filename})
+        index = model.index(0)
+        model._rows[0] = rec
+        image = QImage(240, 68, QImage.Format.Format_RGB32)
+        image.fill(QColor("white"))
+        option = QStyleOptionViewItem()
+        option.rect = image.rect()
+        option.palette.setColor(QPalette.ColorRole.Text, QColor("black"))
+        option.font = window.image_list.view.font()
+        painter = QPainter(image)
+        ImageItemDelegate().paint(painter, option, index)
+        painter.end()
+        return image
+
+    plain, underscored = render("ab  cd.png"), render("ab__cd.png")
+    assert _ink(underscored, (0, 0, 0)) > _ink(plain, (0, 0, 0)) + 4  # the "__" is drawn
+    window.close()
+
+
+def test_corrupt_image_title_and_cursor_position_follow_the_selection(qtbot, demo_dir, tmp_path,
+                                                                      fake_model):
+    (demo_dir / "aaa_corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not a png")
+    window = make_window(qtbot, demo_dir)
+    stems = window.image_list.model.stems()
+    window.show_stem(stems[1])
+    qtbot.waitUntil(lambda: window.stack.currentWidget() is window.canvas, timeout=5000)
+    assert window.windowTitle().startswith(f"{stems[1]}")
+    window.image_list.view.setCurrentIndex(window.image_list.model.index(0))  # like a click
+    qtbot.waitUntil(lambda: window.stack.currentWidget() is window.error_page, timeout=10000)
+    assert window.windowTitle().startswith("aaa_corrupt.png")
+    # a cursor position from one project is not shown for the next
+    window.status.set_pixel(57, 33)
+    from segcore.demo import generate_demo_project
+
+    other = generate_demo_project(tmp_path / "other", n_images=2, size=(64, 80), seed=2)
+    assert window.open_project(other)
+    assert window.status.pixel.text() == "x –, y –"
+    window.close()
+
+
+def test_highlighted_dropdown_row_is_readable_in_both_themes(qtbot, window):
+    from app.theme import COLORS
+
+    for name in ("light", "dark"):
+        window.set_theme(name)
+        combo = window.image_list.filter_combo
+        combo.showPopup()
+        view = combo.view()
+        qtbot.waitUntil(view.isVisible, timeout=2000)
+        view.setCurrentIndex(combo.model().index(2, 0))
+        qtbot.wait(50)
+        row = view.visualRect(combo.model().index(2, 0))
+        shot = view.viewport().grab(row).toImage()
+        c = COLORS[name]
+        highlight = tuple(int(c.highlight[i:i + 2], 16) for i in (1, 3, 5))
+        assert _ink(shot, highlight, 30) > row.width() * row.height() // 3  # highlighted row
+        assert _ink(shot, (255, 255, 255), 60) > 10  # with its text in white on it
+        combo.hidePopup()
