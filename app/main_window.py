@@ -20,6 +20,7 @@ from segcore.project import Project
 from . import theme
 from .actions import MENUS, Actions
 from .canvas import MaskCanvas
+from .display import DisplayController
 from .navigation import Navigator
 from .panels.banner import Banner
 from .panels.crf_popover import CRFPopover
@@ -73,6 +74,7 @@ class MainWindow(QMainWindow):
         self.tools = ToolsPanel(self.actions)
         self.images_dock = self.add_panel_dock("Images", self.image_list, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.tools_dock = self.add_panel_dock("Tools", self.tools, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.display = DisplayController(self)
         self.crf_popover = CRFPopover(parent=self)
         self.crf_params = self.crf_popover.params()
         self.nav = Navigator(self)
@@ -202,7 +204,8 @@ class MainWindow(QMainWindow):
         session.worker.set_crf(self.actions.crf.isChecked(), self.crf_params)
         self.thumbs.set_project(project)
         self.image_list.set_project(project)
-        self.canvas.set_class_colors([c.color for c in project.classes])
+        self.display.project_opened(project)  # mask colour (automatic or the project's)
+        session.shown.connect(self.display.image_shown)
         self.tools.set_classes(project.classes)
         self.canvas.set_active_class(self.tools.active_class())
         self._apply_read_only(project)

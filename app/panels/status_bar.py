@@ -59,9 +59,13 @@ class ElidedLabel(QLabel):
     def setText(self, text: str) -> None:  # noqa: N802 - Qt name
         self._full = text or ""
         self._elide()
+        self.updateGeometry()
 
-    def full_text(self) -> str:
+    def text(self) -> str:  # the full text; shown_text() is what fits
         return self._full
+
+    def shown_text(self) -> str:
+        return super().text()
 
     def sizeHint(self) -> QSize:  # noqa: N802
         return QSize(self.fontMetrics().horizontalAdvance(self._full) + 4, super().sizeHint().height())

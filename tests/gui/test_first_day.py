@@ -85,7 +85,7 @@ def test_long_status_messages_do_not_widen_the_window_nor_get_saved(qtbot, demo_
     qtbot.wait(50)
     label, name = window.status.image_info, "a_very_long_file_name_" * 10 + ".png"
     assert label.isVisible() and 0 < label.width() < width
-    assert "…" in label.text() and name in label.toolTip()  # elided; the full text on hover
+    assert "…" in label.shown_text() and name in label.toolTip() and label.text().startswith(name)  # elided; the full text on hover
     # a window wider than its screen is not saved as the user's geometry
     window.resize(window.screen().availableGeometry().width() + 300, window.height())
     QApplication.processEvents()
@@ -245,3 +245,97 @@ def test_highlighted_dropdown_row_is_readable_in_both_themes(qtbot, window):
         assert _ink(shot, highlight, 30) > row.width() * row.height() // 3  # highlighted row
         assert _ink(shot, (255, 255, 255), 60) > 10  # with its text in white on it
         combo.hidePopup()
+
+
+def test_opacity_slider_shows_its_value(qtbot, window):
+    window.tools.opacity_slider.setValue(35)
+    assert window.tools.opacity_value.text() == "35%"
+    assert abs(window.canvas.mask_opacity() - 0.35) < 1e-6
+    window.tools.set_opacity(0.8)  # restored from the settings: the label follows
+    assert window.tools.opacity_value.text() == "80%"
+
+
+def test_automatic_mask_colour_avoids_the_image_colours():
+    import numpy as np
+
+    from app.canvas.levels import MASK_CANDIDATES, contrast_color
+
+    brown = np.zeros((60, 80, 3), np.uint8)
+    brown[:] = (150, 75, 30)
+    brown[10:50, 20:60] = (200, 60, 50)  # reddish-brown objects
+    assert contrast_color(brown) != MASK_CANDIDATES[0]  # not red on brown
+    gray = np.full((40, 40, 3), 128, np.uint8)
+    assert contrast_color(gray) in MASK_CANDIDATES
+
+
+def test_mask_colour_is_automatic_until_chosen_then_kept_in_the_project(qtbot, demo_dir,
+                                                                        fake_model, monkeypatch):
+    from PySide6.QtGui import QColor
+    from PySide6.QtWidgets import QColorDialog
+
+    from app.canvas.levels import contrast_color
+    from segcore.project import Project
+
+    window = make_window(qtbot, demo_dir)
+    qtbot.waitUntil(lambda: window.canvas.image_rgb() is not None, timeout=5000)
+    auto = contrast_color(window.canvas.image_rgb())
+    assert window.canvas._overlays.colors[1] == auto
+    assert window.tools.color_auto_action.isChecked()
+    monkeypatch.setattr(QColorDialog, "getColor", staticmethod(lambda *a, **k: QColor(10, 200, 30)))
+    window.tools._choose_color()  # the "Choose colour…" menu entry
+    assert window.canvas._overlays.colors[1] == (10, 200, 30)
+    assert not window.tools.color_auto_action.isChecked()
+    window.nav.next()
+    qtbot.wait(100)
+    assert window.canvas._overlays.colors[1] == (10, 200, 30)  # not re-picked per image
+    window.close()
+    project = Project.open(demo_dir)
+    assert project.classes[1].color == (10, 200, 30)
+    project.close()
+    again = make_window(qtbot, demo_dir)
+    qtbot.waitUntil(lambda: again.canvas.image_rgb() is not None, timeout=5000)
+    assert again.canvas._overlays.colors[1] == (10, 200, 30)
+    again.tools.color_auto_action.trigger()  # back to automatic
+    assert again.canvas._overlays.colors[1] == contrast_color(again.canvas.image_rgb())
+    again.close()
+
+
+def test_brightness_contrast_change_the_display_only(qtbot, demo_dir, fake_model):
+    import numpy as np
+
+    from segcore import io
+
+    (demo_dir / "masks").mkdir(exist_ok=True)
+    window = make_window(qtbot, demo_dir)
+    # the prediction becomes the starting mask when it arrives: let it, before comparing
+    qtbot.waitUntil(lambda: window.canvas.prediction() is not None, timeout=10000)
+    window.actions.show_mask.setChecked(False)
+    stem = window.current_stem()
+    before_rgb = window.canvas.image_rgb().copy()
+    before_mask = window.canvas.mask().copy()
+    files = {p: p.read_bytes() for p in demo_dir.rglob("*.png") if ".segloop" not in p.parts}
+
+    def drawn() -> np.ndarray:
+        QApplication.processEvents()
+        img = window.canvas.viewport().grab().toImage().convertToFormat(
+            window.canvas.viewport().grab().toImage().Format.Format_RGB888)
+        return np.frombuffer(img.constBits(), np.uint8, img.sizeInBytes()).reshape(
+            img.height(), img.bytesPerLine())[:, : img.width() * 3].astype(float)
+
+    plain = drawn().mean()
+    window.tools.brightness_slider.setValue(60)
+    qtbot.wait(150)
+    assert drawn().mean() > plain + 15
+    assert window.tools.levels_value.text() == "+60 / +0"
+    window.tools.set_levels(0, 0)
+    window.tools.auto_levels_button.click()
+    assert window.tools.levels() != (0, 0)  # the demo is not full-range
+    window.tools.reset_levels_button.click()
+    qtbot.wait(150)
+    assert abs(drawn().mean() - plain) < 1.0
+    # the data are untouched
+    np.testing.assert_array_equal(window.canvas.image_rgb(), before_rgb)
+    np.testing.assert_array_equal(window.canvas.mask(), before_mask)
+    np.testing.assert_array_equal(window.canvas.image_rgb(), io.read_image(window.session.project.image_path(stem)))
+    window.close()
+    assert {p: p.read_bytes() for p in files} == files
