@@ -12,8 +12,9 @@ from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QUndoGroup
-from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QMainWindow, QMessageBox,
-                               QStackedWidget, QToolBar, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QFrame, QMainWindow,
+                               QMessageBox, QScrollArea, QStackedWidget, QToolBar, QVBoxLayout,
+                               QWidget)
 
 from segcore.project import Project
 
@@ -73,7 +74,8 @@ class MainWindow(QMainWindow):
         self.image_list = ImageListPanel(self.thumbs)
         self.tools = ToolsPanel(self.actions)
         self.images_dock = self.add_panel_dock("Images", self.image_list, Qt.DockWidgetArea.LeftDockWidgetArea)
-        self.tools_dock = self.add_panel_dock("Tools", self.tools, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tools_dock = self.add_panel_dock("Tools", _scrollable(self.tools),
+                                              Qt.DockWidgetArea.RightDockWidgetArea)
         self.display = DisplayController(self)
         self.crf_popover = CRFPopover(parent=self)
         self.crf_params = self.crf_popover.params()
@@ -88,7 +90,7 @@ class MainWindow(QMainWindow):
         self.resize(default_size(self.screen().availableGeometry().size()))
         # narrower side docks below 1400 px leave the training dock room for its three boxes
         self.resizeDocks([self.images_dock, self.tools_dock],
-                         [290, 300] if self.width() >= 1400 else [250, 295], Qt.Orientation.Horizontal)
+                         [290, 300] if self.width() >= 1400 else [265, 295], Qt.Orientation.Horizontal)
         self.settings.restore_window(self)
         self._set_project_actions(False)
 
@@ -379,6 +381,18 @@ class MainWindow(QMainWindow):
         self.thumbs.pool.clear()
         self.thumbs.wait(5000)
         super().closeEvent(event)
+
+
+def _scrollable(panel: QWidget) -> QScrollArea:
+    """A vertical scroll area around a dock panel, so its height never sets the window's
+    (a 1280x720 screen with large fonts); it scrolls only when the dock is shorter."""
+    scroll = QScrollArea()
+    scroll.setWidgetResizable(True)
+    scroll.setFrameShape(QFrame.Shape.NoFrame)
+    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    scroll.setWidget(panel)
+    scroll.setMinimumWidth(panel.minimumSizeHint().width())
+    return scroll
 
 
 def _dropped_folder(event: QDragEnterEvent | QDropEvent) -> Path | None:

@@ -49,12 +49,12 @@ def auto_levels(rgb: np.ndarray, low_pct: float = 1.0, high_pct: float = 99.0) -
 # --------------------------------------------------------------------------- mask colour
 
 # candidates for the binary class's colour, all saturated and far apart; the first is the default
+# (not yellow: the boundary line's colour; not the diff layer's green)
 MASK_CANDIDATES: tuple[tuple[int, int, int], ...] = (
     (255, 64, 64),    # red
     (0, 200, 255),    # cyan
-    (255, 230, 0),    # yellow
-    (200, 60, 255),   # violet
-    (40, 220, 90),    # green
+    (60, 110, 255),   # blue
+    (255, 50, 210),   # magenta
 )
 
 

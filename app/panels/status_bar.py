@@ -67,8 +67,10 @@ class ElidedLabel(QLabel):
     def shown_text(self) -> str:
         return super().text()
 
-    def sizeHint(self) -> QSize:  # noqa: N802
-        return QSize(self.fontMetrics().horizontalAdvance(self._full) + 4, super().sizeHint().height())
+    def sizeHint(self) -> QSize:  # noqa: N802 - the style sheet's padding included
+        m = self.contentsMargins()
+        width = self.fontMetrics().horizontalAdvance(self._full) + m.left() + m.right() + 4
+        return QSize(width, super().sizeHint().height())
 
     def minimumSizeHint(self) -> QSize:  # noqa: N802
         return QSize(self.minimumWidth(), super().minimumSizeHint().height())
@@ -79,7 +81,7 @@ class ElidedLabel(QLabel):
 
     def _elide(self) -> None:
         shown = self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideMiddle,
-                                              max(0, self.width() - 4))
+                                              max(0, self.contentsRect().width() - 2))
         super().setText(shown)
         if self._tip is None:
             self._tip = self.toolTip()  # the field's own explanation, set once
@@ -126,7 +128,8 @@ class StatusBar(QStatusBar):
         label = ElidedLabel()
         label.setObjectName("statusField")
         label.setToolTip(tip)
-        label.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
+        # its whole text (up to FIELD_MAX_WIDTH): the work message on the left gives way first
+        label.setSizePolicy(QSizePolicy.Policy.Minimum, QSizePolicy.Policy.Preferred)
         label.setMinimumWidth(min_width or 40)
         label.setMaximumWidth(max(min_width, FIELD_MAX_WIDTH))
         self.addPermanentWidget(label)

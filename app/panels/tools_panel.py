@@ -59,8 +59,8 @@ class ToolsPanel(QWidget):
         super().__init__(parent)
         self.actions = actions
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(8, 4, 8, 8)
-        layout.setSpacing(8)
+        layout.setContentsMargins(8, 2, 8, 4)
+        layout.setSpacing(4)
         layout.addWidget(self._tools_box())
         layout.addWidget(self._layers_box())
         layout.addWidget(self._display_box())
@@ -150,19 +150,11 @@ class ToolsPanel(QWidget):
         box = QGroupBox("Display")
         box.setToolTip("Brightness and contrast of the image on screen only: the image file, "
                        "the mask and what the model sees are unchanged")
+        self.display_box = box
         grid = QGridLayout(box)
         grid.setSpacing(4)
         self.brightness_slider = QSlider(Qt.Orientation.Horizontal)
         self.contrast_slider = QSlider(Qt.Orientation.Horizontal)
-        for row, (label, slider) in enumerate((("Brightness", self.brightness_slider),
-                                               ("Contrast", self.contrast_slider))):
-            slider.setRange(-LEVEL_RANGE, LEVEL_RANGE)
-            slider.setToolTip(f"{label} of the image on screen (display only; Reset for 0)")
-            slider.valueChanged.connect(self._levels_moved)
-            grid.addWidget(QLabel(label), row, 0)
-            grid.addWidget(slider, row, 1)
-        self.levels_value = QLabel()
-        self.levels_value.setObjectName("sectionHint")
         auto = QPushButton("Auto")
         auto.setToolTip("Stretch this image's 1st–99th percentile to the full range "
                         "(dim, low-contrast and 16-bit images)")
@@ -171,11 +163,14 @@ class ToolsPanel(QWidget):
         reset.setToolTip("Show the image as it is")
         reset.clicked.connect(lambda: self.set_levels(0, 0, emit=True))
         self.auto_levels_button, self.reset_levels_button = auto, reset
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.levels_value, 1)
-        buttons.addWidget(auto)
-        buttons.addWidget(reset)
-        grid.addLayout(buttons, 2, 0, 1, 2)
+        for row, (label, slider, button) in enumerate((("Brightness", self.brightness_slider, auto),
+                                                       ("Contrast", self.contrast_slider, reset))):
+            slider.setRange(-LEVEL_RANGE, LEVEL_RANGE)
+            slider.setToolTip(f"{label} of the image on screen (display only; Reset for 0)")
+            slider.valueChanged.connect(self._levels_moved)
+            grid.addWidget(QLabel(label), row, 0)
+            grid.addWidget(slider, row, 1)
+            grid.addWidget(button, row, 2)
         self.set_levels(0, 0)
         return box
 
@@ -235,7 +230,7 @@ class ToolsPanel(QWidget):
         self.color_auto_action.setChecked(auto)
         name = QColor(*rgb).name()
         self.color_button.setToolTip(
-            f"Mask colour {name}: " + ("automatic, the one of five colours that stands out most "
+            f"Mask colour {name}: " + ("automatic, the one of four colours that stands out most "
                                        "from this image" if auto else "chosen, kept in the project")
             + " (click to change)")
 
@@ -289,7 +284,8 @@ class ToolsPanel(QWidget):
 
     def _show_levels(self) -> None:
         b, c = self.levels()
-        self.levels_value.setText("as it is" if not b and not c else f"{b:+d} / {c:+d}")
+        self.display_box.setTitle("Display" if not b and not c
+                                  else f"Display: brightness {b:+d}, contrast {c:+d}")
 
     def _choose_color(self) -> None:
         color = QColorDialog.getColor(QColor(*self.mask_color), self, "Mask colour")

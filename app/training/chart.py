@@ -89,6 +89,14 @@ class TrainingChart(QChartView):
             s.attachAxis(y)
         self.loss_axis.setLabelsColor(QColor(LOSS_COLOR))
         self.score_axis.setLabelsColor(QColor(IOU_COLOR))
+        # a narrow dock (1280-px window) must still fit the legend's names: small font, and
+        # the start marker explained in the tooltip instead
+        font = chart.legend().font()
+        font.setPointSizeF(max(7.0, font.pointSizeF() - 1.5))
+        chart.legend().setFont(font)
+        chart.legend().markers(self.start)[0].setVisible(False)
+        self.setToolTip("Per epoch: training loss (left axis) and held-out IoU / Boundary IoU "
+                        "(right axis, 0–1). The dot at epoch 0 is the starting model's held-out IoU.")
         self.reports: list[EpochReport] = []
         self.apply_palette()
         self.clear()

@@ -30,7 +30,7 @@ from .worker import FinetuneWorker
 POLL_MS = 300
 DOCK_AREA = Qt.DockWidgetArea.BottomDockWidgetArea
 DOCK_HEIGHT = 300       # default height of the bottom dock, at most DOCK_SHARE of the window
-DOCK_SHARE = 0.4        # 1280x720: a 288 px dock leaves the canvas ~350 px (was 289)
+DOCK_SHARE = 0.37       # 1280x720: a 266 px dock leaves the canvas ~350 px (was 289)
 MIN_DOCK_HEIGHT = 220
 REFRESH_DEBOUNCE_MS = 250
 
@@ -365,8 +365,10 @@ class TrainingController(QObject):
     def _repredicted(self, label: str, n: int) -> None:
         self.timings["predicted"] = time.monotonic()
         secs = self.timings["predicted"] - self.timings.get("click", self.timings["predicted"])
-        self.panel.set_repredict(f"Predictions updated with {label}: {n} images, {secs:.0f} s after the click.")
-        self._status(f"Predictions updated with {label}", 8000)
+        # done: the line leaves the dock (room for Activate / Roll back) for the status bar
+        self.panel.set_repredict(None)
+        self._status(f"Predictions updated with {label}: {n} images, {secs:.0f} s after the click",
+                     15000)
 
     # -- lifetime ---------------------------------------------------------------------------
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802

@@ -162,8 +162,8 @@ class TrainingPanel(QWidget):
         self._running = running
         self.advanced.setEnabled(not running)
         self.eta_label.setVisible(running)
+        self.status_label.setVisible(running or not self.result_label.text())
         if running:
-            self.status_label.show()
             self.progress.setRange(0, 0)  # busy until the first step arrives
             self.progress.setValue(0)
             self.eta_label.setText("starting…")
@@ -227,12 +227,14 @@ class TrainingPanel(QWidget):
     def set_status(self, text: str) -> None:
         self.status_label.setText(text)
         self.status_label.setToolTip(text)
+        # after a run the result line says how it ended ("Training finished." would repeat it)
+        self.status_label.setVisible(self._running or not self.result_label.text())
 
     def set_result(self, text: str, error: bool = False) -> None:
         # the result says how the run ended: the status line ("Training finished.") would
         # only repeat it and cost the dock a line
-        self.status_label.setVisible(self._running or not text)
         self.result_label.setText(f"⚠ {text}" if error else text)
+        self.status_label.setVisible(self._running or not text)
         self.result_label.setToolTip(text)
         self.result_label.setStyleSheet("color: #ff8a7a;" if error else "")
 
@@ -253,7 +255,7 @@ class TrainingPanel(QWidget):
             shown = ", ".join(names[:MAX_NAMES_IN_TIP]) + (" …" if len(names) > MAX_NAMES_IN_TIP else "")
             self.held_out_label.setText(
                 f"Held out: {len(held)} of {len(train) + len(held)} "
-                f"({', '.join(names[:2])}{', …' if len(names) > 2 else ''}), never trained on")
+                f"({', '.join(names[:2])}{', …' if len(names) > 2 else ''})")
             self.held_out_label.setToolTip(
                 "Held-out images (a fixed share, chosen by name) are measured, never trained on:"
                 f"\n{shown}")

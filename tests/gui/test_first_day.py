@@ -20,10 +20,11 @@ def _after_a_run(window, qtbot):  # noqa: ANN001, ANN202
     ctrl.refresh()
     p = ctrl.panel
     p.set_held_out([f"demo_{i:03d}" for i in range(7)], ["demo_007"])
-    p.set_status("Training finished.")
     p.set_result(f"v{v2} saved and active: held-out IoU 0.812 (was 0.147), BIoU 0.433 "
                  "(was 0.017); 55 s")
-    p.set_repredict("Predictions updated with v2: 12 images, 33 s after the click.")
+    p.set_status("Training finished.")  # the controller's order: result, status, not running
+    p.set_running(False)
+    p.set_repredict(None)  # done: that line moves to the status bar
     p.finish_progress(True)
     qtbot.wait(50)
     QApplication.processEvents()
@@ -62,6 +63,7 @@ def test_default_layout_at_1280x720_fits_after_a_run(qtbot, demo_dir, fake_model
                    ctrl.panel.train_button):
         assert _visible_in(button, viewport), button.text()
     assert ctrl.panel.rollback_button.isEnabled()
+    assert not ctrl.panel.status_label.isVisible()  # the result line says it
     assert window.canvas.height() >= 330, window.canvas.height()  # was 289
     assert window.width() == 1280
     window.close()
@@ -326,7 +328,7 @@ def test_brightness_contrast_change_the_display_only(qtbot, demo_dir, fake_model
     window.tools.brightness_slider.setValue(60)
     qtbot.wait(150)
     assert drawn().mean() > plain + 15
-    assert window.tools.levels_value.text() == "+60 / +0"
+    assert window.tools.display_box.title() == "Display: brightness +60, contrast +0"
     window.tools.set_levels(0, 0)
     window.tools.auto_levels_button.click()
     assert window.tools.levels() != (0, 0)  # the demo is not full-range
