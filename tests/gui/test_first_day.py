@@ -341,3 +341,13 @@ def test_brightness_contrast_change_the_display_only(qtbot, demo_dir, fake_model
     np.testing.assert_array_equal(window.canvas.image_rgb(), io.read_image(window.session.project.image_path(stem)))
     window.close()
     assert {p: p.read_bytes() for p in files} == files
+
+
+def test_check_mode_opens_the_folder_shows_an_image_and_exits_0(qtbot, demo_dir, fake_model,
+                                                                capsys):
+    from app import main as app_main
+
+    assert app_main.main(["--check", str(demo_dir)]) == 0  # what the bundle's smoke test runs
+    out = capsys.readouterr().out
+    assert "demo_000 shown, 128x96" in out
+    assert app_main.main(["--check", str(demo_dir / "missing")]) == 1
