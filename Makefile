@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed-runtime
 DEVSTAMP := $(VENV)/.installed-dev
 
-.PHONY: run test bench bench-quick install dev clean demo probe-crash
+.PHONY: run test bench bench-quick install dev clean demo probe-crash bundle bundle-check
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -47,5 +47,16 @@ probe-crash: $(DEVSTAMP)
 	xvfb-run -a -s "-screen 0 1400x900x24" nice -n 15 $(PY) -m tests.benchmarks.probe_crash \
 		--n $(N) $(if $(filter 0,$(JOURNAL)),--no-journal,) $(PROBE_ARGS)
 
+# One-folder PyInstaller bundle in dist/segloop/ (Linux x86_64; see packaging/README.md).
+# Takes minutes and several GB (torch is the CUDA build here): not part of `make test`.
+bundle: $(STAMP)
+	$(PIP) install "pyinstaller>=6.10,<7"
+	$(PY) -m PyInstaller --noconfirm --distpath dist --workpath build/pyinstaller packaging/segloop.spec
+	$(MAKE) bundle-check
+
+# Start the bundled app offscreen, open the demo, predict with the bundled weights; exit 0.
+bundle-check:
+	sh packaging/bundle_check.sh dist/segloop
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache

@@ -12,14 +12,16 @@ from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QUndoGroup
-from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QMainWindow, QMessageBox,
-                               QStackedWidget, QToolBar, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QFrame, QMainWindow,
+                               QMessageBox, QScrollArea, QStackedWidget, QToolBar, QVBoxLayout,
+                               QWidget)
 
 from segcore.project import Project
 
 from . import recovery, theme
 from .actions import MENUS, Actions
 from .canvas import MaskCanvas
+from .display import DisplayController
 from .navigation import Navigator
 from .panels.banner import Banner
 from .panels.crf_popover import CRFPopover
@@ -43,6 +45,16 @@ TOOLBAR = ("open_folder", None, "previous_image", "next_image", "next_unlabelled
            "accept_prediction", "crf")
 
 
+DEFAULT_SIZE = QSize(1400, 900)
+SMALLEST_DEFAULT = QSize(1280, 720)  # the layout is made to work down to this size
+
+
+def default_size(available: QSize) -> QSize:
+    """1400x900, shrunk to the screen's available area but not below 1280x720."""
+    return QSize(min(DEFAULT_SIZE.width(), max(SMALLEST_DEFAULT.width(), available.width())),
+                 min(DEFAULT_SIZE.height(), max(SMALLEST_DEFAULT.height(), available.height())))
+
+
 class MainWindow(QMainWindow):
     def __init__(self, settings: Settings | None = None) -> None:
         super().__init__()
@@ -63,7 +75,9 @@ class MainWindow(QMainWindow):
         self.image_list = ImageListPanel(self.thumbs)
         self.tools = ToolsPanel(self.actions)
         self.images_dock = self.add_panel_dock("Images", self.image_list, Qt.DockWidgetArea.LeftDockWidgetArea)
-        self.tools_dock = self.add_panel_dock("Tools", self.tools, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tools_dock = self.add_panel_dock("Tools", _scrollable(self.tools),
+                                              Qt.DockWidgetArea.RightDockWidgetArea)
+        self.display = DisplayController(self)
         self.crf_popover = CRFPopover(parent=self)
         self.crf_params = self.crf_popover.params()
         self.nav = Navigator(self)
@@ -74,8 +88,10 @@ class MainWindow(QMainWindow):
         self.training = attach_training(self)  # before restore_window: its dock has a saved place
         restore_tool_state(self)
         self.crf_popover.set_params(self.crf_params)
-        self.resize(1400, 900)
-        self.resizeDocks([self.images_dock, self.tools_dock], [290, 300], Qt.Orientation.Horizontal)
+        self.resize(default_size(self.screen().availableGeometry().size()))
+        # narrower side docks below 1400 px leave the training dock room for its three boxes
+        self.resizeDocks([self.images_dock, self.tools_dock],
+                         [290, 300] if self.width() >= 1400 else [265, 295], Qt.Orientation.Horizontal)
         self.settings.restore_window(self)
         self._set_project_actions(False)
 
@@ -178,6 +194,7 @@ class MainWindow(QMainWindow):
             return False
         self.close_project()
         self.status.set_model("model: loading…")
+        self.status.set_pixel(None, None)  # the previous project's cursor position
         self.session = session = Session(project, self.canvas, lambda *q: self.ask_mask_resize(*q), self)
         session.order = self.image_list.model.stems
         session.shown.connect(self._shown)
@@ -193,7 +210,8 @@ class MainWindow(QMainWindow):
         session.worker.set_crf(self.actions.crf.isChecked(), self.crf_params)
         self.thumbs.set_project(project)
         self.image_list.set_project(project)
-        self.canvas.set_class_colors([c.color for c in project.classes])
+        self.display.project_opened(project)  # mask colour (automatic or the project's)
+        session.shown.connect(self.display.image_shown)
         self.tools.set_classes(project.classes)
         self.canvas.set_active_class(self.tools.active_class())
         self._apply_read_only(project)
@@ -294,6 +312,10 @@ class MainWindow(QMainWindow):
     def _show_failed(self, stem: str, message: str) -> None:
         self.actions.accept_prediction.setEnabled(False)
         self.status.set_image_info(None)
+        self.status.set_pixel(None, None)
+        if self.session is not None:  # the title names the selected image, readable or not
+            name = self.session.project.image_path(stem).name
+            self.setWindowTitle(f"{name} (cannot be read) — {self.session.root.name} — SegLoop")
         self.image_list.select_stem(stem)
         self.error_page.set_text("This image cannot be read", message)
         self.stack.setCurrentWidget(self.error_page)
@@ -377,6 +399,18 @@ class MainWindow(QMainWindow):
         self.thumbs.pool.clear()
         self.thumbs.wait(5000)
         super().closeEvent(event)
+
+
+def _scrollable(panel: QWidget) -> QScrollArea:
+    """A vertical scroll area around a dock panel, so its height never sets the window's
+    (a 1280x720 screen with large fonts); it scrolls only when the dock is shorter."""
+    scroll = QScrollArea()
+    scroll.setWidgetResizable(True)
+    scroll.setFrameShape(QFrame.Shape.NoFrame)
+    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    scroll.setWidget(panel)
+    scroll.setMinimumWidth(panel.minimumSizeHint().width())
+    return scroll
 
 
 def _dropped_folder(event: QDragEnterEvent | QDropEvent) -> Path | None:

@@ -23,6 +23,14 @@ def settings_path() -> Path:
     return Path(base) / "segloop" / "segloop.ini"
 
 
+def _fits_screen(window: QMainWindow) -> bool:
+    screen = window.screen()
+    if screen is None:
+        return True
+    avail = screen.availableGeometry()
+    return window.width() <= avail.width() and window.height() <= avail.height()
+
+
 class Settings:
     """Typed access to SegLoop's QSettings."""
 
@@ -50,7 +58,10 @@ class Settings:
 
     # -- window -----------------------------------------------------------------------------
     def save_window(self, window: QMainWindow) -> None:
-        self.qs.setValue("window/geometry", window.saveGeometry())
+        # a window pushed wider or taller than its screen (e.g. by a long label) is not a
+        # size the user chose: keep the last good geometry instead of restoring that next time
+        if _fits_screen(window):
+            self.qs.setValue("window/geometry", window.saveGeometry())
         self.qs.setValue("window/state", window.saveState())
 
     def restore_window(self, window: QMainWindow) -> bool:
@@ -59,6 +70,9 @@ class Settings:
         restored = False
         if isinstance(geometry, QByteArray) and not geometry.isEmpty():
             restored = window.restoreGeometry(geometry)
+            if restored and not _fits_screen(window):
+                avail = window.screen().availableGeometry()
+                window.resize(min(window.width(), avail.width()), min(window.height(), avail.height()))
         if isinstance(state, QByteArray) and not state.isEmpty():
             window.restoreState(state)
         return restored

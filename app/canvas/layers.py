@@ -112,10 +112,23 @@ class ImageItem(QGraphicsItem):
         self._rgb = np.ascontiguousarray(image_rgb[..., :3], dtype=np.uint8)
         self._h, self._w = self._rgb.shape[:2]
         self._levels: dict[int, list[tuple[QRectF, QPixmap]]] = {}
+        self._lut: np.ndarray | None = None  # display-only brightness / contrast
         self.setZValue(0)
         self.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption, True)
         self._tiles(0)
+
+    def set_lut(self, lut: np.ndarray | None) -> None:
+        """Draw the photo through a uint8[256] table (None: as it is); the data stay unchanged."""
+        if lut is None and self._lut is None:
+            return
+        self._lut = None if lut is None else np.asarray(lut, np.uint8)
+        self._levels.clear()
+        self.update()
+
+    def rgb(self) -> np.ndarray:
+        """The photo as loaded (never changed by brightness / contrast)."""
+        return self._rgb
 
     @staticmethod
     def _to_pixmap(rgb: np.ndarray) -> QPixmap:
@@ -133,6 +146,8 @@ class ImageItem(QGraphicsItem):
         if level:
             size = (max(1, self._w // scale), max(1, self._h // scale))
             src = cv2.resize(self._rgb, size, interpolation=cv2.INTER_AREA)
+        if self._lut is not None:
+            src = cv2.LUT(src, self._lut)  # a new array: self._rgb is never written
         sy, sx = self._h / src.shape[0], self._w / src.shape[1]
         tiles = []
         for y in range(0, src.shape[0], TILE):

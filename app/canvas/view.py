@@ -86,6 +86,8 @@ class MaskCanvas(CanvasInputMixin, QGraphicsView):
         self._stacks: OrderedDict[str, QUndoStack] = OrderedDict()
         self._fingerprints: dict[str, int] = {}
         self._fit_mode = True
+        self._image_item: ImageItem | None = None
+        self._display_lut: np.ndarray | None = None
         self._init_input()
 
     # ---- image / mask ----------------------------------------------------------------------
@@ -101,7 +103,9 @@ class MaskCanvas(CanvasInputMixin, QGraphicsView):
         rgb = _as_rgb(image_rgb)
         doc = MaskDocument(rgb.shape[:2], mask, prediction)
         self._scene.clear()
-        self._scene.addItem(ImageItem(rgb))
+        self._image_item = ImageItem(rgb)
+        self._image_item.set_lut(self._display_lut)
+        self._scene.addItem(self._image_item)
         self._doc, self._stem = doc, stem
         self._overlays.attach(self._scene, doc)
         self._cursor_item = BrushCursorItem()
@@ -180,6 +184,18 @@ class MaskCanvas(CanvasInputMixin, QGraphicsView):
 
     def active_class(self) -> int:
         return self._active_class
+
+    # ---- display (never changes image data or mask) ----------------------------------------
+    def set_display_lut(self, lut: np.ndarray | None) -> None:
+        """Brightness / contrast of the photo as drawn (uint8[256] table; None: unchanged).
+        Kept for the next images; the image data and the mask are untouched."""
+        self._display_lut = None if lut is None else np.asarray(lut, np.uint8)
+        if self._image_item is not None:
+            self._image_item.set_lut(self._display_lut)
+
+    def image_rgb(self) -> np.ndarray | None:
+        """The shown photo as loaded (HxWx3 uint8), not as drawn."""
+        return None if self._image_item is None else self._image_item.rgb()
 
     # ---- layers -----------------------------------------------------------------------------
     def set_class_colors(self, colors: Sequence[tuple[int, int, int]]) -> None:

@@ -86,9 +86,25 @@ class CRFPopover(QFrame):
         self.hide()
 
     def popup_at(self, anchor: QWidget) -> None:
+        """Under ``anchor`` (above it when there is no room below), kept inside the screen."""
         self.adjustSize()
-        self.move(anchor.mapToGlobal(QPoint(0, anchor.height() + 2)))
+        self._place(anchor)
         self.show()
+        self._place(anchor)  # the shown (polished) size can differ by a few pixels
+
+    def _place(self, anchor: QWidget) -> None:
+        below = anchor.mapToGlobal(QPoint(0, anchor.height() + 2))
+        screen = anchor.screen() or self.screen()
+        x, y = below.x(), below.y()
+        if screen is not None:
+            area = screen.availableGeometry()
+            frame = self.frameGeometry().size()  # window frame included, where there is one
+            w, h = max(frame.width(), self.width()), max(frame.height(), self.height())
+            if y + h > area.bottom():
+                y = anchor.mapToGlobal(QPoint(0, 0)).y() - h - 2
+            x = min(max(x, area.left()), area.right() + 1 - w)
+            y = min(max(y, area.top()), area.bottom() + 1 - h)
+        self.move(x, y)
 
 
 def params_to_dict(params: CRFParams) -> dict:

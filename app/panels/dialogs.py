@@ -43,7 +43,7 @@ class RecentMenu(QMenu):
         self.clear()
         recent = self._folders()
         for folder in recent:
-            act = self.addAction(folder)
+            act = self.addAction(folder.replace("&", "&&"))  # a literal &, not a mnemonic
             act.setToolTip(f"Open {folder}")
             act.triggered.connect(lambda _=False, f=folder: self._open(f))
         if not recent:

@@ -135,8 +135,13 @@ def metrics_text(record: ImageRecord) -> str:
         biou = f" · BIoU {record.biou:.2f}" if record.biou is not None else ""
         return f"IoU {record.iou:.2f}{biou}"
     if record.uncertainty is not None:
-        return f"uncert. {record.uncertainty:.2f}"
+        return f"uncertain {record.uncertainty:.0%}"  # 0 %: sure of every pixel; 100 %: coin toss
     return ""
+
+
+UNCERTAINTY_TIP = ("Prediction uncertainty {u:.2f} on a 0–1 scale: the mean per-pixel entropy "
+                   "of the model's probabilities (0 = sure of every pixel, 1 = a coin toss "
+                   "everywhere). Sort by “Needs attention” to correct the most uncertain first.")
 
 
 def _tooltip(record: ImageRecord) -> str:
@@ -146,7 +151,7 @@ def _tooltip(record: ImageRecord) -> str:
     if record.biou is not None:
         lines.append(f"Boundary IoU vs. model: {record.biou:.3f}")
     if record.uncertainty is not None:
-        lines.append(f"Prediction uncertainty: {record.uncertainty:.3f}")
+        lines.append(UNCERTAINTY_TIP.format(u=record.uncertainty))
     if record.error:
         lines.append(f"<span style='color:#e0474c'>{record.error}</span>")
     return "<br>".join(lines)
@@ -194,8 +199,10 @@ class ImageItemDelegate(QStyledItemDelegate):
         painter.setPen(pal.color(QPalette.ColorRole.Text))
         fm = painter.fontMetrics()
         name = fm.elidedText(record.filename, Qt.TextElideMode.ElideMiddle, width)
-        painter.drawText(QRect(text_left, rect.top() + 8, width, fm.height()),
-                         Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, name)
+        # TextDontClip and room below: an underscore sits under the descent in some fonts
+        painter.drawText(QRect(text_left, rect.top() + 8, width, fm.height() + 2),
+                         Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
+                         | Qt.TextFlag.TextDontClip, name)
         # status pill
         small = QFont(option.font)
         small.setPointSizeF(max(7.0, option.font.pointSizeF() - 1.5))

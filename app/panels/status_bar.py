@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QRectF, QSize, Qt, QTimer
 from PySide6.QtGui import QColor, QPainter, QPalette, QPen
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QStatusBar, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QStatusBar, QWidget
 
 
 class Spinner(QWidget):
@@ -42,6 +42,53 @@ class Spinner(QWidget):
         p.drawArc(QRectF(2, 2, 12, 12), -self._angle * 16, 270 * 16)
 
 
+FIELD_MAX_WIDTH = 260  # a permanent field (model name, device) never takes more
+
+
+class ElidedLabel(QLabel):
+    """A one-line label that never asks for more width than it gets: a long text is elided
+    (full text in the tooltip) instead of widening the status bar and with it the window."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._full = ""
+        self._tip: str | None = None
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.setMinimumWidth(40)
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt name
+        self._full = text or ""
+        self._elide()
+        self.updateGeometry()
+
+    def text(self) -> str:  # the full text; shown_text() is what fits
+        return self._full
+
+    def shown_text(self) -> str:
+        return super().text()
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - the style sheet's padding included
+        m = self.contentsMargins()
+        width = self.fontMetrics().horizontalAdvance(self._full) + m.left() + m.right() + 4
+        return QSize(width, super().sizeHint().height())
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802
+        return QSize(self.minimumWidth(), super().minimumSizeHint().height())
+
+    def resizeEvent(self, event) -> None:  # noqa: ANN001, N802
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        shown = self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideMiddle,
+                                              max(0, self.contentsRect().width() - 2))
+        super().setText(shown)
+        if self._tip is None:
+            self._tip = self.toolTip()  # the field's own explanation, set once
+        clipped = shown != self._full
+        self.setToolTip(f"{self._full}\n{self._tip}".strip() if clipped else self._tip)
+
+
 class StatusBar(QStatusBar):
     """``set_*`` methods update one permanent field each; tooltips say what they mean."""
 
@@ -53,16 +100,17 @@ class StatusBar(QStatusBar):
         row.setContentsMargins(6, 0, 0, 0)
         row.setSpacing(6)
         self.spinner = Spinner()
-        self.work_label = QLabel()
+        self.work_label = ElidedLabel()
         self.work_label.setObjectName("statusMessage")
-        self.image_info = QLabel()
+        self.image_info = ElidedLabel()
         self.image_info.setObjectName("statusMessage")
         self.image_info.setToolTip("The image on the canvas: file name and size (width × height)")
-        row.addWidget(self.image_info)
+        row.addWidget(self.image_info, 2)
         row.addSpacing(12)
         row.addWidget(self.spinner)
-        row.addWidget(self.work_label)
-        self.addWidget(work)
+        row.addWidget(self.work_label, 1)
+        work.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.addWidget(work, 1)
         self.pixel = self._field("Image pixel under the cursor (x, y)", 110)
         self.zoom = self._field("Zoom (100% = one image pixel per screen pixel)", 70)
         self.device = self._field("Device the model runs on")
@@ -77,11 +125,13 @@ class StatusBar(QStatusBar):
         self.set_save_state("saved")
 
     def _field(self, tip: str, min_width: int = 0) -> QLabel:
-        label = QLabel()
+        label = ElidedLabel()
         label.setObjectName("statusField")
         label.setToolTip(tip)
-        if min_width:
-            label.setMinimumWidth(min_width)
+        # its whole text (up to FIELD_MAX_WIDTH): the work message on the left gives way first
+        label.setSizePolicy(QSizePolicy.Policy.Minimum, QSizePolicy.Policy.Preferred)
+        label.setMinimumWidth(min_width or 40)
+        label.setMaximumWidth(max(min_width, FIELD_MAX_WIDTH))
         self.addPermanentWidget(label)
         return label
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QPixmap
-from PySide6.QtWidgets import (QComboBox, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
-                               QPushButton, QSlider, QSpinBox, QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QColorDialog, QComboBox, QGridLayout, QGroupBox, QHBoxLayout,
+                               QLabel, QMenu, QPushButton, QSlider, QSpinBox, QToolButton,
+                               QVBoxLayout, QWidget)
 
 from ..actions import Actions
+from ..canvas.levels import LEVEL_RANGE
 
 MAX_BRUSH = 500
 
@@ -48,15 +50,20 @@ class ToolsPanel(QWidget):
     classChanged = Signal(int)
     opacityChanged = Signal(float)
     boundaryWidthChanged = Signal(int)
+    maskColorChosen = Signal(object)        # (r, g, b) picked by the user
+    maskColorAutoRequested = Signal()       # back to the contrast-aware colour
+    levelsChanged = Signal(int, int)        # brightness, contrast (display only)
+    autoLevelsRequested = Signal()
 
     def __init__(self, actions: Actions, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.actions = actions
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(8, 4, 8, 8)
-        layout.setSpacing(8)
+        layout.setContentsMargins(8, 2, 8, 4)
+        layout.setSpacing(4)
         layout.addWidget(self._tools_box())
         layout.addWidget(self._layers_box())
+        layout.addWidget(self._display_box())
         layout.addWidget(self._model_box())
         layout.addStretch(1)
 
@@ -94,16 +101,38 @@ class ToolsPanel(QWidget):
         v.setSpacing(2)
         self.opacity_slider = QSlider(Qt.Orientation.Horizontal)
         self.opacity_slider.setRange(0, 100)
-        self.opacity_slider.setFixedWidth(90)
+        self.opacity_slider.setFixedWidth(64)
         self.opacity_slider.setToolTip("Opacity of the filled mask")
+        self.opacity_value = QLabel()
+        self.opacity_value.setObjectName("sectionHint")
+        self.opacity_value.setMinimumWidth(self.opacity_value.fontMetrics().horizontalAdvance("100%") + 2)
+        self.opacity_value.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.opacity_value.setToolTip(self.opacity_slider.toolTip())
+        self.color_button = QToolButton()
+        self.color_button.setAutoRaise(True)
+        self.color_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        menu = QMenu(self.color_button)
+        self.color_auto_action = menu.addAction("Automatic: stands out from the image")
+        self.color_auto_action.setCheckable(True)
+        self.color_auto_action.triggered.connect(lambda: self.maskColorAutoRequested.emit())
+        menu.addAction("Choose colour…", self._choose_color)
+        self.color_button.setMenu(menu)
+        mask_extra = QWidget()
+        mrow = QHBoxLayout(mask_extra)
+        mrow.setContentsMargins(0, 0, 0, 0)
+        mrow.setSpacing(2)
+        mrow.addWidget(self.color_button)
+        mrow.addWidget(self.opacity_slider)
+        mrow.addWidget(self.opacity_value)
+        self.set_mask_color((255, 64, 64), True)
         self.boundary_spin = QSpinBox()
         self.boundary_spin.setRange(1, 20)
         self.boundary_spin.setSuffix(" px")
         self.boundary_spin.setToolTip("Width of the boundary line (screen pixels)")
-        v.addLayout(_layer_row(self.actions.show_mask, self.opacity_slider))
+        v.addLayout(_layer_row(self.actions.show_mask, mask_extra))
         v.addLayout(_layer_row(self.actions.show_boundary, self.boundary_spin))
         v.addLayout(_layer_row(self.actions.show_diff, self._diff_legend()))
-        self.opacity_slider.valueChanged.connect(lambda v_: self.opacityChanged.emit(v_ / 100))
+        self.opacity_slider.valueChanged.connect(self._opacity_moved)
         self.boundary_spin.valueChanged.connect(self.boundaryWidthChanged.emit)
         return box
 
@@ -116,6 +145,34 @@ class ToolsPanel(QWidget):
         label.setObjectName("sectionHint")
         label.setToolTip("Diff colours: pixels added to / removed from the prediction")
         return label
+
+    def _display_box(self) -> QGroupBox:
+        box = QGroupBox("Display")
+        box.setToolTip("Brightness and contrast of the image on screen only: the image file, "
+                       "the mask and what the model sees are unchanged")
+        self.display_box = box
+        grid = QGridLayout(box)
+        grid.setSpacing(4)
+        self.brightness_slider = QSlider(Qt.Orientation.Horizontal)
+        self.contrast_slider = QSlider(Qt.Orientation.Horizontal)
+        auto = QPushButton("Auto")
+        auto.setToolTip("Stretch this image's 1st–99th percentile to the full range "
+                        "(dim, low-contrast and 16-bit images)")
+        auto.clicked.connect(self.autoLevelsRequested)
+        reset = QPushButton("Reset")
+        reset.setToolTip("Show the image as it is")
+        reset.clicked.connect(lambda: self.set_levels(0, 0, emit=True))
+        self.auto_levels_button, self.reset_levels_button = auto, reset
+        for row, (label, slider, button) in enumerate((("Brightness", self.brightness_slider, auto),
+                                                       ("Contrast", self.contrast_slider, reset))):
+            slider.setRange(-LEVEL_RANGE, LEVEL_RANGE)
+            slider.setToolTip(f"{label} of the image on screen (display only; Reset for 0)")
+            slider.valueChanged.connect(self._levels_moved)
+            grid.addWidget(QLabel(label), row, 0)
+            grid.addWidget(slider, row, 1)
+            grid.addWidget(button, row, 2)
+        self.set_levels(0, 0)
+        return box
 
     def _model_box(self) -> QGroupBox:
         box = QGroupBox("Prediction")
@@ -162,6 +219,36 @@ class ToolsPanel(QWidget):
         self.opacity_slider.blockSignals(True)
         self.opacity_slider.setValue(round(value * 100))
         self.opacity_slider.blockSignals(False)
+        self.opacity_value.setText(f"{self.opacity_slider.value()}%")
+
+    def set_mask_color(self, rgb: tuple[int, int, int], auto: bool) -> None:
+        """The binary class's colour on the swatch; ``auto``: chosen for contrast per image."""
+        pm = QPixmap(16, 16)
+        pm.fill(QColor(*rgb))
+        self.color_button.setIcon(QIcon(pm))
+        self.mask_color = tuple(int(c) for c in rgb)
+        self.color_auto_action.setChecked(auto)
+        name = QColor(*rgb).name()
+        self.color_button.setToolTip(
+            f"Mask colour {name}: " + ("automatic, the one of four colours that stands out most "
+                                       "from this image" if auto else "chosen, kept in the project")
+            + " (click to change)")
+
+    def set_mask_color_choosable(self, on: bool) -> None:
+        """Binary projects only; multi-class colours belong to the project's classes."""
+        self.color_button.setVisible(on)
+
+    def set_levels(self, brightness: int, contrast: int, emit: bool = False) -> None:
+        for slider, value in ((self.brightness_slider, brightness), (self.contrast_slider, contrast)):
+            slider.blockSignals(True)
+            slider.setValue(int(value))
+            slider.blockSignals(False)
+        self._show_levels()
+        if emit:
+            self.levelsChanged.emit(self.brightness_slider.value(), self.contrast_slider.value())
+
+    def levels(self) -> tuple[int, int]:
+        return self.brightness_slider.value(), self.contrast_slider.value()
 
     def set_boundary_width(self, px: int) -> None:
         self.boundary_spin.blockSignals(True)
@@ -187,6 +274,24 @@ class ToolsPanel(QWidget):
         return int(self.class_combo.currentData() or 1)
 
     # -- internal ---------------------------------------------------------------------------
+    def _opacity_moved(self, value: int) -> None:
+        self.opacity_value.setText(f"{value}%")
+        self.opacityChanged.emit(value / 100)
+
+    def _levels_moved(self, _value: int) -> None:
+        self._show_levels()
+        self.levelsChanged.emit(*self.levels())
+
+    def _show_levels(self) -> None:
+        b, c = self.levels()
+        self.display_box.setTitle("Display" if not b and not c
+                                  else f"Display: brightness {b:+d}, contrast {c:+d}")
+
+    def _choose_color(self) -> None:
+        color = QColorDialog.getColor(QColor(*self.mask_color), self, "Mask colour")
+        if color.isValid():
+            self.maskColorChosen.emit((color.red(), color.green(), color.blue()))
+
     def _brush_from_slider(self, value: int) -> None:
         self.brush_spin.blockSignals(True)
         self.brush_spin.setValue(value)

@@ -20,6 +20,18 @@ IOU_COLOR = "#3d7bfd"
 BIOU_COLOR = "#4cc38a"
 
 
+def nice_step(span: float, max_steps: int) -> tuple[float, int]:
+    """The smallest 1/2/2.5/5 x 10^k step giving at most ``max_steps`` steps over ``span``,
+    and the decimals its labels need."""
+    k = math.floor(math.log10(span / max_steps))
+    for base in (1.0, 2.0, 2.5, 5.0, 10.0):
+        step = base * 10.0 ** k
+        if span / step <= max_steps + 1e-9:
+            break
+    decimals = max(0, -math.floor(math.log10(step) + 1e-9)) + (1 if base == 2.5 else 0)
+    return step, decimals
+
+
 def _series(name: str, color: str, dashed: bool = False) -> QLineSeries:
     s = QLineSeries()
     s.setName(name)
@@ -39,7 +51,7 @@ class TrainingChart(QChartView):
         super().__init__(chart, parent)
         self.setRenderHint(QPainter.RenderHint.Antialiasing)
         self.setMinimumHeight(170)
-        self.setMinimumWidth(200)
+        self.setMinimumWidth(180)
         chart.setMargins(QMargins(4, 4, 4, 4))
         chart.setBackgroundRoundness(6)
         chart.legend().setAlignment(Qt.AlignmentFlag.AlignBottom)
@@ -57,12 +69,16 @@ class TrainingChart(QChartView):
         self.loss_axis = QValueAxis()
         self.loss_axis.setTitleText("loss")
         self.loss_axis.setTitleVisible(False)  # the legend and the label colours say which is which
-        self.loss_axis.setLabelFormat("%.1f")
+        self.loss_axis.setTickType(QValueAxis.TickType.TicksDynamic)
+        self.loss_axis.setTickAnchor(0.0)
         self.score_axis = QValueAxis()
         self.score_axis.setTitleText("IoU / BIoU")
         self.score_axis.setTitleVisible(False)
         self.score_axis.setRange(0.0, 1.0)
-        self.score_axis.setLabelFormat("%.1f")
+        self.score_axis.setTickType(QValueAxis.TickType.TicksDynamic)
+        self.score_axis.setTickAnchor(0.0)
+        self.score_axis.setTickInterval(0.25)
+        self.score_axis.setLabelFormat("%.2f")  # 0.75, not 0.8
         chart.addAxis(self.x_axis, Qt.AlignmentFlag.AlignBottom)
         chart.addAxis(self.loss_axis, Qt.AlignmentFlag.AlignLeft)
         chart.addAxis(self.score_axis, Qt.AlignmentFlag.AlignRight)
@@ -73,6 +89,14 @@ class TrainingChart(QChartView):
             s.attachAxis(y)
         self.loss_axis.setLabelsColor(QColor(LOSS_COLOR))
         self.score_axis.setLabelsColor(QColor(IOU_COLOR))
+        # a narrow dock (1280-px window) must still fit the legend's names: small font, and
+        # the start marker explained in the tooltip instead
+        font = chart.legend().font()
+        font.setPointSizeF(max(7.0, font.pointSizeF() - 1.5))
+        chart.legend().setFont(font)
+        chart.legend().markers(self.start)[0].setVisible(False)
+        self.setToolTip("Per epoch: training loss (left axis) and held-out IoU / Boundary IoU "
+                        "(right axis, 0–1). The dot at epoch 0 is the starting model's held-out IoU.")
         self.reports: list[EpochReport] = []
         self.apply_palette()
         self.clear()
@@ -106,7 +130,7 @@ class TrainingChart(QChartView):
         for s in (self.loss, self.iou, self.biou, self.start):
             s.clear()
         self._set_x(5)
-        self.loss_axis.setRange(0.0, 1.0)
+        self._set_loss_top(1.0)
 
     def _set_x(self, n: int) -> None:
         """Epochs 0..n with at most ~6 integer ticks; a little room left of 0 for the start marker."""
@@ -136,7 +160,15 @@ class TrainingChart(QChartView):
         self._set_x(n)
         losses = [p.y() for p in self.loss.points()]
         if losses:
-            self.loss_axis.setRange(0.0, max(0.1, max(losses) * 1.1))
+            self._set_loss_top(max(losses) * 1.1)
+
+    def _set_loss_top(self, top: float) -> None:
+        """0..top on round ticks (at most 5 steps) with as many decimals as the step needs,
+        so no two labels read the same (0.1, 0.1) and none is rounded away."""
+        step, decimals = nice_step(max(top, 1e-3), 5)
+        self.loss_axis.setTickInterval(step)
+        self.loss_axis.setRange(0.0, step * math.ceil(top / step - 1e-9))
+        self.loss_axis.setLabelFormat(f"%.{decimals}f")
 
     def points(self) -> dict[str, list[tuple[float, float]]]:
         """What is drawn, per series (for tests)."""

@@ -29,8 +29,9 @@ from .worker import FinetuneWorker
 
 POLL_MS = 300
 DOCK_AREA = Qt.DockWidgetArea.BottomDockWidgetArea
-DOCK_HEIGHT = 330
-MIN_DOCK_HEIGHT = 280
+DOCK_HEIGHT = 300       # default height of the bottom dock, at most DOCK_SHARE of the window
+DOCK_SHARE = 0.37       # 1280x720: a 266 px dock leaves the canvas ~350 px (was 289)
+MIN_DOCK_HEIGHT = 220
 REFRESH_DEBOUNCE_MS = 250
 
 
@@ -65,7 +66,7 @@ class TrainingController(QObject):
         self.dock.dockLocationChanged.connect(self._dock_moved)
         self.dock.topLevelChanged.connect(lambda *_: self._dock_moved(window.dockWidgetArea(self.dock)))
         self._dock_moved(window.dockWidgetArea(self.dock))
-        window.resizeDocks([self.dock], [DOCK_HEIGHT], Qt.Orientation.Vertical)
+        window.resizeDocks([self.dock], [self.default_height()], Qt.Orientation.Vertical)
         QTimer.singleShot(0, self._default_height)  # resizeDocks before show() is unreliable
         self._connect()
         self._refresh_timer = QTimer(self)
@@ -139,10 +140,16 @@ class TrainingController(QObject):
             if action is not None:
                 action.triggered.connect(lambda *_: self.fine_tune_action.setIcon(icon("fine-tune")))
 
+    def default_height(self) -> int:
+        return max(MIN_DOCK_HEIGHT, min(DOCK_HEIGHT, round(self.window.height() * DOCK_SHARE)))
+
     def _default_height(self) -> None:
         """Give a too-short bottom dock its default height (a restored, user-sized one is kept)."""
-        if self.window.dockWidgetArea(self.dock) == DOCK_AREA and self.dock.height() < MIN_DOCK_HEIGHT:
-            self.window.resizeDocks([self.dock], [DOCK_HEIGHT], Qt.Orientation.Vertical)
+        settings = getattr(self.window, "settings", None)
+        saved = settings is not None and settings.qs.value("window/state") is not None
+        low = MIN_DOCK_HEIGHT if saved else self.default_height()
+        if self.window.dockWidgetArea(self.dock) == DOCK_AREA and self.dock.height() < low:
+            self.window.resizeDocks([self.dock], [self.default_height()], Qt.Orientation.Vertical)
 
     def _dock_moved(self, area: Qt.DockWidgetArea) -> None:
         horizontal = area in (Qt.DockWidgetArea.BottomDockWidgetArea, Qt.DockWidgetArea.TopDockWidgetArea)
@@ -306,9 +313,9 @@ class TrainingController(QObject):
         m = result.metrics or {}
         self.panel.set_start_iou(m.get("start_val_iou"))
         if result.metrics:
-            text = (f"v{result.version_id} saved and active — held-out IoU {_fmt(m.get('val_iou'))} "
+            text = (f"v{result.version_id} saved and active: held-out IoU {_fmt(m.get('val_iou'))} "
                     f"(was {_fmt(m.get('start_val_iou'))}), BIoU {_fmt(m.get('val_biou'))} "
-                    f"(was {_fmt(m.get('start_val_biou'))}); {result.seconds:.0f} s, {result.stopped_reason}.")
+                    f"(was {_fmt(m.get('start_val_biou'))}); {result.seconds:.0f} s")
         else:
             text = (f"v{result.version_id} saved and active ({result.seconds:.0f} s). "
                     f"{result.message or 'No held-out images, so no held-out numbers.'}")
@@ -389,8 +396,10 @@ class TrainingController(QObject):
     def _repredicted(self, label: str, n: int) -> None:
         self.timings["predicted"] = time.monotonic()
         secs = self.timings["predicted"] - self.timings.get("click", self.timings["predicted"])
-        self.panel.set_repredict(f"Predictions updated with {label}: {n} images, {secs:.0f} s after the click.")
-        self._status(f"Predictions updated with {label}", 8000)
+        # done: the line leaves the dock (room for Activate / Roll back) for the status bar
+        self.panel.set_repredict(None)
+        self._status(f"Predictions updated with {label}: {n} images, {secs:.0f} s after the click",
+                     15000)
 
     # -- lifetime ---------------------------------------------------------------------------
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802

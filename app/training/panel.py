@@ -22,7 +22,7 @@ from .versions_table import VersionsTable
 
 NO_HELD_OUT = "too few corrected images to hold any out — no held-out numbers"
 MAX_NAMES_IN_TIP = 40
-RUN_BOX_WIDTH = 250
+RUN_BOX_WIDTH = 230
 PROGRESS_STEPS = 1000
 
 
@@ -51,8 +51,8 @@ class TrainingPanel(QWidget):
         super().__init__(parent)
         self.setObjectName("trainingPanel")
         self.box_layout = QBoxLayout(QBoxLayout.Direction.TopToBottom, self)
-        self.box_layout.setContentsMargins(8, 4, 8, 8)
-        self.box_layout.setSpacing(8)
+        self.box_layout.setContentsMargins(8, 2, 8, 4)
+        self.box_layout.setSpacing(6)
         self.run_box = self._run_box(settings)
         self.chart_box = self._chart_box()
         self.versions_box = self._versions_box()
@@ -70,7 +70,7 @@ class TrainingPanel(QWidget):
     def _run_box(self, settings: Any | None) -> QGroupBox:
         box = QGroupBox("Fine-tune")
         col = QVBoxLayout(box)
-        col.setSpacing(6)
+        col.setSpacing(4)
         row = QHBoxLayout()
         self.train_button = QPushButton("Fine-tune")
         self.train_button.setObjectName("primary")
@@ -115,7 +115,7 @@ class TrainingPanel(QWidget):
         return box
 
     def _chart_box(self) -> QGroupBox:
-        box = QGroupBox("Loss and held-out IoU / BIoU per epoch")
+        box = QGroupBox("Loss, held-out IoU / BIoU")
         col = QVBoxLayout(box)
         col.setContentsMargins(4, 8, 4, 4)
         self.chart = TrainingChart()
@@ -162,6 +162,7 @@ class TrainingPanel(QWidget):
         self._running = running
         self.advanced.setEnabled(not running)
         self.eta_label.setVisible(running)
+        self.status_label.setVisible(running or not self.result_label.text())
         if running:
             self.progress.setRange(0, 0)  # busy until the first step arrives
             self.progress.setValue(0)
@@ -226,9 +227,14 @@ class TrainingPanel(QWidget):
     def set_status(self, text: str) -> None:
         self.status_label.setText(text)
         self.status_label.setToolTip(text)
+        # after a run the result line says how it ended ("Training finished." would repeat it)
+        self.status_label.setVisible(self._running or not self.result_label.text())
 
     def set_result(self, text: str, error: bool = False) -> None:
+        # the result says how the run ended: the status line ("Training finished.") would
+        # only repeat it and cost the dock a line
         self.result_label.setText(f"⚠ {text}" if error else text)
+        self.status_label.setVisible(self._running or not text)
         self.result_label.setToolTip(text)
         self.result_label.setStyleSheet("color: #ff8a7a;" if error else "")
 
@@ -248,9 +254,11 @@ class TrainingPanel(QWidget):
             names = list(held)
             shown = ", ".join(names[:MAX_NAMES_IN_TIP]) + (" …" if len(names) > MAX_NAMES_IN_TIP else "")
             self.held_out_label.setText(
-                f"Held out: {len(held)} of {len(train) + len(held)} corrected images "
-                f"({', '.join(names[:3])}{', …' if len(names) > 3 else ''}) — measured, never trained on.")
-            self.held_out_label.setToolTip(f"Held-out images (a fixed share, chosen by name):\n{shown}")
+                f"Held out: {len(held)} of {len(train) + len(held)} "
+                f"({', '.join(names[:2])}{', …' if len(names) > 2 else ''})")
+            self.held_out_label.setToolTip(
+                "Held-out images (a fixed share, chosen by name) are measured, never trained on:"
+                f"\n{shown}")
 
     def set_repredict(self, text: str | None) -> None:
         self.repredict_label.setVisible(bool(text))

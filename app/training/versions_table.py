@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem, QWidget
 
@@ -78,9 +78,15 @@ class VersionsTable(QTableWidget):
         header.setMinimumSectionSize(20)
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(len(COLUMNS) - 1, QHeaderView.ResizeMode.Stretch)
-        self.setMinimumHeight(110)
+        self.setMinimumHeight(84)  # header + 2 rows; a 1280x720 window still shows the buttons
         self._ids: list[int] = []
         self.itemSelectionChanged.connect(lambda: self.selectedVersionChanged.emit(self.selected_id()))
+
+    def sizeHint(self) -> QSize:  # noqa: N802
+        # QTableWidget's default (~192 px tall) made the whole Training panel ask for that
+        # height, so a 1280x720 window scrolled the dock; the table grows with the dock anyway
+        hint = super().sizeHint()
+        return QSize(hint.width(), self.minimumHeight())
 
     def set_versions(self, versions: list[Any]) -> None:
         keep = self.selected_id()

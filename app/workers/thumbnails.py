@@ -26,6 +26,20 @@ class _Relay(QObject):
     error = Signal(int, str, str)
 
 
+class _UseFullReader(Exception):
+    pass
+
+
+def _high_bit_depth(img) -> bool:  # noqa: ANN001 - PIL.Image.Image
+    """16-bit / integer / float samples (gray modes I, I;16, F, or 16-bit RGB in the file)."""
+    if img.mode.startswith("I") or img.mode == "F":
+        return True
+    tile = getattr(img, "tile", None) or []
+    args = getattr(tile[0], "args", None) if tile else None
+    raw = args[0] if isinstance(args, tuple) and args else args
+    return isinstance(raw, str) and ";16" in raw
+
+
 def make_thumbnail(image_path: Path, cache_path: Path | None, size: int = THUMB_SIZE) -> QImage:
     """Decode ``image_path`` reduced to ``size`` px (or load the fresh cache). Raises on failure."""
     if cache_path is not None:
@@ -40,6 +54,10 @@ def make_thumbnail(image_path: Path, cache_path: Path | None, size: int = THUMB_
 
     try:
         with Image.open(image_path) as img:
+            if _high_bit_depth(img):
+                # Pillow would clip 16-bit gray to white and keep only the high byte of 16-bit
+                # RGB (a black thumbnail): use the canvas's reader, which stretches the range
+                raise _UseFullReader
             img.draft("RGB", (size * 2, size * 2))  # JPEG: decode at reduced scale
             img = ImageOps.exif_transpose(img)
             if img.mode not in ("RGB", "RGBA", "L"):
@@ -53,7 +71,7 @@ def make_thumbnail(image_path: Path, cache_path: Path | None, size: int = THUMB_
 
         arr = read_image(image_path)  # raises ImageReadError with a message naming the file
         h, w = arr.shape[:2]
-        scale = size / max(h, w)
+        scale = min(1.0, size / max(h, w))
         arr = cv2.resize(arr, (max(1, round(w * scale)), max(1, round(h * scale))),
                          interpolation=cv2.INTER_AREA)
         rgb = Image.fromarray(arr)
