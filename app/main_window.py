@@ -20,6 +20,7 @@ from segcore.project import Project
 from . import theme
 from .actions import MENUS, Actions
 from .canvas import MaskCanvas
+from .image_status import StatusChip
 from .navigation import Navigator
 from .panels.banner import Banner
 from .panels.crf_popover import CRFPopover
@@ -40,7 +41,8 @@ from .workers.thumbnails import ThumbnailProvider
 TOOLBAR = ("open_folder", None, "previous_image", "next_image", "next_unlabelled", None, "undo",
            "redo", None, "tool_brush", "tool_eraser", "tool_fill", "tool_pan", None, "fit",
            "zoom_actual", None, "show_mask", "show_boundary", "show_diff", None,
-           "accept_prediction", "crf")
+           "accept_prediction", "mark_done", "done_next", "crf")
+LABEL_ACTIONS = ("mark_done", "done_next", "skip_image", "reset_image")  # need a writable image
 
 
 class MainWindow(QMainWindow):
@@ -56,6 +58,7 @@ class MainWindow(QMainWindow):
         self.undo_group = QUndoGroup(self)
         self.thumbs = ThumbnailProvider(self)
         self.canvas = MaskCanvas()
+        self.status_chip = StatusChip(self.canvas)
         self.status = StatusBar(self)
         self.setStatusBar(self.status)
         self._build_central()
@@ -125,7 +128,7 @@ class MainWindow(QMainWindow):
         edit = self.menus["Edit"]
         edit.addActions([a.undo, a.redo])
         edit.addSeparator()
-        edit.addActions([a.accept_prediction, a.clear_mask])
+        edit.addActions([a.accept_prediction, a.clear_mask, a.reset_image])
         self.menus["Tools"].addActions(a.in_menu("Tools"))
         view = self.menus["View"]
         view.addActions([a.fit, a.zoom_actual])
@@ -180,12 +183,14 @@ class MainWindow(QMainWindow):
         session.showFailed.connect(self._show_failed)
         session.recordChanged.connect(self.image_list.model.update_stem)
         session.recordChanged.connect(self._update_accept)
+        session.recordChanged.connect(self._status_changed)
         session.message.connect(self.status.showMessage)
         session.predictionBusy.connect(self._prediction_busy)
         session.modelReady.connect(self._model_ready)
         session.modelFailed.connect(self._model_failed)
         session.saveState.connect(self.status.set_save_state)
         session.orderChanged.connect(self.image_list.reorder)
+        session.status.changed.connect(self._status_changed)
         session.worker.set_crf(self.actions.crf.isChecked(), self.crf_params)
         self.thumbs.set_project(project)
         self.image_list.set_project(project)
@@ -231,16 +236,32 @@ class MainWindow(QMainWindow):
             self.canvas.set_tool("pan")
         else:
             self.banner.hide()
-        for name in ("tool_brush", "tool_eraser", "tool_fill", "clear_mask"):
+        for name in ("tool_brush", "tool_eraser", "tool_fill", "clear_mask", *LABEL_ACTIONS):
             self.actions[name].setEnabled(not ro)
         self._update_accept()
         self.status.set_save_state("read-only" if ro else "saved")
 
     def _set_project_actions(self, enabled: bool) -> None:
         for name in ("next_image", "previous_image", "next_unlabelled", "predict_again",
-                     "fit", "zoom_actual"):
-            self.actions[name].setEnabled(enabled)
+                     "fit", "zoom_actual", *LABEL_ACTIONS):
+            self.actions[name].setEnabled(enabled and not (self.session and self.session.read_only))
         self._update_accept()
+        if not enabled:
+            self.status_chip.show_state(None, None, False)
+            self.actions.use_for_training.setEnabled(False)
+
+    def _status_changed(self, stem: str) -> None:
+        """The shown image's status, role or look changed: the chip and the role action."""
+        s = self.session
+        if s is None or stem != self.canvas.current_stem():
+            return
+        try:
+            record = s.project.record(stem)
+        except Exception:  # noqa: BLE001 - a vanished image
+            return
+        self.status_chip.show_state(record.status.value, record.role,
+                                    s.status.is_prediction_shown())
+        self.actions.use_for_training.setEnabled(not s.read_only and record.role == "held_out")
 
     def _update_accept(self, _stem: str | None = None) -> None:
         """Accept Prediction only does something with a prediction on a writable canvas.

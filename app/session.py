@@ -17,9 +17,11 @@ from PySide6.QtCore import QObject, Qt, QThread, Signal
 from PySide6.QtWidgets import QApplication
 
 from segcore import io
-from segcore.project import Project
+from segcore.project import ImageStatus, Project
+from segcore._records import USER_STATUSES
 
 from .autosave import AutoSaver
+from .image_status import ImageStatusController
 from .workers import cold_start
 from .workers.metrics import MetricsJobs
 from .workers.prediction import PredictionWorker
@@ -50,7 +52,9 @@ class Session(QObject):
         self.ask_mask_resize = ask_mask_resize
         self.current: str | None = None
         self.order: Callable[[], list[str]] = project.stems
-        self.saver = AutoSaver(project, self)
+        self.status = ImageStatusController(self)  # statuses of edits (app/image_status.py)
+        self.status.message.connect(self.message)
+        self.saver = AutoSaver(self.status.writer, self)
         self.saver.saved.connect(self._saved)
         self.saver.failed.connect(self._save_failed)
         self.saver.stateChanged.connect(self.saveState)
@@ -119,24 +123,18 @@ class Session(QObject):
 
     def _put_on_canvas(self, stem: str, mask: np.ndarray | None,
                        prediction: np.ndarray | None) -> None:
-        """Without a corrected mask the prediction is the starting mask: visible with the mask
-        and boundary layers and corrected in place. It is written to masks/ (status
-        'corrected') only when the user edits or accepts it."""
+        """Without a user mask the prediction is the starting mask, drawn hatched and corrected
+        in place. It is written to masks/ only when the user edits it (status in progress) or
+        accepts it (done); undoing back removes it again (app/image_status.py)."""
         if mask is None and prediction is not None:
             mask = prediction.copy()
         self.canvas.set_image(stem, self._image, mask, prediction)
+        self.status.image_shown(stem)
 
     def accept_prediction(self) -> None:
         """Make the prediction this image's mask (one undoable edit, or a plain save when the
-        starting mask already is the prediction)."""
-        prediction = self.canvas.prediction()
-        stem = self.canvas.current_stem()
-        if prediction is None or stem is None or self.read_only:
-            return
-        if np.array_equal(self.canvas.mask(), prediction):
-            self.saver.schedule(stem, self.canvas.mask().copy())
-        else:
-            self.canvas.accept_prediction()
+        starting mask already is the prediction) and mark the image done."""
+        self.status.accept_prediction()
 
     def clear_mask(self) -> None:
         """Set every pixel to background as one undoable edit (saved like a stroke)."""
@@ -166,7 +164,9 @@ class Session(QObject):
                                  interpolation=cv2.INTER_NEAREST)
             if not self.read_only:
                 try:
-                    self.project.save_mask(stem, resized)
+                    status = self.project.record(stem).status
+                    self.project.save_mask(stem, resized, status if status in USER_STATUSES
+                                           else ImageStatus.DONE)
                 except Exception as exc:  # noqa: BLE001
                     self.message.emit(f"⚠ resized mask not saved: {exc}", 15000)
             return resized
@@ -191,6 +191,7 @@ class Session(QObject):
     def _stroke_finished(self, stem: str) -> None:
         if self.read_only or self._closed or stem != self.canvas.current_stem():
             return
+        self.status.before_save(stem)
         self.saver.schedule(stem, self.canvas.mask().copy())
 
     def _saved(self, stem: str) -> None:
@@ -212,6 +213,7 @@ class Session(QObject):
                 self._put_on_canvas(stem, None, mask)  # show it as the starting mask
             else:
                 self.canvas.set_prediction(mask)
+                self.status.prediction_arrived()
         self.recordChanged.emit(stem)
         if self.project.mask_path(stem).is_file():
             self.metrics.schedule(self.project, stem)

@@ -28,6 +28,12 @@ def connect_window(w: MainWindow) -> None:
     c.undoStackChanged.connect(w._set_undo_stack)
     a.accept_prediction.triggered.connect(lambda: w.session and w.session.accept_prediction())
     a.clear_mask.triggered.connect(lambda: w.session and w.session.clear_mask())
+    a.reset_image.triggered.connect(lambda: w.session and w.session.status.reset())
+    a.mark_done.triggered.connect(lambda: w.session and w.session.status.mark_done())
+    a.done_next.triggered.connect(lambda: w.session and w.session.status.mark_done()
+                                  and w.nav.next_unlabelled())
+    a.skip_image.triggered.connect(lambda: w.session and w.session.status.skip())
+    a.use_for_training.triggered.connect(lambda: w.session and w.session.status.use_for_training())
     for tool in ("brush", "eraser", "fill", "pan"):
         a[f"tool_{tool}"].triggered.connect(lambda _=False, n=tool: c.set_tool(n))
     c.toolChanged.connect(lambda n: a[f"tool_{n}"].setChecked(True))

@@ -1,20 +1,19 @@
 """The human-in-the-loop cycle as two functions the GUI, the CLI and the benchmarks share.
 
-finetune(project, config): corrected images → fixed held-out share → train from the ACTIVE
+finetune(project, config): DONE images → their fixed roles (train / held out) → train from the ACTIVE
     version (or a fresh ImageNet-initialised model) → save a new version (parent = active),
     activate it → FinetuneResult.
 predict_project(project, predictor, stems): predict in the given order, store predictions and
-    uncertainty, never touch corrected masks, refresh IoU/BIoU of corrected images.
+    uncertainty, never touch the user's masks, refresh IoU/BIoU of images with masks.
 
-Held-out rule (stable, visible): a stem is held out when sha1(stem) % 5 == 0, so an image keeps
-its role as more images are corrected. With >= 4 corrected images at least one is held out
-(the smallest hash) and at most 15 % (every corrected image is precious at small k);
-below 4 none is, and metrics are None.
+Held-out rule (stable, visible): each DONE image's role is decided once, when it first becomes
+done, and stored in the index (segcore.roles: ~15 %, at least one once >= 4 are done; below 4
+none is, and metrics are None). ``Project.training_split`` reads them; ``split_held_out(stems)``
+applies the same rule to a plain list of stems (the CLI's folders, which have no index).
 """
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 import uuid
@@ -23,35 +22,23 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from . import roles
 from .errors import TrainingError
 from .training import EpochReport, TrainCallbacks, TrainConfig, Trainer
 from .training.evaluate import evaluate_pairs
 from .versions import ModelStore
 
 SAVE_RESERVE_S = 0.5  # writing the new version (measured ~0.1-0.3 s for MobileNetV2 DeepLabV3+)
-HELD_OUT_EVERY = 5
-MIN_FOR_HELD_OUT = 4
-HELD_OUT_MAX_SHARE = 0.15
-TOO_FEW_MESSAGE = "too few corrected images to hold any out (need at least 4); no held-out metrics"
-
-
-def _stem_hash(stem: str) -> int:
-    return int.from_bytes(hashlib.sha1(stem.encode("utf-8")).digest()[:8], "big")
+MIN_FOR_HELD_OUT = roles.MIN_FOR_HELD_OUT
+TOO_FEW_MESSAGE = "too few done images to hold any out (need at least 4); no held-out metrics"
 
 
 def split_held_out(stems: Sequence[str]) -> tuple[list[str], list[str]]:
-    """(train stems, held-out stems), both sorted. Deterministic; see the module docstring."""
-    stems = sorted(set(stems))
-    if len(stems) < MIN_FOR_HELD_OUT:
-        return stems, []
-    held = [s for s in stems if _stem_hash(s) % HELD_OUT_EVERY == 0]
-    if not held:
-        held = [min(stems, key=_stem_hash)]
-    cap = max(1, round(len(stems) * HELD_OUT_MAX_SHARE))
-    if len(held) > cap:
-        held = sorted(held, key=_stem_hash)[:cap]
-    held_set = set(held)
-    return [s for s in stems if s not in held_set], sorted(held_set)
+    """(train stems, held-out stems), both sorted, for a plain list of stems without an index
+    (the rule a project applies to its first batch of done images; see segcore.roles)."""
+    assigned = roles.assign(stems, 0, 0)
+    held = sorted(s for s, r in assigned.items() if r == roles.ROLE_HELD_OUT)
+    return sorted(s for s, r in assigned.items() if r != roles.ROLE_HELD_OUT), held
 
 
 @dataclass
@@ -121,14 +108,15 @@ def _pairs(project: Any, stems: Sequence[str]) -> list[tuple[np.ndarray, np.ndar
 
 def finetune(project: Any, config: TrainConfig | None = None, callbacks: TrainCallbacks | None = None,
              cancel_event: threading.Event | None = None) -> FinetuneResult:
-    """Train on the project's corrected images; save and activate the new version. See module doc."""
+    """Train on the project's DONE images (train role); score on its held-out ones; save and
+    activate the new version. See module doc."""
     config = config or TrainConfig()
     t0 = time.monotonic()
-    corrected = project.corrected_stems()
-    if not corrected:
-        raise TrainingError(f"{project.root}: no corrected images to train on; correct at least one "
-                            f"image (paint its mask) and try again")
-    train_stems, held = split_held_out(corrected)
+    train_stems, held = project.training_split()
+    if not train_stems:
+        raise TrainingError(f"{project.root}: no done images to train on; finish at least one "
+                            f"image (paint its mask, then Mark Done, or accept a prediction) and "
+                            f"try again" + (f" ({len(held)} done images are held out)" if held else ""))
     run_id = uuid.uuid4().hex[:12]
     cbs = _LoggingCallbacks(project, run_id, callbacks)
     model, parent, origin = starting_model(project, config)
@@ -173,8 +161,8 @@ def predict_project(project: Any, predictor: Any, stems: Sequence[str],
                     cancel_event: threading.Event | None = None) -> PredictSummary:
     """Predict ``stems`` in the given order (put the shown image first).
 
-    Predictions go to project.save_prediction (status stays CORRECTED for corrected images, whose
-    masks are never written); corrected images also get IoU/BIoU of mask vs prediction.
+    Predictions go to project.save_prediction (a user status -- in progress, done, skipped --
+    stays, and masks are never written); images with a mask also get IoU/BIoU of mask vs prediction.
     on_progress(done, total, stem) after each image. Per-image failures → project.set_error.
     """
     from . import metrics

@@ -20,7 +20,7 @@ from .advanced import AdvancedSettings
 from .chart import TrainingChart
 from .versions_table import VersionsTable
 
-NO_HELD_OUT = "too few corrected images to hold any out — no held-out numbers"
+NO_HELD_OUT = "too few done images to hold any out — no held-out numbers"
 MAX_NAMES_IN_TIP = 40
 RUN_BOX_WIDTH = 250
 PROGRESS_STEPS = 1000
@@ -236,21 +236,23 @@ class TrainingPanel(QWidget):
         self.chart.set_start(iou)
 
     def set_held_out(self, train: Sequence[str], held: Sequence[str]) -> None:
-        """Which corrected images are held out (never trained on; they give the numbers)."""
+        """Which done images are held out (never trained on; they give the numbers)."""
         if not train and not held:
-            self.held_out_label.setText("No corrected images yet.")
+            self.held_out_label.setText("No done images yet.")
             self.held_out_label.setToolTip("")
         elif not held:
-            self.held_out_label.setText(f"{len(train)} corrected: {NO_HELD_OUT}.")
-            self.held_out_label.setToolTip("At least 4 corrected images are needed before some "
+            self.held_out_label.setText(f"{len(train)} done: {NO_HELD_OUT}.")
+            self.held_out_label.setToolTip("At least 4 done images are needed before some "
                                            "can be held out for honest IoU / BIoU numbers.")
         else:
             names = list(held)
             shown = ", ".join(names[:MAX_NAMES_IN_TIP]) + (" …" if len(names) > MAX_NAMES_IN_TIP else "")
             self.held_out_label.setText(
-                f"Held out: {len(held)} of {len(train) + len(held)} corrected images "
+                f"Held out: {len(held)} of {len(train) + len(held)} done images "
                 f"({', '.join(names[:3])}{', …' if len(names) > 3 else ''}) — measured, never trained on.")
-            self.held_out_label.setToolTip(f"Held-out images (a fixed share, chosen by name):\n{shown}")
+            self.held_out_label.setToolTip("Held-out images (each image's role is fixed when it is "
+                                           "first done; Image ▸ Use for Training moves one):\n"
+                                           f"{shown}")
 
     def set_repredict(self, text: str | None) -> None:
         self.repredict_label.setVisible(bool(text))
