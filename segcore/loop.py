@@ -41,6 +41,42 @@ def split_held_out(stems: Sequence[str]) -> tuple[list[str], list[str]]:
     return sorted(s for s, r in assigned.items() if r != roles.ROLE_HELD_OUT), held
 
 
+def per_image_scores(model: Any, pairs: Sequence[tuple], input_size: int,
+                     device: Any) -> dict[str, list[float | None]]:
+    """{stem: [IoU, BIoU]} of ``model`` on each held-out pair (the Trainer's scoring, one image at
+    a time), so versions can be compared on the images held out for both."""
+    out: dict[str, list[float | None]] = {}
+    for pair in pairs:
+        iou, biou = evaluate_pairs(model, [pair], input_size, device)
+        out[str(pair[2])] = [None if iou is None or iou != iou else float(iou),
+                             None if biou is None or biou != biou else float(biou)]
+    return out
+
+
+def _mean(values: list[float | None]) -> float | None:
+    vals = [v for v in values if v is not None]
+    return float(np.mean(vals)) if vals else None
+
+
+def compare_versions(a: Any, b: Any) -> dict[str, Any] | None:
+    """Scores of versions ``a`` and ``b`` (ModelVersion) on the images held out for both: the
+    stems in both versions' per-image held-out scores that neither trained on. Falls back to
+    ``a``'s parent-before scores when ``b`` is ``a``'s parent and has no per-image scores.
+    Returns {"n", "stems", "a_iou", "b_iou", "a_biou", "b_biou"} or None (nothing in common)."""
+    sa = (a.metrics or {}).get("held_out_scores") or {}
+    sb = (b.metrics or {}).get("held_out_scores") or {}
+    if not sb and a.parent == b.id:
+        sb = (a.metrics or {}).get("parent_held_out_scores") or {}
+    trained = set(((a.meta or {}).get("data") or {}).get("train", [])) | set(
+        ((b.meta or {}).get("data") or {}).get("train", []))
+    common = sorted((set(sa) & set(sb)) - trained)
+    if not common:
+        return None
+    return {"n": len(common), "stems": common,
+            "a_iou": _mean([sa[s][0] for s in common]), "b_iou": _mean([sb[s][0] for s in common]),
+            "a_biou": _mean([sa[s][1] for s in common]), "b_biou": _mean([sb[s][1] for s in common])}
+
+
 @dataclass
 class FinetuneResult:
     version_id: int | None          # None when cancelled
@@ -128,7 +164,9 @@ def finetune(project: Any, config: TrainConfig | None = None, callbacks: TrainCa
     if budget != config.time_budget_s:
         cbs.on_message(f"time budget {budget:.0f} s for {len(train_pairs)} images")
     trainer = Trainer(model, config, cbs, cancel_event=cancel_event)
-    start_iou, start_biou = evaluate_pairs(model, val_pairs, config.input_size, trainer.device)
+    parent_scores = per_image_scores(model, val_pairs, config.input_size, trainer.device)
+    start_iou = _mean([v[0] for v in parent_scores.values()])
+    start_biou = _mean([v[1] for v in parent_scores.values()])
     if budget is not None:  # the budget counts from the click: loading and saving are inside it
         trainer.config = replace(config, time_budget_s=max(1.0, budget - (time.monotonic() - t0) - SAVE_RESERVE_S))
     result = trainer.fit(train_pairs, val_pairs)
@@ -138,7 +176,10 @@ def finetune(project: Any, config: TrainConfig | None = None, callbacks: TrainCa
     metrics: dict[str, Any] | None = None
     if held:
         metrics = {**result.metrics(), "start_val_iou": start_iou, "start_val_biou": start_biou,
-                   "n_train": len(train_stems), "n_held_out": len(held)}
+                   "n_train": len(train_stems), "n_held_out": len(held),
+                   "held_out_scores": per_image_scores(result.model, val_pairs, config.input_size,
+                                                       trainer.device),
+                   "parent_held_out_scores": parent_scores}
     stored = metrics or {**result.metrics(), "n_train": len(train_stems), "n_held_out": 0}
     meta = {"data": {"train": train_stems, "held_out": held}, "run_id": run_id,
             "train_config": {**config.to_dict(), "time_budget_s": budget}, "started_from": origin,

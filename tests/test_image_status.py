@@ -122,3 +122,43 @@ def test_roles_are_stable_as_images_are_done_in_batches(tmp_path):
         assert held == roles.held_out_target(len(seen))
     assert roles.held_out_target(3) == 0 and roles.held_out_target(4) == 1
     assert roles.held_out_target(40) == 6
+
+
+def test_held_out_roles_are_stable_across_ten_fine_tunes(tmp_path):
+    """Images done in batches, one fine-tune per batch: no image ever changes role, every
+    version is scored on its held-out images, and each is compared with its parent on the
+    images held out for both."""
+    import torch
+
+    from segcore import loop
+    from segcore.demo import generate_demo_project, load_ground_truth
+    from segcore.training import TrainConfig
+
+    torch.set_num_threads(1)
+    folder = generate_demo_project(tmp_path / "p", n_images=30, size=(48, 64), seed=2)
+    config = TrainConfig(mode="fast", epochs=1, time_budget_s=None, input_size=32, batch_size=4,
+                         fast_views=1, seed=0, pretrained=False)
+    with Project.open(folder) as p:
+        stems = p.stems()
+        roles_seen: dict[str, str] = {}
+        results = []
+        for batch in range(10):
+            for s in stems[batch * 3:(batch + 1) * 3]:
+                p.save_mask(s, (load_ground_truth(folder, s) > 0).astype(np.uint8))
+            result = loop.finetune(p, config)
+            results.append(result)
+            for rec in p.records():
+                if rec.role is not None:
+                    assert roles_seen.setdefault(rec.stem, rec.role) == rec.role, rec.stem
+            train, held = p.training_split()
+            assert (result.train, result.held_out) == (train, held)
+            assert not set(held) & set(result.train)
+            assert len(held) == roles.held_out_target(len(train) + len(held))
+        assert len(roles_seen) == 30
+        versions = {v.id: v for v in p.model_versions()}
+        last = versions[results[-1].version_id]
+        assert set(last.metrics["held_out_scores"]) == set(results[-1].held_out)
+        parent = versions[last.parent]
+        c = loop.compare_versions(last, parent)
+        shared = sorted(set(results[-1].held_out) & set(results[-2].held_out))
+        assert c is not None and c["stems"] == shared and c["n"] == len(shared) >= 3

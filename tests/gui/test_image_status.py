@@ -131,3 +131,25 @@ def test_skip_and_the_skipped_filter(window, qtbot):
     window.image_list.set_filter(None)
     QTest.keyClick(window, Qt.Key.Key_N)  # next not done / skipped
     assert window.current_stem() != stem
+
+
+def test_held_out_badge_filter_and_use_for_training(window, qtbot):
+    project = window.session.project
+    stems = window.image_list.model.stems()
+    for s in stems:
+        project.save_mask(s, np.zeros(window.canvas.mask().shape, np.uint8))
+    _, held = project.training_split()
+    assert len(held) == 1
+    window.image_list.model.refresh()
+    window.image_list.set_filter("held_out")
+    assert window.image_list.model.stems() == held
+    assert "Held out" in window.image_list.model.data(window.image_list.model.index(0),
+                                                      Qt.ItemDataRole.ToolTipRole)
+    window.image_list.set_filter(None)
+    window.session.show(held[0])
+    assert "held out" in window.status_chip.text()
+    assert window.actions.use_for_training.isEnabled()
+    window.actions.use_for_training.trigger()
+    assert project.training_split() == (sorted(stems), [])
+    assert "moved to training by the user" in project.role_note(held[0])
+    assert not window.actions.use_for_training.isEnabled()
