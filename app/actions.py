@@ -35,6 +35,14 @@ SPECS: tuple[ActionSpec, ...] = (
                ("Ctrl+O",), "open"),
     ActionSpec("open_demo", "Open &Demo Project", "File", "Open the built-in synthetic demo project",
                ("Ctrl+Shift+D",), "image"),
+    ActionSpec("import_masks", "&Import Masks…", "File",
+               "Import masks from a folder (masks/, labels/, <stem>_mask.*; PNG, JPEG, TIFF, BMP; "
+               "gray, 0/255, palette, RGB colours, instance ids) or a COCO JSON file", ("Ctrl+I",)),
+    ActionSpec("export_masks", "&Export Masks…", "File",
+               "Export masks as 0/255 PNG, class-index PNG, palette PNG, COCO JSON (RLE), colour "
+               "overlays or a dataset layout", ("Ctrl+E",)),
+    ActionSpec("rescan", "Re&scan Folder", "File",
+               "Look for images and masks added or removed outside SegLoop", ("F5",), "refresh"),
     ActionSpec("quit", "&Quit", "File", "Save pending corrections and quit", ("Ctrl+Q",)),
     # Edit
     ActionSpec("undo", "&Undo", "Edit", "Undo the last edit of this image", ("Ctrl+Z",), "undo"),

@@ -21,10 +21,12 @@ from . import theme
 from .actions import MENUS, Actions
 from .canvas import MaskCanvas
 from .image_status import StatusChip
+from .folder_watch import FolderWatch
 from .navigation import Navigator
 from .panels.banner import Banner
 from .panels.crf_popover import CRFPopover
 from .panels.dialogs import RecentMenu, ask_mask_resize
+from .panels.export_dialog import ExportDialog, ImportDialog
 from .panels.image_list import ImageListPanel
 from .panels.pages import MessagePage
 from .panels.shortcuts_dialog import ShortcutsDialog
@@ -69,6 +71,7 @@ class MainWindow(QMainWindow):
         self.crf_popover = CRFPopover(parent=self)
         self.crf_params = self.crf_popover.params()
         self.nav = Navigator(self)
+        self.folder_watch = FolderWatch(self)
         self._build_menus()
         self._build_toolbar()
         self.ask_mask_resize = lambda stem, m, i: ask_mask_resize(self, stem, m, i)
@@ -123,6 +126,8 @@ class MainWindow(QMainWindow):
         self.recent_menu = RecentMenu(self.settings.recent_projects, self.open_project,
                                       self.settings.clear_recent_projects, file_menu)
         file_menu.addMenu(self.recent_menu)
+        file_menu.addSeparator()
+        file_menu.addActions([a.import_masks, a.export_masks, a.rescan])
         file_menu.addSeparator()
         file_menu.addAction(a.quit)
         edit = self.menus["Edit"]
@@ -207,13 +212,32 @@ class MainWindow(QMainWindow):
         self.error_page.set_text("Empty folder" if not project.stems() else "",
                                  "This folder has no images (PNG, JPEG, TIFF, BMP, WebP)."
                                  if not project.stems() else "")
+        self.folder_watch.watch(project)
+        self._offer_import(project)
         stems = self.image_list.model.stems() or project.stems()
         last = project.get_setting("last_image") if not project.read_only else None
         if stems:
             self.show_stem(last if last in stems else stems[0])
         return True
 
+    def _offer_import(self, project: Project) -> None:
+        """Masks beside the images that the project does not use yet: say so (File ▸ Import)."""
+        if project.read_only:
+            return
+        from segcore.mask_import import find_masks
+
+        try:
+            found = find_masks(project)
+        except Exception:  # noqa: BLE001, S110 - an unreadable folder: nothing to offer
+            return
+        if found:
+            where = sorted({p.parent.name + "/" for p in found.values()})
+            self.model_banner.show_message(
+                f"{len(found)} mask file(s) in {', '.join(where)} match images without a mask "
+                "(other names or formats). File ▸ Import Masks… (Ctrl+I) reads them.")
+
     def close_project(self) -> None:
+        self.folder_watch.watch(None)
         if self.session is None:
             return
         session, self.session = self.session, None
@@ -243,12 +267,50 @@ class MainWindow(QMainWindow):
 
     def _set_project_actions(self, enabled: bool) -> None:
         for name in ("next_image", "previous_image", "next_unlabelled", "predict_again",
-                     "fit", "zoom_actual", *LABEL_ACTIONS):
+                     "fit", "zoom_actual", "export_masks", "rescan", "import_masks",
+                     *LABEL_ACTIONS):
             self.actions[name].setEnabled(enabled and not (self.session and self.session.read_only))
         self._update_accept()
         if not enabled:
             self.status_chip.show_state(None, None, False)
             self.actions.use_for_training.setEnabled(False)
+
+    # -- masks in and out (app/panels/export_dialog.py, app/folder_watch.py) ---------------
+    def show_export(self) -> ExportDialog | None:
+        if self.session is None:
+            return None
+        self.export_dialog = ExportDialog(self.session.project, self.session.saver.flush, self)
+        self.export_dialog.show()
+        return self.export_dialog
+
+    def show_import(self) -> ImportDialog | None:
+        if self.session is None or self.session.read_only:
+            return None
+        self.import_dialog = ImportDialog(self.session.project, self)
+        self.import_dialog.imported.connect(lambda _r: self.rescan())
+        self.import_dialog.show()
+        return self.import_dialog
+
+    def rescan(self) -> None:
+        """Re-read the folder: new images and masks appear, vanished ones go."""
+        s = self.session
+        if s is None:
+            return
+        s.saver.flush()
+        try:
+            s.project.rescan()
+        except Exception as exc:  # noqa: BLE001 - ProjectError names the index
+            self.status.showMessage(f"⚠ {exc}", 10000)
+            return
+        self.image_list.model.refresh()
+        self.image_list.select_stem(s.current)
+        self.training.schedule_refresh()
+        cur = s.current
+        origin = s.status._origin.get(cur or "")
+        if (cur and cur in s.project.stems() and origin is not None and not origin.keep_mask
+                and s.project.mask_path(cur).is_file() and not self.canvas.has_edits()
+                and s.saver.is_idle()):
+            s.show(cur)  # a mask for the shown image appeared from outside: draw it
 
     def _status_changed(self, stem: str) -> None:
         """The shown image's status, role or look changed: the chip and the role action."""

@@ -243,6 +243,7 @@ def scan(root: Path, masks_dir: Path, predictions_dir: Path) -> DiskState:
                     images[name] = entry.stat().st_mtime_ns
             except OSError:
                 continue
+    _drop_mask_files(images)
     masks: dict[str, float] = {}
     for name, entry in _scan_dir(masks_dir).items():
         if name.lower().endswith(".png"):
@@ -253,6 +254,20 @@ def scan(root: Path, masks_dir: Path, predictions_dir: Path) -> DiskState:
                 continue
     preds = {n[:-4] for n in _scan_dir(predictions_dir) if n.lower().endswith(".png")}
     return DiskState(images, masks, preds)
+
+
+MASK_NAME_SUFFIXES = ("_mask", "_label", "_labels", "_gt")  # segcore.mask_import's names
+
+
+def _drop_mask_files(images: dict[str, int]) -> None:
+    """``a_mask.png`` beside ``a.jpg`` is a mask to import (segcore.mask_import), not an image."""
+    bases = {os.path.splitext(n)[0] for n in images}
+    for name in list(images):
+        base = os.path.splitext(name)[0]
+        for suffix in MASK_NAME_SUFFIXES:
+            if base.lower().endswith(suffix) and base[: -len(suffix)] in bases:
+                del images[name]
+                break
 
 
 def assign_stems(new_names: list[str], taken: set[str]) -> dict[str, str]:
