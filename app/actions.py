@@ -67,12 +67,17 @@ SPECS: tuple[ActionSpec, ...] = (
     ActionSpec("tool_pan", "&Pan", "Tools",
                "Drag to move the view (space-drag or middle button work with any tool)",
                ("H",), "pan", checkable=True, group="tool"),
+    ActionSpec("edit_classes", "C&lasses…", "Tools",
+               "Add, rename, recolour, reorder or delete classes (deleting remaps the masks)",
+               ("Ctrl+Shift+L",)),
+    *(ActionSpec(f"class_{i}", f"Class {i}", "Classes", f"Paint class {i} (if the project has it)",
+                 (str(i),)) for i in range(1, 10)),
     ActionSpec("brush_smaller", "Brush &Smaller", "Tools", "Decrease the brush size", ("[",)),
     ActionSpec("brush_larger", "Brush &Larger", "Tools", "Increase the brush size", ("]",)),
     # View
     ActionSpec("fit", "&Fit to Window", "View", "Show the whole image", ("F", "Ctrl+0"), "fit"),
     ActionSpec("zoom_actual", "Actual &Size (1:1)", "View", "One image pixel per screen pixel",
-               ("1", "Ctrl+1"), "zoom-actual"),
+               ("Ctrl+1",), "zoom-actual"),  # bare 1-9 pick classes (below)
     ActionSpec("show_mask", "&Mask Layer", "View", "Show the filled mask", ("M",), "mask",
                checkable=True, checked=True),
     ActionSpec("show_boundary", "&Boundary Layer", "View", "Outline the mask's boundary", ("O",),

@@ -25,7 +25,8 @@ from .folder_watch import FolderWatch
 from .navigation import Navigator
 from .panels.banner import Banner
 from .panels.crf_popover import CRFPopover
-from .panels.dialogs import RecentMenu, ask_mask_resize
+from .panels.classes_panel import ClassesDialog
+from .panels.dialogs import RecentMenu, ask_adopt_classes, ask_mask_resize
 from .panels.export_dialog import ExportDialog, ImportDialog
 from .panels.image_list import ImageListPanel
 from .panels.pages import MessagePage
@@ -44,6 +45,7 @@ TOOLBAR = ("open_folder", None, "previous_image", "next_image", "next_unlabelled
            "redo", None, "tool_brush", "tool_eraser", "tool_fill", "tool_pan", None, "fit",
            "zoom_actual", None, "show_mask", "show_boundary", "show_diff", None,
            "accept_prediction", "mark_done", "done_next", "crf")
+MASK_CHECK_LIMIT = 3000  # images: masks are read on open to find values beyond the classes
 LABEL_ACTIONS = ("mark_done", "done_next", "skip_image", "reset_image")  # need a writable image
 
 
@@ -75,6 +77,7 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._build_toolbar()
         self.ask_mask_resize = lambda stem, m, i: ask_mask_resize(self, stem, m, i)
+        self.ask_adopt_classes = lambda names, why: ask_adopt_classes(self, names, why)
         connect_window(self)
         self.training = attach_training(self)  # before restore_window: its dock has a saved place
         restore_tool_state(self)
@@ -135,6 +138,8 @@ class MainWindow(QMainWindow):
         edit.addSeparator()
         edit.addActions([a.accept_prediction, a.clear_mask, a.reset_image])
         self.menus["Tools"].addActions(a.in_menu("Tools"))
+        self.class_menu = self.menus["Tools"].addMenu("Pick &Class")
+        self.class_menu.addActions(a.in_menu("Classes"))
         view = self.menus["View"]
         view.addActions([a.fit, a.zoom_actual])
         view.addSeparator()
@@ -214,11 +219,74 @@ class MainWindow(QMainWindow):
                                  if not project.stems() else "")
         self.folder_watch.watch(project)
         self._offer_import(project)
+        self._check_mask_values(project)
         stems = self.image_list.model.stems() or project.stems()
         last = project.get_setting("last_image") if not project.read_only else None
         if stems:
             self.show_stem(last if last in stems else stems[0])
         return True
+
+    # -- classes (app/panels/classes_panel.py, segcore/classes.py) ----------------------------
+    def show_classes(self) -> ClassesDialog | None:
+        if self.session is None or self.session.read_only:
+            return None
+        self.session.saver.flush()
+        self.classes_dialog = ClassesDialog(self.session.project, self)
+        self.classes_dialog.accepted.connect(self.classes_changed)
+        self.classes_dialog.show()
+        return self.classes_dialog
+
+    def classes_changed(self) -> None:
+        """The project's classes changed: colours, picker, list and the shown image."""
+        s = self.session
+        if s is None:
+            return
+        classes = s.project.classes
+        self.canvas.set_class_colors([c.color for c in classes])
+        self.tools.set_classes(classes)
+        self.canvas.set_active_class(self.tools.active_class())
+        self.image_list.model.refresh()
+        self.image_list.select_stem(s.current)
+        self.training.schedule_refresh()
+        if s.current:
+            s.show(s.current)
+        self.status.showMessage(f"{len(classes)} classes: " + ", ".join(c.name for c in classes), 8000)
+
+    def pick_class(self, idx: int) -> None:
+        if not self.tools.select_class(idx):
+            n = self.session.project.num_classes if self.session else 2
+            self.status.showMessage(f"No class {idx}: this project has classes 1–{n - 1} "
+                                    "(Tools ▸ Classes… adds more)", 4000)
+
+    def _check_mask_values(self, project: Project) -> None:
+        """Masks holding values beyond the project's classes: offer to adopt the classes (names
+        from classes.json / classes.txt beside the masks), else report them."""
+        from segcore.classes import mask_values
+
+        if len(project.stems()) > MASK_CHECK_LIMIT:
+            return  # reading every mask on open would be slow; fine-tuning still checks
+        values = mask_values(project)
+        if not values.outside or project.read_only:
+            return
+        from segcore.mask_import import proposed_classes
+
+        k = values.max_index + 1
+        names = proposed_classes(project.masks_dir, k)
+        if self.ask_adopt_classes(names, values.message(project.num_classes)):
+            from segcore.classes import change_classes, next_color
+            from segcore.project import ClassInfo
+
+            new: list = []
+            for i, name in enumerate(names):
+                own = project.classes[i] if i < project.num_classes else None
+                generic = name in ("background", f"class {i}")  # no classes.json / .txt name
+                new.append(ClassInfo(own.name if own and generic else name,
+                                     own.color if own else next_color(new)))
+            change_classes(project, new)
+            if self.session is not None and self.session.project is project:
+                self.classes_changed()
+        else:
+            self.status.showMessage("⚠ " + values.message(project.num_classes), 20000)
 
     def _offer_import(self, project: Project) -> None:
         """Masks beside the images that the project does not use yet: say so (File ▸ Import)."""

@@ -45,6 +45,10 @@ def connect_window(w: MainWindow) -> None:
     c.brushSizeChanged.connect(t.set_brush_size)
     t.brushSizeChanged.connect(c.set_brush_size)
     t.classChanged.connect(c.set_active_class)
+    a.edit_classes.triggered.connect(w.show_classes)
+    t.classes_button.clicked.connect(w.show_classes)
+    for i in range(1, 10):
+        a[f"class_{i}"].triggered.connect(lambda _=False, k=i: w.pick_class(k))
     t.opacityChanged.connect(c.set_mask_opacity)
     t.boundaryWidthChanged.connect(c.set_boundary_width)
     a.fit.triggered.connect(c.fit_to_view)

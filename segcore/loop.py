@@ -53,6 +53,30 @@ def per_image_scores(model: Any, pairs: Sequence[tuple], input_size: int,
     return out
 
 
+def class_scores(model: Any, pairs: Sequence[tuple], class_names: Sequence[str],
+                 input_size: int, device: Any) -> dict[str, float | None]:
+    """Per-class IoU of ``model`` over the held-out pairs (pixels pooled, void 255 ignored),
+    through the app's prediction path (segcore.inference.Predictor). {name: IoU or None}."""
+    from . import metrics
+    from .inference import Predictor
+
+    k = len(class_names)
+    cm = np.zeros((k, k), np.int64)
+    predictor = Predictor(model, device=device, optimize=False, input_size=input_size)
+    for image, mask, _stem in pairs:
+        pred = predictor.predict(image).mask
+        if pred.shape == mask.shape:
+            cm += metrics.confusion_matrix(mask, pred, k, ignore_index=255)
+    ious = metrics.scores_from_confusion(cm)["iou"]
+    return {name: (None if v != v else float(v)) for name, v in zip(class_names, ious)}
+
+
+def worst_classes(scores: dict[str, float | None], n: int = 3) -> list[tuple[str, float]]:
+    """The ``n`` lowest-IoU classes with a score (background left out)."""
+    items = [(k, v) for i, (k, v) in enumerate(scores.items()) if i > 0 and v is not None]
+    return sorted(items, key=lambda kv: kv[1])[:n]
+
+
 def _mean(values: list[float | None]) -> float | None:
     vals = [v for v in values if v is not None]
     return float(np.mean(vals)) if vals else None
@@ -132,11 +156,21 @@ def starting_model(project: Any, config: TrainConfig) -> tuple[Any, int | None, 
     return model, None, f"a fresh {config.arch} ({'ImageNet backbone' if config.pretrained else 'random'})"
 
 
-def _pairs(project: Any, stems: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray, str]]:
+def _pairs(project: Any, stems: Sequence[str],
+           outside: dict[str, list[int]] | None = None) -> list[tuple[np.ndarray, np.ndarray, str]]:
+    """(image, mask, stem) of ``stems``; a mask holding values outside the project's classes
+    (other than void 255) is left out and recorded in ``outside`` (never trained as background)."""
     out = []
+    k = project.num_classes
     for stem in stems:
         mask = project.load_mask(stem)
         if mask is None:
+            continue
+        values = np.flatnonzero(np.bincount(mask.ravel(), minlength=256))
+        bad = [int(v) for v in values if k <= v < 255]
+        if bad:
+            if outside is not None:
+                outside[stem] = bad
             continue
         out.append((project.load_image(stem), mask, stem))
     return out
@@ -159,7 +193,18 @@ def finetune(project: Any, config: TrainConfig | None = None, callbacks: TrainCa
     cbs.on_message(f"fine-tuning {origin} on {len(train_stems)} images, {len(held)} held out")
     if not held:
         cbs.on_message(TOO_FEW_MESSAGE)
-    train_pairs, val_pairs = _pairs(project, train_stems), _pairs(project, held)
+    outside: dict[str, list[int]] = {}
+    train_pairs, val_pairs = _pairs(project, train_stems, outside), _pairs(project, held, outside)
+    if outside:
+        cbs.on_message(f"left out {len(outside)} mask(s) with values outside the "
+                       f"{project.num_classes} classes: " + ", ".join(
+                           f"{s} ({', '.join(map(str, v[:3]))})" for s, v in list(outside.items())[:4]))
+        train_stems = [s for s in train_stems if s not in outside]
+        held = [s for s in held if s not in outside]
+        if not train_pairs:
+            raise TrainingError(f"{project.root}: every done mask holds values outside the "
+                                f"project's {project.num_classes} classes; add classes (Classes…) "
+                                f"first")
     budget = config.budget_for(len(train_pairs))
     if budget != config.time_budget_s:
         cbs.on_message(f"time budget {budget:.0f} s for {len(train_pairs)} images")
@@ -180,6 +225,10 @@ def finetune(project: Any, config: TrainConfig | None = None, callbacks: TrainCa
                    "held_out_scores": per_image_scores(result.model, val_pairs, config.input_size,
                                                        trainer.device),
                    "parent_held_out_scores": parent_scores}
+        if project.num_classes > 2:
+            metrics["class_iou"] = class_scores(result.model, val_pairs,
+                                                [c.name for c in project.classes],
+                                                config.input_size, trainer.device)
     stored = metrics or {**result.metrics(), "n_train": len(train_stems), "n_held_out": 0}
     meta = {"data": {"train": train_stems, "held_out": held}, "run_id": run_id,
             "train_config": {**config.to_dict(), "time_budget_s": budget}, "started_from": origin,

@@ -285,6 +285,7 @@ class TrainingController(QObject):
             text = (f"v{result.version_id} saved and active ({result.seconds:.0f} s). "
                     f"{result.message or 'No held-out images, so no held-out numbers.'}")
         self.panel.set_result(text)
+        self.panel.set_class_scores(m.get("class_iou"))
         self.panel.set_status("Training finished.")
         self._status(f"Fine-tuned: model v{result.version_id} is active; re-predicting…")
         self.refresh()
