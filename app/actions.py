@@ -70,6 +70,10 @@ SPECS: tuple[ActionSpec, ...] = (
     ActionSpec("edit_classes", "C&lasses…", "Tools",
                "Add, rename, recolour, reorder or delete classes (deleting remaps the masks)",
                ("Ctrl+Shift+L",)),
+    ActionSpec("partial_labels", "&Partial Labels (corrective)", "Tools",
+               "Only painted pixels are labels (brush: a class, eraser: background); the rest "
+               "stays void (not labelled), which training and scoring ignore", ("P",),
+               checkable=True),
     *(ActionSpec(f"class_{i}", f"Class {i}", "Classes", f"Paint class {i} (if the project has it)",
                  (str(i),)) for i in range(1, 10)),
     ActionSpec("brush_smaller", "Brush &Smaller", "Tools", "Decrease the brush size", ("[",)),

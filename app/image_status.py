@@ -12,6 +12,11 @@ unlabelled → predicted → in progress (the user edited) → done (training da
   undo stack clean there, so undoing back to that point restores that status.
 * The canvas draws the mask hatched while it is the model's prediction (not yet the user's),
   and :class:`StatusChip` on the canvas names the status (and the held-out role).
+* Partial (corrective) labels (Tools ▸ Partial Labels, a project setting): an image without a
+  mask starts all void (255, not labelled); only painted pixels (brush = a class, eraser =
+  background) are labels, the rest stays void, which training and scoring ignore. The
+  prediction shows hatched under the void pixels. Masks with void are written through
+  segcore.io.write_mask, which stores 255 (the lead's change to io: index 255 in the PNG).
 """
 
 from __future__ import annotations
@@ -28,6 +33,9 @@ from segcore.project import ROLE_HELD_OUT, ImageStatus
 
 if TYPE_CHECKING:
     from .session import Session
+
+VOID = 255
+PARTIAL_KEY = "partial_labels"  # project setting: bool
 
 STATUS_LABELS = {
     "unlabelled": "unlabelled", "predicted": "predicted", "in_progress": "in progress",
@@ -82,6 +90,20 @@ class ImageStatusController(QObject):
         self._origin: dict[str, Intent] = {}
         self._stack = None
         self._quiet = False  # set while an action moves the clean index itself
+        self.partial = bool(session.project.get_setting(PARTIAL_KEY, False))
+
+    def set_partial(self, on: bool) -> None:
+        """Switch partial labels for this project (stored); the shown image follows if it has
+        no mask of the user's yet."""
+        self.partial = bool(on)
+        if not self.session.read_only:
+            self.project.set_setting(PARTIAL_KEY, self.partial)
+        stem = self.canvas.current_stem()
+        origin = self._origin.get(stem or "")
+        if stem and origin is not None and not origin.keep_mask and not self.canvas.has_edits():
+            self.session.show(stem)
+        else:
+            self.canvas.set_partial_labels(self.partial)
 
     @property
     def project(self) -> Any:
@@ -116,7 +138,8 @@ class ImageStatusController(QObject):
         if stem is None or self.canvas.prediction() is None:
             return False
         origin = self._origin.get(stem)
-        return origin is not None and not origin.keep_mask and self.canvas.undo_stack().isClean()
+        return (not self.partial and origin is not None and not origin.keep_mask
+                and self.canvas.undo_stack().isClean())
 
     def _update_look(self) -> None:
         self.canvas.set_mask_is_prediction(self.is_prediction_shown())
@@ -235,7 +258,10 @@ class ImageStatusController(QObject):
         status = ImageStatus.PREDICTED if prediction is not None else ImageStatus.UNLABELLED
         self._origin[stem] = Intent(False, status)
         doc = self.canvas.document()
-        target = prediction if prediction is not None else np.zeros_like(self.canvas.mask())
+        if self.partial:
+            target = np.full_like(self.canvas.mask(), VOID)
+        else:
+            target = prediction if prediction is not None else np.zeros_like(self.canvas.mask())
         rect = doc.replace_all(target.copy()) if doc is not None else None
         if rect is not None:
             self.canvas.refresh(rect)
@@ -277,7 +303,8 @@ class StatusChip(QLabel):
         self.move(10, 10)
         self.hide()
 
-    def show_state(self, status: str | None, role: str | None, prediction: bool) -> None:
+    def show_state(self, status: str | None, role: str | None, prediction: bool,
+                   partial: bool = False) -> None:
         if status is None:
             self.hide()
             return
@@ -287,6 +314,9 @@ class StatusChip(QLabel):
         text = (f"<span style='color:{color}'>●</span> {STATUS_LABELS.get(status, status)}")
         if role == ROLE_HELD_OUT:
             text += " · <span style='color:#4aa3df'>held out</span>"
+        if partial:
+            text += ("<br>partial labels: only painted pixels count "
+                     "(<span style='color:#d89b21'>▨</span> = prediction, not labelled)")
         if prediction:
             text += ("<br><span style='color:#d89b21'>▨ prediction</span> — not yours yet: "
                      "paint to correct, Ctrl+Return accepts")

@@ -46,7 +46,8 @@ TOOLBAR = ("open_folder", None, "previous_image", "next_image", "next_unlabelled
            "zoom_actual", None, "show_mask", "show_boundary", "show_diff", None,
            "accept_prediction", "mark_done", "done_next", "crf")
 MASK_CHECK_LIMIT = 3000  # images: masks are read on open to find values beyond the classes
-LABEL_ACTIONS = ("mark_done", "done_next", "skip_image", "reset_image")  # need a writable image
+LABEL_ACTIONS = ("mark_done", "done_next", "skip_image", "reset_image", "partial_labels",
+                 "edit_classes")  # need a writable image
 
 
 class MainWindow(QMainWindow):
@@ -201,6 +202,9 @@ class MainWindow(QMainWindow):
         session.saveState.connect(self.status.set_save_state)
         session.orderChanged.connect(self.image_list.reorder)
         session.status.changed.connect(self._status_changed)
+        self.actions.partial_labels.blockSignals(True)
+        self.actions.partial_labels.setChecked(session.status.partial)
+        self.actions.partial_labels.blockSignals(False)
         session.worker.set_crf(self.actions.crf.isChecked(), self.crf_params)
         self.thumbs.set_project(project)
         self.image_list.set_project(project)
@@ -390,7 +394,7 @@ class MainWindow(QMainWindow):
         except Exception:  # noqa: BLE001 - a vanished image
             return
         self.status_chip.show_state(record.status.value, record.role,
-                                    s.status.is_prediction_shown())
+                                    s.status.is_prediction_shown(), s.status.partial)
         self.actions.use_for_training.setEnabled(not s.read_only and record.role == "held_out")
 
     def _update_accept(self, _stem: str | None = None) -> None:

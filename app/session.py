@@ -21,7 +21,7 @@ from segcore.project import ImageStatus, Project
 from segcore._records import USER_STATUSES
 
 from .autosave import AutoSaver
-from .image_status import ImageStatusController
+from .image_status import VOID, ImageStatusController
 from .workers import cold_start
 from .workers.metrics import MetricsJobs
 from .workers.prediction import PredictionWorker
@@ -126,8 +126,12 @@ class Session(QObject):
         """Without a user mask the prediction is the starting mask, drawn hatched and corrected
         in place. It is written to masks/ only when the user edits it (status in progress) or
         accepts it (done); undoing back removes it again (app/image_status.py)."""
-        if mask is None and prediction is not None:
+        partial = self.status.partial
+        if mask is None and partial:
+            mask = np.full(self._image.shape[:2], VOID, np.uint8)  # only painted pixels count
+        elif mask is None and prediction is not None:
             mask = prediction.copy()
+        self.canvas.set_partial_labels(partial)
         self.canvas.set_image(stem, self._image, mask, prediction)
         self.status.image_shown(stem)
 
@@ -141,7 +145,8 @@ class Session(QObject):
         doc = self.canvas.document() if hasattr(self.canvas, "document") else None
         if doc is None or self.read_only:
             return
-        rect = doc.replace_all(np.zeros_like(self.canvas.mask()))
+        fill = VOID if self.status.partial else 0  # partial labels: cleared = not labelled
+        rect = doc.replace_all(np.full_like(self.canvas.mask(), fill))
         if rect is not None:
             self.canvas.refresh(rect)
             self.canvas.commit_edit(rect, "Clear mask")

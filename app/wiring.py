@@ -46,6 +46,7 @@ def connect_window(w: MainWindow) -> None:
     t.brushSizeChanged.connect(c.set_brush_size)
     t.classChanged.connect(c.set_active_class)
     a.edit_classes.triggered.connect(w.show_classes)
+    a.partial_labels.toggled.connect(lambda on: w.session and w.session.status.set_partial(on))
     t.classes_button.clicked.connect(w.show_classes)
     for i in range(1, 10):
         a[f"class_{i}"].triggered.connect(lambda _=False, k=i: w.pick_class(k))

@@ -36,6 +36,7 @@ class OverlaySet:
         self._stale = {name: True for name in LAYERS}
         self._doc: MaskDocument | None = None
         self.hatched = False  # the mask shown is a prediction, not the user's (issue 11)
+        self.partial = False  # partial labels: void pixels show the prediction hatched
         self.light_lut = class_lut(self.colors, alpha=PREDICTION_GAP_ALPHA)
 
     # ---- lifetime ---------------------------------------------------------------------------
@@ -83,8 +84,10 @@ class OverlaySet:
         assert doc is not None
         item = self.items[name]
         if name == "mask":
+            under = doc.prediction if self.partial else None
             item.write(rect, render.mask_pixels(doc.mask, rect, self.lut,
-                                                self.light_lut if self.hatched else None))
+                                                self.light_lut if (self.hatched or under is not None)
+                                                else None, under))
         elif name == "boundary":
             out, pixels = render.boundary_pixels(doc.mask, rect, self.boundary_width, self.boundary_argb)
             item.write(out, pixels)
@@ -124,6 +127,14 @@ class OverlaySet:
         if self.visible["mask"]:
             self._rebuild("mask")
 
+    def set_partial(self, partial: bool) -> None:
+        if bool(partial) == self.partial:
+            return
+        self.partial = bool(partial)
+        self._stale["mask"] = True
+        if self.visible["mask"]:
+            self._rebuild("mask")
+
     def set_boundary_width(self, width: int) -> None:
         self.boundary_width = max(1, int(width))
         self._stale["boundary"] = True
@@ -131,6 +142,10 @@ class OverlaySet:
             self._rebuild("boundary")
 
     def prediction_changed(self) -> None:
+        if self.partial:
+            self._stale["mask"] = True
+            if self.visible["mask"]:
+                self._rebuild("mask")
         self._stale["diff"] = True
         if self.visible["diff"]:
             self._rebuild("diff")

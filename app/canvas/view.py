@@ -186,6 +186,10 @@ class MaskCanvas(CanvasInputMixin, QGraphicsView):
         """Draw the mask hatched (it is the model's prediction) or solid (the user's)."""
         self._overlays.set_hatched(is_prediction)
 
+    def set_partial_labels(self, partial: bool) -> None:
+        """Partial labels: void pixels (255, not labelled) show the prediction hatched."""
+        self._overlays.set_partial(partial)
+
     def mask_is_prediction(self) -> bool:
         return self._overlays.hatched
 
