@@ -27,15 +27,20 @@ from ._records import ClassInfo
 from .errors import MaskReadError, ProjectError
 
 VOID = 255
-DEFAULT_NEW_COLORS = io.default_palette(32)
+# Well separated hues (matplotlib's tab10, then the VOC map) for added classes.
+NEW_COLORS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (148, 103, 189), (23, 190, 207),
+              (227, 119, 194), (188, 189, 34), (140, 86, 75), (214, 39, 40), (127, 127, 127),
+              *io.default_palette(64)[1:]]
 
 
 def next_color(classes: Sequence[ClassInfo]) -> tuple[int, int, int]:
-    used = {tuple(c.color) for c in classes}
-    for c in DEFAULT_NEW_COLORS[1:]:
-        if tuple(c) not in used:
+    """The first of NEW_COLORS far enough (RGB distance > 90) from every colour in use."""
+    used = [np.asarray(c.color, float) for c in classes]
+    for c in NEW_COLORS:
+        if all(np.linalg.norm(np.asarray(c, float) - u) > 90 for u in used):
             return tuple(c)
-    return (128, 128, 128)
+    return next((tuple(c) for c in NEW_COLORS if tuple(c) not in {tuple(u) for u in used}),
+                (128, 128, 128))
 
 
 @dataclass

@@ -140,6 +140,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     num_classes = predictor.model.num_classes
+    from ._index import assign_stems  # the project's stem rule: a.jpg + a.png -> a, a.png
+    names = assign_stems([p.name for p in paths], set())
     bar = Progress(len(paths), "predict")
     failed = 0
     for i, (path, pred) in enumerate(predictor.predict_paths(paths), 1):
@@ -147,7 +149,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             failed += 1
             print(f"\n{path}: {pred}", file=sys.stderr)
         else:
-            write_mask(out / f"{path.stem}.png", pred.mask, num_classes)
+            write_mask(out / f"{names[path.name]}.png", pred.mask, num_classes)
         bar.update(i, path.name)
     bar.close()
     print(f"{len(paths) - failed} masks written to {out}" + (f", {failed} images failed" if failed else ""))

@@ -130,3 +130,15 @@ def test_progress_bar_non_tty(capsys):
     bar.close()
     lines = stream.getvalue().splitlines()
     assert 2 <= len(lines) <= 11 and "20/20" in lines[-1]
+
+
+def test_predict_outputs_never_collide_for_images_sharing_a_stem(tmp_path, capsys):
+    images, _ = _folder(tmp_path, n=1)
+    img = cv2.imread(str(images / "im0.png"))
+    cv2.imwrite(str(images / "im0.jpg"), img)
+    ckpt = _all_foreground_checkpoint(tmp_path / "m.pt")
+    assert main(["predict", "--images", str(images), "--checkpoint", str(ckpt), "--out",
+                 str(tmp_path / "pred"), "--input-size", "64"]) == 0
+    assert "2 masks written" in capsys.readouterr().out
+    # the project's stem rule: the name that sorts first keeps the stem, the other its file name
+    assert sorted(p.name for p in (tmp_path / "pred").iterdir()) == ["im0.png", "im0.png.png"]

@@ -86,6 +86,12 @@ class ClassesDialog(QDialog):
                             + (f", was {e.old}" if e.old is not None and e.old != i else ""))
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsEditable)
             self.list.addItem(item)
+        pm = QPixmap(16, 16)
+        pm.fill(QColor(128, 128, 128, 90))
+        void = QListWidgetItem(QIcon(pm), "void — not labelled (255, fixed)")
+        void.setFlags(Qt.ItemFlag.NoItemFlags)
+        void.setToolTip("Mask value 255: never trained on or scored (partial labels)")
+        self.list.addItem(void)
         self.list.blockSignals(False)
         if select is not None:
             self.list.setCurrentRow(select)
@@ -93,6 +99,8 @@ class ClassesDialog(QDialog):
 
     def _sync_buttons(self, *_: Any) -> None:
         r = self.list.currentRow()
+        if r >= len(self.entries):
+            r = -1
         self.color_button.setEnabled(r >= 0)
         self.delete_button.setEnabled(r >= 1 and len(self.entries) > 2)
         self.up_button.setEnabled(r >= 2)

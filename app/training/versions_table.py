@@ -16,7 +16,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem, QWidget
 
-COLUMNS = ("Version", "IoU", "BIoU", "Δ parent")
+COLUMNS = ("Version", "IoU", "BIoU", "Δ")
 TIPS = ("Model version ← the version it was fine-tuned from; ● and bold = the active version "
         "(used for predictions)",
         "Held-out IoU of this version (the tooltip has the parent's score on the same images)",
