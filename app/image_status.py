@@ -133,6 +133,11 @@ class ImageStatusController(QObject):
         self._stack.cleanChanged.connect(self._stack_changed)
         self._update_look()
 
+    def shown_without_mask(self, stem: str) -> bool:
+        """``stem`` was shown without a mask file of the user's (a prediction or nothing)."""
+        origin = self._origin.get(stem)
+        return origin is not None and not origin.keep_mask
+
     def is_prediction_shown(self) -> bool:
         stem = self.canvas.current_stem()
         if stem is None or self.canvas.prediction() is None:
@@ -172,7 +177,7 @@ class ImageStatusController(QObject):
         """Undo/redo/push/clean: the index moved after the patch was applied, so re-decide."""
         stem = self.canvas.current_stem()
         s = self.session
-        if stem is None or s.read_only or s._closed or self._quiet:
+        if stem is None or s.read_only or s.closed or self._quiet:
             return
         self.before_save(stem)
         s.saver.schedule(stem, self.canvas.mask().copy())

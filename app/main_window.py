@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QSize, Qt, QThread
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QUndoGroup
 from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QMainWindow, QMessageBox,
                                QStackedWidget, QToolBar, QVBoxLayout, QWidget)
@@ -27,7 +27,7 @@ from .panels.banner import Banner
 from .panels.crf_popover import CRFPopover
 from .panels.classes_panel import ClassesDialog
 from .panels.dialogs import RecentMenu, ask_adopt_classes, ask_mask_resize
-from .panels.export_dialog import ExportDialog, ImportDialog
+from .panels.export_dialog import BackgroundJob, ExportDialog, ImportDialog
 from .panels.image_list import ImageListPanel
 from .panels.pages import MessagePage
 from .panels.shortcuts_dialog import ShortcutsDialog
@@ -45,7 +45,6 @@ TOOLBAR = ("open_folder", None, "previous_image", "next_image", "next_unlabelled
            "redo", None, "tool_brush", "tool_eraser", "tool_fill", "tool_pan", None, "fit",
            "zoom_actual", None, "show_mask", "show_boundary", "show_diff", None,
            "accept_prediction", "mark_done", "done_next", "crf")
-MASK_CHECK_LIMIT = 3000  # images: masks are read on open to find values beyond the classes
 LABEL_ACTIONS = ("mark_done", "done_next", "skip_image", "reset_image", "partial_labels",
                  "edit_classes")  # need a writable image
 
@@ -263,32 +262,42 @@ class MainWindow(QMainWindow):
                                     "(Tools ▸ Classes… adds more)", 4000)
 
     def _check_mask_values(self, project: Project) -> None:
-        """Masks holding values beyond the project's classes: offer to adopt the classes (names
-        from classes.json / classes.txt beside the masks), else report them."""
+        """Read the masks in a background thread; values beyond the project's classes lead to
+        an offer to adopt the classes (names from classes.json / classes.txt beside the masks),
+        else to a report. Fine-tuning checks again and leaves such masks out."""
         from segcore.classes import mask_values
 
-        if len(project.stems()) > MASK_CHECK_LIMIT:
-            return  # reading every mask on open would be slow; fine-tuning still checks
-        values = mask_values(project)
-        if not values.outside or project.read_only:
+        if project.read_only or not any(project.masks_dir.glob("*.png")):
             return
+        self._wait_mask_job()
+        self._mask_job = BackgroundJob(lambda: mask_values(project))
+        self._mask_job.done.connect(lambda values: self._mask_values_ready(project, values))
+        self._mask_job.start(QThread.Priority.LowPriority)
+
+    def _wait_mask_job(self) -> None:
+        job = getattr(self, "_mask_job", None)
+        if job is not None:
+            job.wait()
+            self._mask_job = None
+
+    def _mask_values_ready(self, project: Project, values) -> None:  # noqa: ANN001 - MaskValues
+        if self.session is None or self.session.project is not project or not values.outside:
+            return
+        from segcore.classes import change_classes, next_color
         from segcore.mask_import import proposed_classes
+        from segcore.project import ClassInfo
 
-        k = values.max_index + 1
-        names = proposed_classes(project.masks_dir, k)
+        names = proposed_classes(project.masks_dir, values.max_index + 1)
         if self.ask_adopt_classes(names, values.message(project.num_classes)):
-            from segcore.classes import change_classes, next_color
-            from segcore.project import ClassInfo
-
             new: list = []
             for i, name in enumerate(names):
                 own = project.classes[i] if i < project.num_classes else None
                 generic = name in ("background", f"class {i}")  # no classes.json / .txt name
                 new.append(ClassInfo(own.name if own and generic else name,
                                      own.color if own else next_color(new)))
+            self.session.saver.flush()
             change_classes(project, new)
-            if self.session is not None and self.session.project is project:
-                self.classes_changed()
+            self.classes_changed()
         else:
             self.status.showMessage("⚠ " + values.message(project.num_classes), 20000)
 
@@ -310,6 +319,7 @@ class MainWindow(QMainWindow):
 
     def close_project(self) -> None:
         self.folder_watch.watch(None)
+        self._wait_mask_job()
         if self.session is None:
             return
         session, self.session = self.session, None
@@ -378,8 +388,7 @@ class MainWindow(QMainWindow):
         self.image_list.select_stem(s.current)
         self.training.schedule_refresh()
         cur = s.current
-        origin = s.status._origin.get(cur or "")
-        if (cur and cur in s.project.stems() and origin is not None and not origin.keep_mask
+        if (cur and cur in s.project.stems() and s.status.shown_without_mask(cur)
                 and s.project.mask_path(cur).is_file() and not self.canvas.has_edits()
                 and s.saver.is_idle()):
             s.show(cur)  # a mask for the shown image appeared from outside: draw it

@@ -85,6 +85,10 @@ class Session(QObject):
                           "(typical and varied first)", 8000)
 
     @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
     def read_only(self) -> bool:
         return bool(self.project.read_only)
 

@@ -34,7 +34,7 @@ class ClassesDialog(QDialog):
         self.project = project
         self.ask = ask  # tests turn the confirmations off and check what they would say
         self.entries = [_Entry(c.name, tuple(c.color), i) for i, c in enumerate(project.classes)]
-        self.merged: dict[int, int] = {}  # deleted old index -> new target (old index or VOID)
+        self.merged: dict[int, _Entry | None] = {}  # deleted old index -> kept entry (None = void)
         self.backup = None
         self.last_confirmation = ""
         self.list = QListWidget()
@@ -161,22 +161,20 @@ class ClassesDialog(QDialog):
             if not ok:
                 return
         del self.entries[r]
+        dest = None if target.startswith("void") else next(e for e in self.entries
+                                                            if e.name == target)
         if gone.old is not None:
-            if target.startswith("void"):
-                self.merged[gone.old] = VOID
-            else:
-                keep = next(e for e in self.entries if e.name == target)
-                self.merged[gone.old] = -1 - self.entries.index(keep)  # resolved in mapping()
-                self._targets = getattr(self, "_targets", {})
-                self._targets[gone.old] = keep
+            self.merged[gone.old] = dest
+        for old, keep in list(self.merged.items()):  # classes merged into this one follow it
+            if keep is gone:
+                self.merged[old] = dest
         self._fill(min(r, len(self.entries) - 1))
 
     def mapping(self) -> dict[int, int]:
         """Old index → new index for every old class (deleted ones: their merge target)."""
         out = {e.old: i for i, e in enumerate(self.entries) if e.old is not None}
-        targets = getattr(self, "_targets", {})
-        for old, new in self.merged.items():
-            out[old] = VOID if new == VOID else self.entries.index(targets[old])
+        for old, keep in self.merged.items():
+            out[old] = VOID if keep is None else self.entries.index(keep)
         return out
 
     def apply(self) -> bool:

@@ -15,7 +15,9 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
 from segcore.export import FORMAT_TEXT, FORMATS
 
 
-class _Job(QThread):
+class BackgroundJob(QThread):
+    """Runs ``fn()`` off the GUI thread; ``done(result)`` or ``failed(message)``."""
+
     done = Signal(object)    # result object
     failed = Signal(str)
 
@@ -78,7 +80,7 @@ class ExportDialog(QDialog):
         layout.addWidget(self.summary)
         layout.addWidget(self.buttons)
         self.resize(520, 0)
-        self.job: _Job | None = None
+        self.job: BackgroundJob | None = None
         self.result: Any = None
 
     def start(self) -> None:
@@ -91,7 +93,7 @@ class ExportDialog(QDialog):
             return
         self.export_button.setEnabled(False)
         self.summary.setText("Exporting…")
-        self.job = _Job(lambda: export_project(self.project, out, fmt, only_done=only))
+        self.job = BackgroundJob(lambda: export_project(self.project, out, fmt, only_done=only))
         self.job.done.connect(self._done)
         self.job.failed.connect(lambda text: self._finish(f"⚠ {text}"))
         self.job.start()

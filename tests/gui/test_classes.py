@@ -86,8 +86,11 @@ def test_masks_with_more_classes_are_offered_on_open(qtbot, demo_dir, fake_model
     window = make_window(qtbot, None)
     window.ask_adopt_classes = lambda names, why: asked.append((names, why)) or True
     assert window.open_project(demo_dir)
-    assert asked and asked[0][0] == ["bg", "road", "car"] and "outside" in asked[0][1]
+    qtbot.waitUntil(lambda: bool(asked), timeout=10000)  # masks are read off the GUI thread
+    assert asked[0][0] == ["bg", "road", "car"] and "outside" in asked[0][1]
+    qtbot.waitUntil(lambda: window.session.project.num_classes == 3, timeout=5000)
     assert [c.name for c in window.session.project.classes] == ["bg", "road", "car"]
+    assert window.tools.class_combo.count() == 3  # road, car, void
     window.close()
     window = make_window(qtbot, None)  # a second folder, refusing: reported, not trained
     folder2 = demo_dir.parent / "two"
@@ -98,7 +101,8 @@ def test_masks_with_more_classes_are_offered_on_open(qtbot, demo_dir, fake_model
     Image.fromarray(m).save(folder2 / "masks" / f"{stems[0]}.png")
     window.ask_adopt_classes = lambda names, why: False
     assert window.open_project(folder2)
-    assert "outside the project's 2 classes" in window.status.currentMessage()
+    qtbot.waitUntil(lambda: "outside the project's 2 classes" in window.status.currentMessage(),
+                    timeout=10000)
     window.close()
 
 
