@@ -22,6 +22,8 @@ unlabelled → predicted → in progress (the user edited) → done (training da
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -114,6 +116,16 @@ class ImageStatusController(QObject):
         return self.session.canvas
 
     # -- showing ----------------------------------------------------------------------------
+    @contextmanager
+    def quiet(self) -> Iterator[None]:
+        """Stack signals while a new image (or mask) is put on the canvas are not edits: a
+        stack cleared because the mask changed on disk must not write anything."""
+        old, self._quiet = self._quiet, True
+        try:
+            yield
+        finally:
+            self._quiet = old
+
     def image_shown(self, stem: str) -> None:
         """Record the shown state as the origin and follow the image's undo stack."""
         record = self.project.record(stem)
@@ -192,11 +204,8 @@ class ImageStatusController(QObject):
             self.message.emit(f"⚠ {stem}: not saved yet; status unchanged", 10000)
             return False
         self._origin[stem] = Intent(intent.keep_mask, intent.status)
-        self._quiet = True
-        try:
+        with self.quiet():
             self.canvas.undo_stack().setClean()
-        finally:
-            self._quiet = False
         self._update_look()
         s.recordChanged.emit(stem)
         return True

@@ -136,7 +136,8 @@ class Session(QObject):
         elif mask is None and prediction is not None:
             mask = prediction.copy()
         self.canvas.set_partial_labels(partial)
-        self.canvas.set_image(stem, self._image, mask, prediction)
+        with self.status.quiet():  # showing is not an edit
+            self.canvas.set_image(stem, self._image, mask, prediction)
         self.status.image_shown(stem)
 
     def accept_prediction(self) -> None:

@@ -113,3 +113,24 @@ def test_a_mask_copied_in_while_open_is_picked_up(qtbot, demo_dir, fake_model):
     qtbot.waitUntil(lambda: model.record_at(model.row_of(stem)).status.value == "done",
                     timeout=5000)
     window.close()
+
+
+def test_a_mask_for_the_shown_image_appearing_is_drawn_and_kept(qtbot, demo_dir, fake_model):
+    window = make_window(qtbot, demo_dir)
+    project = window.session.project
+    stem = window.current_stem()
+    qtbot.waitUntil(lambda: window.canvas.prediction() is not None, timeout=10000)
+    from app.canvas.testing import drag
+
+    drag(window.canvas, [(5, 5), (30, 30)])  # a stroke, undone: the stack is clean, not empty
+    window.undo_group.undo()
+    window.session.saver.flush()
+    assert not project.mask_path(stem).exists()
+    Image.fromarray(_gt(1) * 255).save(project.mask_path(stem))  # copied in from outside
+    qtbot.waitUntil(lambda: np.array_equal(window.canvas.mask(), _gt(1)), timeout=10000)
+    window.session.saver.flush()
+    qtbot.wait(50)
+    assert project.mask_path(stem).is_file()  # never deleted by a "revert"
+    np.testing.assert_array_equal(project.load_mask(stem), _gt(1))
+    assert project.record(stem).status.value == "done"
+    window.close()
