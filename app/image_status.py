@@ -246,7 +246,9 @@ class ImageStatusController(QObject):
         stem = self._current()
         if stem is None:
             return False
-        keep = self.project.mask_path(stem).is_file() or not self.is_prediction_shown()
+        # keep a mask only if there is one of the user's (on disk or edited): skipping an
+        # untouched image writes nothing, so a rebuilt index never mistakes it for done
+        keep = self.project.mask_path(stem).is_file() or self.canvas.has_edits()
         ok = self._commit(stem, Intent(keep, ImageStatus.SKIPPED))
         if ok:
             self.message.emit(f"{self.project.image_path(stem).name}: skipped (not trained on)",

@@ -126,6 +126,7 @@ def test_skip_and_the_skipped_filter(window, qtbot):
     QTest.keyClick(window, Qt.Key.Key_K, CTRL)
     assert _status(window, stem) == "skipped"
     assert window.session.project.done_stems() == []
+    assert not window.session.project.mask_path(stem).exists()  # nothing written
     window.image_list.set_filter("skipped")
     assert window.image_list.model.stems() == [stem]
     window.image_list.set_filter(None)
