@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QSize, Qt, QThread
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QUndoGroup
 from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QFrame, QMainWindow,
                                QMessageBox, QScrollArea, QStackedWidget, QToolBar, QVBoxLayout,
@@ -22,10 +22,14 @@ from . import recovery, theme
 from .actions import MENUS, Actions
 from .canvas import MaskCanvas
 from .display import DisplayController
+from .image_status import StatusChip
+from .folder_watch import FolderWatch
 from .navigation import Navigator
 from .panels.banner import Banner
 from .panels.crf_popover import CRFPopover
-from .panels.dialogs import RecentMenu, ask_mask_resize
+from .panels.classes_panel import ClassesDialog
+from .panels.dialogs import RecentMenu, ask_adopt_classes, ask_mask_resize
+from .panels.export_dialog import BackgroundJob, ExportDialog, ImportDialog
 from .panels.image_list import ImageListPanel
 from .panels.pages import MessagePage
 from .panels.shortcuts_dialog import ShortcutsDialog
@@ -42,7 +46,9 @@ from .workers.thumbnails import ThumbnailProvider
 TOOLBAR = ("open_folder", None, "previous_image", "next_image", "next_unlabelled", None, "undo",
            "redo", None, "tool_brush", "tool_eraser", "tool_fill", "tool_pan", None, "fit",
            "zoom_actual", None, "show_mask", "show_boundary", "show_diff", None,
-           "accept_prediction", "crf")
+           "accept_prediction", "mark_done", "done_next", "crf")
+LABEL_ACTIONS = ("mark_done", "done_next", "skip_image", "reset_image", "partial_labels",
+                 "edit_classes")  # need a writable image
 
 
 DEFAULT_SIZE = QSize(1400, 900)
@@ -69,6 +75,7 @@ class MainWindow(QMainWindow):
         self.undo_group = QUndoGroup(self)
         self.thumbs = ThumbnailProvider(self)
         self.canvas = MaskCanvas()
+        self.status_chip = StatusChip(self.canvas)
         self.status = StatusBar(self)
         self.setStatusBar(self.status)
         self._build_central()
@@ -81,9 +88,11 @@ class MainWindow(QMainWindow):
         self.crf_popover = CRFPopover(parent=self)
         self.crf_params = self.crf_popover.params()
         self.nav = Navigator(self)
+        self.folder_watch = FolderWatch(self)
         self._build_menus()
         self._build_toolbar()
         self.ask_mask_resize = lambda stem, m, i: ask_mask_resize(self, stem, m, i)
+        self.ask_adopt_classes = lambda names, why: ask_adopt_classes(self, names, why)
         connect_window(self)
         self.training = attach_training(self)  # before restore_window: its dock has a saved place
         restore_tool_state(self)
@@ -138,12 +147,16 @@ class MainWindow(QMainWindow):
                                       self.settings.clear_recent_projects, file_menu)
         file_menu.addMenu(self.recent_menu)
         file_menu.addSeparator()
+        file_menu.addActions([a.import_masks, a.export_masks, a.rescan])
+        file_menu.addSeparator()
         file_menu.addAction(a.quit)
         edit = self.menus["Edit"]
         edit.addActions([a.undo, a.redo])
         edit.addSeparator()
-        edit.addActions([a.accept_prediction, a.clear_mask])
+        edit.addActions([a.accept_prediction, a.clear_mask, a.reset_image])
         self.menus["Tools"].addActions(a.in_menu("Tools"))
+        self.class_menu = self.menus["Tools"].addMenu("Pick &Class")
+        self.class_menu.addActions(a.in_menu("Classes"))
         view = self.menus["View"]
         view.addActions([a.fit, a.zoom_actual])
         view.addSeparator()
@@ -201,12 +214,17 @@ class MainWindow(QMainWindow):
         session.showFailed.connect(self._show_failed)
         session.recordChanged.connect(self.image_list.model.update_stem)
         session.recordChanged.connect(self._update_accept)
+        session.recordChanged.connect(self._status_changed)
         session.message.connect(self.status.showMessage)
         session.predictionBusy.connect(self._prediction_busy)
         session.modelReady.connect(self._model_ready)
         session.modelFailed.connect(self._model_failed)
         session.saveState.connect(self.status.set_save_state)
         session.orderChanged.connect(self.image_list.reorder)
+        session.status.changed.connect(self._status_changed)
+        self.actions.partial_labels.blockSignals(True)
+        self.actions.partial_labels.setChecked(session.status.partial)
+        self.actions.partial_labels.blockSignals(False)
         session.worker.set_crf(self.actions.crf.isChecked(), self.crf_params)
         self.thumbs.set_project(project)
         self.image_list.set_project(project)
@@ -224,6 +242,9 @@ class MainWindow(QMainWindow):
         self.error_page.set_text("Empty folder" if not project.stems() else "",
                                  "This folder has no images (PNG, JPEG, TIFF, BMP, WebP)."
                                  if not project.stems() else "")
+        self.folder_watch.watch(project)
+        self._offer_import(project)
+        self._check_mask_values(project)
         stems = self.image_list.model.stems() or project.stems()
         last = project.get_setting("last_image") if not project.read_only else None
         if stems:
@@ -241,7 +262,97 @@ class MainWindow(QMainWindow):
         return self.session is None or recovery.resolve_unsaved(
             self, self.session, action, interactive=not self.non_interactive_close)
 
+    # -- classes (app/panels/classes_panel.py, segcore/classes.py) ----------------------------
+    def show_classes(self) -> ClassesDialog | None:
+        if self.session is None or self.session.read_only:
+            return None
+        self.session.saver.flush()
+        self.classes_dialog = ClassesDialog(self.session.project, self)
+        self.classes_dialog.accepted.connect(self.classes_changed)
+        self.classes_dialog.show()
+        return self.classes_dialog
+
+    def classes_changed(self) -> None:
+        """The project's classes changed: colours, picker, list and the shown image."""
+        s = self.session
+        if s is None:
+            return
+        classes = s.project.classes
+        self.canvas.set_class_colors([c.color for c in classes])
+        self.tools.set_classes(classes)
+        self.canvas.set_active_class(self.tools.active_class())
+        self.image_list.model.refresh()
+        self.image_list.select_stem(s.current)
+        self.training.schedule_refresh()
+        if s.current:
+            s.show(s.current)
+        self.status.showMessage(f"{len(classes)} classes: " + ", ".join(c.name for c in classes), 8000)
+
+    def pick_class(self, idx: int) -> None:
+        if not self.tools.select_class(idx):
+            n = self.session.project.num_classes if self.session else 2
+            self.status.showMessage(f"No class {idx}: this project has classes 1–{n - 1} "
+                                    "(Tools ▸ Classes… adds more)", 4000)
+
+    def _check_mask_values(self, project: Project) -> None:
+        """Read the masks in a background thread; values beyond the project's classes lead to
+        an offer to adopt the classes (names from classes.json / classes.txt beside the masks),
+        else to a report. Fine-tuning checks again and leaves such masks out."""
+        from segcore.classes import mask_values
+
+        if project.read_only or not any(project.masks_dir.glob("*.png")):
+            return
+        self._wait_mask_job()
+        self._mask_job = BackgroundJob(lambda: mask_values(project))
+        self._mask_job.done.connect(lambda values: self._mask_values_ready(project, values))
+        self._mask_job.start(QThread.Priority.LowPriority)
+
+    def _wait_mask_job(self) -> None:
+        job = getattr(self, "_mask_job", None)
+        if job is not None:
+            job.wait()
+            self._mask_job = None
+
+    def _mask_values_ready(self, project: Project, values) -> None:  # noqa: ANN001 - MaskValues
+        if self.session is None or self.session.project is not project or not values.outside:
+            return
+        from segcore.classes import change_classes, next_color
+        from segcore.mask_import import proposed_classes
+        from segcore.project import ClassInfo
+
+        names = proposed_classes(project.masks_dir, values.max_index + 1)
+        if self.ask_adopt_classes(names, values.message(project.num_classes)):
+            new: list = []
+            for i, name in enumerate(names):
+                own = project.classes[i] if i < project.num_classes else None
+                generic = name in ("background", f"class {i}")  # no classes.json / .txt name
+                new.append(ClassInfo(own.name if own and generic else name,
+                                     own.color if own else next_color(new)))
+            self.session.saver.flush()
+            change_classes(project, new)
+            self.classes_changed()
+        else:
+            self.status.showMessage("⚠ " + values.message(project.num_classes), 20000)
+
+    def _offer_import(self, project: Project) -> None:
+        """Masks beside the images that the project does not use yet: say so (File ▸ Import)."""
+        if project.read_only:
+            return
+        from segcore.mask_import import find_masks
+
+        try:
+            found = find_masks(project)
+        except Exception:  # noqa: BLE001, S110 - an unreadable folder: nothing to offer
+            return
+        if found:
+            where = sorted({p.parent.name + "/" for p in found.values()})
+            self.model_banner.show_message(
+                f"{len(found)} mask file(s) in {', '.join(where)} match images without a mask "
+                "(other names or formats). File ▸ Import Masks… (Ctrl+I) reads them.")
+
     def close_project(self) -> None:
+        self.folder_watch.watch(None)
+        self._wait_mask_job()
         if self.session is None:
             return
         session, self.session = self.session, None
@@ -264,16 +375,69 @@ class MainWindow(QMainWindow):
             self.canvas.set_tool("pan")
         else:
             self.banner.hide()
-        for name in ("tool_brush", "tool_eraser", "tool_fill", "clear_mask"):
+        for name in ("tool_brush", "tool_eraser", "tool_fill", "clear_mask", *LABEL_ACTIONS):
             self.actions[name].setEnabled(not ro)
         self._update_accept()
         self.status.set_save_state("read-only" if ro else "saved")
 
     def _set_project_actions(self, enabled: bool) -> None:
         for name in ("next_image", "previous_image", "next_unlabelled", "predict_again",
-                     "fit", "zoom_actual"):
-            self.actions[name].setEnabled(enabled)
+                     "fit", "zoom_actual", "export_masks", "rescan", "import_masks",
+                     *LABEL_ACTIONS):
+            self.actions[name].setEnabled(enabled and not (self.session and self.session.read_only))
         self._update_accept()
+        if not enabled:
+            self.status_chip.show_state(None, None, False)
+            self.actions.use_for_training.setEnabled(False)
+
+    # -- masks in and out (app/panels/export_dialog.py, app/folder_watch.py) ---------------
+    def show_export(self) -> ExportDialog | None:
+        if self.session is None:
+            return None
+        self.export_dialog = ExportDialog(self.session.project, self.session.saver.flush, self)
+        self.export_dialog.show()
+        return self.export_dialog
+
+    def show_import(self) -> ImportDialog | None:
+        if self.session is None or self.session.read_only:
+            return None
+        self.import_dialog = ImportDialog(self.session.project, self)
+        self.import_dialog.imported.connect(lambda _r: self.rescan())
+        self.import_dialog.show()
+        return self.import_dialog
+
+    def rescan(self) -> None:
+        """Re-read the folder: new images and masks appear, vanished ones go."""
+        s = self.session
+        if s is None:
+            return
+        s.saver.flush()
+        try:
+            s.project.rescan()
+        except Exception as exc:  # noqa: BLE001 - ProjectError names the index
+            self.status.showMessage(f"⚠ {exc}", 10000)
+            return
+        self.image_list.model.refresh()
+        self.image_list.select_stem(s.current)
+        self.training.schedule_refresh()
+        cur = s.current
+        if (cur and cur in s.project.stems() and s.status.shown_without_mask(cur)
+                and s.project.mask_path(cur).is_file() and not self.canvas.has_edits()
+                and s.saver.is_idle()):
+            s.show(cur)  # a mask for the shown image appeared from outside: draw it
+
+    def _status_changed(self, stem: str) -> None:
+        """The shown image's status, role or look changed: the chip and the role action."""
+        s = self.session
+        if s is None or stem != self.canvas.current_stem():
+            return
+        try:
+            record = s.project.record(stem)
+        except Exception:  # noqa: BLE001 - a vanished image
+            return
+        self.status_chip.show_state(record.status.value, record.role,
+                                    s.status.is_prediction_shown(), s.status.partial)
+        self.actions.use_for_training.setEnabled(not s.read_only and record.role == "held_out")
 
     def _update_accept(self, _stem: str | None = None) -> None:
         """Accept Prediction only does something with a prediction on a writable canvas.

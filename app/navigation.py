@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .main_window import MainWindow
 
-DONE_STATUSES = ("corrected", "error")
+DONE_STATUSES = ("done", "skipped", "error")
 
 
 class Navigator:
@@ -36,7 +36,7 @@ class Navigator:
         self._step(-1)
 
     def next_unlabelled(self) -> None:
-        """The next image (wrapping around) without a corrected mask and not unreadable."""
+        """The next image (wrapping around) that is not done, skipped or unreadable."""
         model = self.window.image_list.model
         stems = model.stems()
         if not stems:
@@ -50,4 +50,4 @@ class Navigator:
             if record is not None and status not in DONE_STATUSES and record.stem != current:
                 self.window.show_stem(record.stem)
                 return
-        self.window.status.showMessage("Every image has a corrected mask", 5000)
+        self.window.status.showMessage("Every image is done or skipped", 5000)

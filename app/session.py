@@ -17,9 +17,11 @@ from PySide6.QtCore import QObject, Qt, QThread, Signal
 from PySide6.QtWidgets import QApplication
 
 from segcore import io
-from segcore.project import Project
+from segcore.project import ImageStatus, Project
+from segcore._records import USER_STATUSES
 
 from .autosave import AutoSaver
+from .image_status import VOID, ImageStatusController
 from .journaling import SessionJournal
 from .recovery import store_for
 from .workers import cold_start
@@ -52,7 +54,9 @@ class Session(QObject):
         self.ask_mask_resize = ask_mask_resize
         self.current: str | None = None
         self.order: Callable[[], list[str]] = project.stems
-        self.saver = AutoSaver(project, self)
+        self.status = ImageStatusController(self)  # statuses of edits (app/image_status.py)
+        self.status.message.connect(self.message)
+        self.saver = AutoSaver(self.status.writer, self)
         self.saver.saved.connect(self._saved)
         self.saver.failed.connect(self._save_failed)
         self.saver.stateChanged.connect(self.saveState)
@@ -84,6 +88,10 @@ class Session(QObject):
         self.orderChanged.emit()
         self.message.emit(f"Needs attention: {count} images ranked for a first pass "
                           "(typical and varied first)", 8000)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     @property
     def read_only(self) -> bool:
@@ -127,35 +135,38 @@ class Session(QObject):
 
     def _put_on_canvas(self, stem: str, mask: np.ndarray | None,
                        prediction: np.ndarray | None) -> None:
-        """Without a corrected mask the prediction is the starting mask: visible with the mask
-        and boundary layers and corrected in place. It is written to masks/ (status
-        'corrected') only when the user edits or accepts it."""
+        """Without a user mask the prediction is the starting mask, drawn hatched and corrected
+        in place. It is written to masks/ only when the user edits it (status in progress) or
+        accepts it (done); undoing back removes it again (app/image_status.py)."""
         from_disk = self._base_on_disk
-        if mask is None and prediction is not None:
+        partial = self.status.partial
+        if mask is None and partial:
+            mask, from_disk = np.full(self._image.shape[:2], VOID, np.uint8), False  # only painted pixels count
+        elif mask is None and prediction is not None:
             mask, from_disk = prediction.copy(), False
-        self.canvas.set_image(stem, self._image, mask, prediction)
+        self.canvas.set_partial_labels(partial)
+        with self.status.quiet():  # showing is not an edit
+            self.canvas.set_image(stem, self._image, mask, prediction)
         self.journal.shown(stem, from_disk)
         self._base_on_disk = False  # until show() loads it again
+        self.status.image_shown(stem)
+
+    def schedule_save(self, stem: str, mask: np.ndarray) -> None:
+        """Journal ``mask`` (durable at once, app/journaling.py) and schedule its write."""
+        self.saver.schedule(stem, mask, self.journal.record(stem, mask))
 
     def accept_prediction(self) -> None:
         """Make the prediction this image's mask (one undoable edit, or a plain save when the
-        starting mask already is the prediction)."""
-        prediction = self.canvas.prediction()
-        stem = self.canvas.current_stem()
-        if prediction is None or stem is None or self.read_only:
-            return
-        if np.array_equal(self.canvas.mask(), prediction):
-            mask = self.canvas.mask().copy()
-            self.saver.schedule(stem, mask, self.journal.record(stem, mask))
-        else:
-            self.canvas.accept_prediction()
+        starting mask already is the prediction) and mark the image done."""
+        self.status.accept_prediction()
 
     def clear_mask(self) -> None:
         """Set every pixel to background as one undoable edit (saved like a stroke)."""
         doc = self.canvas.document() if hasattr(self.canvas, "document") else None
         if doc is None or self.read_only:
             return
-        rect = doc.replace_all(np.zeros_like(self.canvas.mask()))
+        fill = VOID if self.status.partial else 0  # partial labels: cleared = not labelled
+        rect = doc.replace_all(np.full_like(self.canvas.mask(), fill))
         if rect is not None:
             self.canvas.refresh(rect)
             self.canvas.commit_edit(rect, "Clear mask")
@@ -178,7 +189,9 @@ class Session(QObject):
                                  interpolation=cv2.INTER_NEAREST)
             if not self.read_only:
                 try:
-                    self.project.save_mask(stem, resized)
+                    status = self.project.record(stem).status
+                    self.project.save_mask(stem, resized, status if status in USER_STATUSES
+                                           else ImageStatus.DONE)
                 except Exception as exc:  # noqa: BLE001
                     self._base_on_disk = False
                     self.message.emit(f"⚠ resized mask not saved: {exc}", 15000)
@@ -204,8 +217,8 @@ class Session(QObject):
     def _stroke_finished(self, stem: str) -> None:
         if self.read_only or self._closed or stem != self.canvas.current_stem():
             return
-        mask = self.canvas.mask().copy()
-        self.saver.schedule(stem, mask, self.journal.record(stem, mask))
+        self.status.before_save(stem)
+        self.schedule_save(stem, self.canvas.mask().copy())
 
     def _saved(self, stem: str) -> None:
         self.recordChanged.emit(stem)
@@ -226,6 +239,7 @@ class Session(QObject):
                 self._put_on_canvas(stem, None, mask)  # show it as the starting mask
             else:
                 self.canvas.set_prediction(mask)
+                self.status.prediction_arrived()
         self.recordChanged.emit(stem)
         if self.project.mask_path(stem).is_file():
             self.metrics.schedule(self.project, stem)

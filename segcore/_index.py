@@ -1,7 +1,7 @@
 """The SQLite index behind :class:`segcore.project.Project`: schema, connection, disk scan.
 
 The index is a cache of what is on disk plus app state (settings, classes, model versions,
-epoch log). The files are the truth: mask files decide which images are corrected, prediction
+epoch log). The files are the truth: mask files decide which images are labelled (done unless the index says in progress or skipped), prediction
 PNGs under ``.segloop/predictions`` decide which are predicted, so a deleted index is rebuilt.
 
 Stem rule: an image's stem is its file name without the last suffix (``cat.01.jpg`` ->
@@ -28,7 +28,7 @@ from pathlib import Path
 from segcore._atomic import os_error_reason
 from segcore.io import NON_UTF8_NAME, display_name, is_image_name, is_utf8_name
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: image lifecycle statuses + fixed held-out roles (issue 11; _migrate_v2)
 BUSY_TIMEOUT_MS = 15_000
 
 _SCHEMA = """
@@ -42,7 +42,9 @@ CREATE TABLE IF NOT EXISTS images (
     iou REAL,
     biou REAL,
     error TEXT,
-    model_version INTEGER
+    model_version INTEGER,
+    role TEXT,
+    role_note TEXT
 );
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS classes (
@@ -155,8 +157,26 @@ def migrate(conn: sqlite3.Connection) -> None:
         for statement in _SCHEMA.split(";"):
             if statement.strip():
                 conn.execute(statement)
+        if version < 2:
+            _migrate_v2(conn)
         if version < SCHEMA_VERSION:
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+# ---- schema 2 (issue 11: image status lifecycle, fixed held-out roles) -------------------
+USER_STATUSES = ("in_progress", "done", "skipped")  # kept by reconcile while the mask exists
+
+
+def _migrate_v2(conn: sqlite3.Connection) -> None:
+    """Schema 1 -> 2: ``images.role`` / ``images.role_note`` columns; 'corrected' becomes 'done'.
+
+    Roles of the migrated done images are assigned by ``Project`` on open (segcore.roles: the
+    old hash rule, so existing versions keep the held-out images they were scored on)."""
+    cols = {row[1] for row in conn.execute("PRAGMA table_info(images)")}
+    for col in ("role", "role_note"):
+        if col not in cols:
+            conn.execute(f"ALTER TABLE images ADD COLUMN {col} TEXT")
+    conn.execute("UPDATE images SET status = 'done' WHERE status = 'corrected'")
 
 
 class write_txn:  # noqa: N801 - used like a function: ``with write_txn(conn): ...``
@@ -245,6 +265,7 @@ def scan(root: Path, masks_dir: Path, predictions_dir: Path) -> DiskState:
                 continue  # a file really has that name; the undecodable one is not listed
             real_names[shown], name = name, shown
         images[name] = mtime
+    _drop_mask_files(images)
     masks: dict[str, float] = {}
     for name, entry in _scan_dir(masks_dir).items():
         if name.lower().endswith(".png"):
@@ -255,6 +276,20 @@ def scan(root: Path, masks_dir: Path, predictions_dir: Path) -> DiskState:
                 continue
     preds = {n[:-4] for n in _scan_dir(predictions_dir) if n.lower().endswith(".png")}
     return DiskState(images, masks, preds, real_names)
+
+
+MASK_NAME_SUFFIXES = ("_mask", "_label", "_labels", "_gt")  # segcore.mask_import's names
+
+
+def _drop_mask_files(images: dict[str, int]) -> None:
+    """``a_mask.png`` beside ``a.jpg`` is a mask to import (segcore.mask_import), not an image."""
+    bases = {os.path.splitext(n)[0] for n in images}
+    for name in list(images):
+        base = os.path.splitext(name)[0]
+        for suffix in MASK_NAME_SUFFIXES:
+            if base.lower().endswith(suffix) and base[: -len(suffix)] in bases:
+                del images[name]
+                break
 
 
 def assign_stems(new_names: list[str], taken: set[str]) -> dict[str, str]:
@@ -277,8 +312,10 @@ def reconcile(conn: sqlite3.Connection, disk: DiskState,
               stale_prediction: list[str] | None = None) -> None:
     """Bring the ``images`` table in line with ``disk`` in one write transaction.
 
-    Vanished files are dropped, new ones added, statuses fixed: mask on disk -> corrected;
-    corrected without a mask -> predicted (prediction file present) or unlabelled; a changed
+    Vanished files are dropped, new ones added, statuses fixed: a mask on disk keeps a user
+    status (in progress, done, skipped) and otherwise means done (a mask without index info is
+    a finished label); in progress / done without a mask -> predicted (prediction file present)
+    or unlabelled; a changed
     image file (new mtime) loses its prediction and error. Stems of stale predictions are
     appended to ``stale_prediction`` so the caller can delete the files.
     """
@@ -308,8 +345,8 @@ def reconcile(conn: sqlite3.Connection, disk: DiskState,
             has_pred = stem in disk.predictions and not changed
             new_status = status
             if stem in disk.masks:
-                new_status = "corrected"
-            elif changed or status == "corrected" or (status == "predicted" and not has_pred):
+                new_status = status if status in USER_STATUSES else "done"
+            elif changed or status in ("in_progress", "done") or (status == "predicted" and not has_pred):
                 new_status = "predicted" if has_pred else "unlabelled"
             elif status == "unlabelled" and has_pred:
                 new_status = "predicted"
@@ -319,7 +356,7 @@ def reconcile(conn: sqlite3.Connection, disk: DiskState,
             if name in disk.real_names:
                 new_status, new_err = "error", bad_name_error(name)
             if (new_status, new_unc, new_ver, new_err, changed) != (status, unc, ver, err, False):
-                updated = disk.masks.get(stem, now) if new_status == "corrected" else now
+                updated = disk.masks.get(stem, now) if new_status == "done" else now
                 updates.append((new_status, new_unc, new_ver, new_err, disk.images[name],
                                 updated, stem))
         conn.executemany("UPDATE images SET status = ?, uncertainty = ?, model_version = ?,"
@@ -328,7 +365,7 @@ def reconcile(conn: sqlite3.Connection, disk: DiskState,
 
 def _fresh_status(stem: str, disk: DiskState) -> tuple[str, float | None]:
     if stem in disk.masks:
-        return "corrected", disk.masks[stem]
+        return "done", disk.masks[stem]
     if stem in disk.predictions:
         return "predicted", None
     return "unlabelled", None

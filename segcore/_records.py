@@ -7,19 +7,32 @@ from enum import Enum
 
 
 class ImageStatus(str, Enum):
-    """Where an image is in the loop."""
+    """Where an image is in the loop (design.md, "Data model rules"): unlabelled → predicted →
+    in progress (the user edited its mask) → done (training data) · skipped. Only DONE images
+    are trained on or scored. ``CORRECTED`` is the old name of DONE (an alias, same value)."""
 
     UNLABELLED = "unlabelled"
     PREDICTED = "predicted"
-    CORRECTED = "corrected"
+    IN_PROGRESS = "in_progress"
+    DONE = "done"
+    SKIPPED = "skipped"
     ERROR = "error"
+    CORRECTED = "done"  # alias of DONE: indexes of schema 1 said 'corrected' (migrated)
+
+
+USER_STATUSES = (ImageStatus.IN_PROGRESS, ImageStatus.DONE, ImageStatus.SKIPPED)
+"""Statuses the user set; a prediction or an error never overrides them."""
+
+ROLE_TRAIN = "train"
+ROLE_HELD_OUT = "held_out"
 
 
 @dataclass
 class ImageRecord:
     """One image of the project. ``uncertainty`` = mean per-pixel entropy of the latest
     prediction (higher = needs attention); ``iou``/``biou`` compare the corrected mask with the
-    active model's prediction; ``model_version`` made the latest prediction."""
+    active model's prediction; ``model_version`` made the latest prediction; ``role`` is the
+    image's fixed train / held-out role (segcore.roles)."""
 
     stem: str
     filename: str
@@ -30,6 +43,7 @@ class ImageRecord:
     biou: float | None
     error: str | None
     model_version: int | None = None
+    role: str | None = None          # ROLE_TRAIN / ROLE_HELD_OUT, fixed when first done; None before
 
 
 @dataclass

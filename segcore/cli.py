@@ -467,6 +467,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .cli_simulate import add_simulate_parser
     add_simulate_parser(sub)
+    from .cli_export import add_export_parsers  # export / import (issue 11)
+    add_export_parsers(sub)
 
     p = sub.add_parser(
         "weights", help="check or install pretrained backbone weights", epilog=examples("weights"),

@@ -1,20 +1,19 @@
 """The human-in-the-loop cycle as two functions the GUI, the CLI and the benchmarks share.
 
-finetune(project, config): corrected images → fixed held-out share → train from the ACTIVE
+finetune(project, config): DONE images → their fixed roles (train / held out) → train from the ACTIVE
     version (or a fresh ImageNet-initialised model) → save a new version (parent = active),
     activate it → FinetuneResult.
 predict_project(project, predictor, stems): predict in the given order, store predictions and
-    uncertainty, never touch corrected masks, refresh IoU/BIoU of corrected images.
+    uncertainty, never touch the user's masks, refresh IoU/BIoU of images with masks.
 
-Held-out rule (stable, visible): a stem is held out when sha1(stem) % 5 == 0, so an image keeps
-its role as more images are corrected. With >= 4 corrected images at least one is held out
-(the smallest hash) and at most 15 % (every corrected image is precious at small k);
-below 4 none is, and metrics are None.
+Held-out rule (stable, visible): each DONE image's role is decided once, when it first becomes
+done, and stored in the index (segcore.roles: ~15 %, at least one once >= 4 are done; below 4
+none is, and metrics are None). ``Project.training_split`` reads them; ``split_held_out(stems)``
+applies the same rule to a plain list of stems (the CLI's folders, which have no index).
 """
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 import uuid
@@ -23,6 +22,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from . import roles
 from .errors import TrainingError
 from .training import EpochReport, TrainCallbacks, TrainConfig, Trainer
 from .training.evaluate import evaluate_pairs
@@ -30,29 +30,77 @@ from .versions import ModelStore
 
 SAVE_RESERVE_S = 0.5  # writing the new version (measured ~0.1-0.3 s for MobileNetV2 DeepLabV3+)
 CRF_RESERVE_S = 3.0   # deciding DenseCRF on the held-out images (segcore.crf.decide), inside the budget
-HELD_OUT_EVERY = 5
-MIN_FOR_HELD_OUT = 4
-HELD_OUT_MAX_SHARE = 0.15
-TOO_FEW_MESSAGE = "too few corrected images to hold any out (need at least 4); no held-out metrics"
-
-
-def _stem_hash(stem: str) -> int:
-    return int.from_bytes(hashlib.sha1(stem.encode("utf-8")).digest()[:8], "big")
+MIN_FOR_HELD_OUT = roles.MIN_FOR_HELD_OUT
+TOO_FEW_MESSAGE = "too few done images to hold any out (need at least 4); no held-out metrics"
 
 
 def split_held_out(stems: Sequence[str]) -> tuple[list[str], list[str]]:
-    """(train stems, held-out stems), both sorted. Deterministic; see the module docstring."""
-    stems = sorted(set(stems))
-    if len(stems) < MIN_FOR_HELD_OUT:
-        return stems, []
-    held = [s for s in stems if _stem_hash(s) % HELD_OUT_EVERY == 0]
-    if not held:
-        held = [min(stems, key=_stem_hash)]
-    cap = max(1, round(len(stems) * HELD_OUT_MAX_SHARE))
-    if len(held) > cap:
-        held = sorted(held, key=_stem_hash)[:cap]
-    held_set = set(held)
-    return [s for s in stems if s not in held_set], sorted(held_set)
+    """(train stems, held-out stems), both sorted, for a plain list of stems without an index
+    (the rule a project applies to its first batch of done images; see segcore.roles)."""
+    assigned = roles.assign(stems, 0, 0)
+    held = sorted(s for s, r in assigned.items() if r == roles.ROLE_HELD_OUT)
+    return sorted(s for s, r in assigned.items() if r != roles.ROLE_HELD_OUT), held
+
+
+def per_image_scores(model: Any, pairs: Sequence[tuple], preset: Any,
+                     device: Any) -> dict[str, list[float | None]]:
+    """{stem: [IoU, BIoU]} of ``model`` on each held-out pair (the Trainer's scoring, one image at
+    a time, with ``preset`` or, when None, the model's own), so versions can be compared on the
+    images held out for both."""
+    out: dict[str, list[float | None]] = {}
+    for pair in pairs:
+        iou, biou = evaluate_pairs(model, [pair], preset, device)
+        out[str(pair[2])] = [None if iou is None or iou != iou else float(iou),
+                             None if biou is None or biou != biou else float(biou)]
+    return out
+
+
+def class_scores(model: Any, pairs: Sequence[tuple], class_names: Sequence[str],
+                 device: Any) -> dict[str, float | None]:
+    """Per-class IoU of ``model`` over the held-out pairs (pixels pooled, void 255 ignored),
+    through the app's prediction path (segcore.inference.Predictor). {name: IoU or None}."""
+    from . import metrics
+    from .inference import Predictor
+
+    k = len(class_names)
+    cm = np.zeros((k, k), np.int64)
+    predictor = Predictor(model, device=device, optimize=False)  # the model's own preset
+    for image, mask, _stem in pairs:
+        pred = predictor.predict(image).mask
+        if pred.shape == mask.shape:
+            cm += metrics.confusion_matrix(mask, pred, k, ignore_index=255)
+    ious = metrics.scores_from_confusion(cm)["iou"]
+    return {name: (None if v != v else float(v)) for name, v in zip(class_names, ious)}
+
+
+def worst_classes(scores: dict[str, float | None], n: int = 3) -> list[tuple[str, float]]:
+    """The ``n`` lowest-IoU classes with a score (background left out)."""
+    items = [(k, v) for i, (k, v) in enumerate(scores.items()) if i > 0 and v is not None]
+    return sorted(items, key=lambda kv: kv[1])[:n]
+
+
+def _mean(values: list[float | None]) -> float | None:
+    vals = [v for v in values if v is not None]
+    return float(np.mean(vals)) if vals else None
+
+
+def compare_versions(a: Any, b: Any) -> dict[str, Any] | None:
+    """Scores of versions ``a`` and ``b`` (ModelVersion) on the images held out for both: the
+    stems in both versions' per-image held-out scores that neither trained on. Falls back to
+    ``a``'s parent-before scores when ``b`` is ``a``'s parent and has no per-image scores.
+    Returns {"n", "stems", "a_iou", "b_iou", "a_biou", "b_biou"} or None (nothing in common)."""
+    sa = (a.metrics or {}).get("held_out_scores") or {}
+    sb = (b.metrics or {}).get("held_out_scores") or {}
+    if not sb and a.parent == b.id:
+        sb = (a.metrics or {}).get("parent_held_out_scores") or {}
+    trained = set(((a.meta or {}).get("data") or {}).get("train", [])) | set(
+        ((b.meta or {}).get("data") or {}).get("train", []))
+    common = sorted((set(sa) & set(sb)) - trained)
+    if not common:
+        return None
+    return {"n": len(common), "stems": common,
+            "a_iou": _mean([sa[s][0] for s in common]), "b_iou": _mean([sb[s][0] for s in common]),
+            "a_biou": _mean([sa[s][1] for s in common]), "b_biou": _mean([sb[s][1] for s in common])}
 
 
 @dataclass
@@ -110,11 +158,21 @@ def starting_model(project: Any, config: TrainConfig) -> tuple[Any, int | None, 
     return model, None, f"a fresh {config.arch} ({'ImageNet backbone' if config.pretrained else 'random'})"
 
 
-def _pairs(project: Any, stems: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray, str]]:
+def _pairs(project: Any, stems: Sequence[str],
+           outside: dict[str, list[int]] | None = None) -> list[tuple[np.ndarray, np.ndarray, str]]:
+    """(image, mask, stem) of ``stems``; a mask holding values outside the project's classes
+    (other than void 255) is left out and recorded in ``outside`` (never trained as background)."""
     out = []
+    k = project.num_classes
     for stem in stems:
         mask = project.load_mask(stem)
         if mask is None:
+            continue
+        values = np.flatnonzero(np.bincount(mask.ravel(), minlength=256))
+        bad = [int(v) for v in values if k <= v < 255]
+        if bad:
+            if outside is not None:
+                outside[stem] = bad
             continue
         out.append((project.load_image(stem), mask, stem))
     return out
@@ -122,28 +180,42 @@ def _pairs(project: Any, stems: Sequence[str]) -> list[tuple[np.ndarray, np.ndar
 
 def finetune(project: Any, config: TrainConfig | None = None, callbacks: TrainCallbacks | None = None,
              cancel_event: threading.Event | None = None) -> FinetuneResult:
-    """Train on the project's corrected images; save and activate the new version. See module doc."""
+    """Train on the project's DONE images (train role); score on its held-out ones; save and
+    activate the new version. See module doc."""
     config = config or TrainConfig()
     t0 = time.monotonic()
-    corrected = project.corrected_stems()
-    if not corrected:
-        raise TrainingError(f"{project.root}: no corrected images to train on; correct at least one "
-                            f"image (paint its mask) and try again")
-    train_stems, held = split_held_out(corrected)
+    train_stems, held = project.training_split()
+    if not train_stems:
+        raise TrainingError(f"{project.root}: no done images to train on; finish at least one "
+                            f"image (paint its mask, then Mark Done, or accept a prediction) and "
+                            f"try again" + (f" ({len(held)} done images are held out)" if held else ""))
     run_id = uuid.uuid4().hex[:12]
     cbs = _LoggingCallbacks(project, run_id, callbacks)
     model, parent, origin = starting_model(project, config)
     cbs.on_message(f"fine-tuning {origin} on {len(train_stems)} images, {len(held)} held out")
     if not held:
         cbs.on_message(TOO_FEW_MESSAGE)
-    train_pairs, val_pairs = _pairs(project, train_stems), _pairs(project, held)
+    outside: dict[str, list[int]] = {}
+    train_pairs, val_pairs = _pairs(project, train_stems, outside), _pairs(project, held, outside)
+    if outside:
+        cbs.on_message(f"left out {len(outside)} mask(s) with values outside the "
+                       f"{project.num_classes} classes: " + ", ".join(
+                           f"{s} ({', '.join(map(str, v[:3]))})" for s, v in list(outside.items())[:4]))
+        train_stems = [s for s in train_stems if s not in outside]
+        held = [s for s in held if s not in outside]
+        if not train_pairs:
+            raise TrainingError(f"{project.root}: every done mask holds values outside the "
+                                f"project's {project.num_classes} classes; add classes (Classes…) "
+                                f"first")
     budget = config.budget_for(len(train_pairs))
     if budget != config.time_budget_s:
         cbs.on_message(f"time budget {budget:.0f} s for {len(train_pairs)} images")
     preset = config.preset_for([m for _, m, _ in train_pairs]).with_model(model)
     trainer = Trainer(model, config, cbs, cancel_event=cancel_event, preset=preset)
     own = (getattr(model, "meta", None) or {}).get("preset")
-    start_iou, start_biou = evaluate_pairs(model, val_pairs, None if own else preset, trainer.device)
+    parent_scores = per_image_scores(model, val_pairs, None if own else preset, trainer.device)
+    start_iou = _mean([v[0] for v in parent_scores.values()])
+    start_biou = _mean([v[1] for v in parent_scores.values()])
     if budget is not None:  # the budget counts from the click: loading and saving are inside it
         reserve = SAVE_RESERVE_S + (CRF_RESERVE_S if val_pairs else 0.0)
         trainer.config = replace(config, time_budget_s=max(1.0, budget - (time.monotonic() - t0) - reserve))
@@ -156,7 +228,12 @@ def finetune(project: Any, config: TrainConfig | None = None, callbacks: TrainCa
     metrics: dict[str, Any] | None = None
     if held:
         metrics = {**result.metrics(), "start_val_iou": start_iou, "start_val_biou": start_biou,
-                   "n_train": len(train_stems), "n_held_out": len(held), "crf": crf_decision}
+                   "n_train": len(train_stems), "n_held_out": len(held), "crf": crf_decision,
+                   "held_out_scores": per_image_scores(result.model, val_pairs, None, trainer.device),
+                   "parent_held_out_scores": parent_scores}
+        if project.num_classes > 2:
+            metrics["class_iou"] = class_scores(result.model, val_pairs,
+                                                [c.name for c in project.classes], trainer.device)
     stored = metrics or {**result.metrics(), "n_train": len(train_stems), "n_held_out": 0, "crf": crf_decision}
     meta = {"data": {"train": train_stems, "held_out": held}, "run_id": run_id,
             "train_config": {**config.to_dict(), "time_budget_s": budget}, "started_from": origin,
@@ -195,8 +272,8 @@ def predict_project(project: Any, predictor: Any, stems: Sequence[str],
                     cancel_event: threading.Event | None = None) -> PredictSummary:
     """Predict ``stems`` in the given order (put the shown image first).
 
-    Predictions go to project.save_prediction (status stays CORRECTED for corrected images, whose
-    masks are never written); corrected images also get IoU/BIoU of mask vs prediction.
+    Predictions go to project.save_prediction (a user status -- in progress, done, skipped --
+    stays, and masks are never written); images with a mask also get IoU/BIoU of mask vs prediction.
     on_progress(done, total, stem) after each image. Per-image failures → project.set_error.
     """
     from . import metrics

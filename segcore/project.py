@@ -3,14 +3,18 @@
 Layout::
 
     <folder>/<image files>                 any of segcore.io.IMAGE_SUFFIXES; hidden files ignored
-    <folder>/masks/<stem>.png              corrected masks (the truth; see segcore.io.write_mask)
+    <folder>/masks/<stem>.png              the user's masks (the truth; see segcore.io.write_mask)
     <folder>/.segloop/index.sqlite         SQLite index (WAL); rebuilt from the files if lost
     <folder>/.segloop/predictions/<stem>.png   latest prediction per image
     <folder>/.segloop/models/              checkpoints (ModelVersion.file is relative to this)
     <folder>/.segloop/models/ACTIVE        file name of the active version ("" = none), written
                                            atomically with every activation, so rebuilding a
                                            lost index restores it (a rollback survives)
+    <folder>/.segloop/backup/<stem>.<time>.png  masks set aside by reset_image
 
+Image status (``ImageStatus``): unlabelled → predicted → in progress → done · skipped. Only DONE
+images are training data (``done_stems``); each gets a fixed train / held-out role when it first
+becomes done (``segcore.roles``; ``training_split``).
 Stems follow the rule in :mod:`segcore._index` (file name without suffix; duplicates such as
 ``a.png`` + ``a.jpg`` use the full file name). Opening reads names and mtimes only, never pixels.
 
@@ -44,16 +48,19 @@ import numpy as np
 
 from segcore import _index, io
 from segcore._atomic import atomic_write_bytes, os_error_reason
-from segcore._records import DEFAULT_CLASSES, ClassInfo, ImageRecord, ImageStatus, ModelVersion
+from segcore import roles
+from segcore._records import (DEFAULT_CLASSES, ROLE_HELD_OUT, ROLE_TRAIN, USER_STATUSES, ClassInfo,
+                              ImageRecord, ImageStatus, ModelVersion)
 from segcore.errors import MaskReadError, MaskWriteError, ProjectError, ReadOnlyProjectError
 
 
 __all__ = ["ClassInfo", "DEFAULT_CLASSES", "ImageRecord", "ImageStatus", "ModelVersion", "Project",
-           "STATE_DIR"]
+           "ROLE_HELD_OUT", "ROLE_TRAIN", "STATE_DIR"]
 
 STATE_DIR = ".segloop"
 ACTIVE_FILE = "ACTIVE"  # in models_dir: the active version's file name, outside the index
-_IMAGE_COLS = "stem, filename, status, updated, uncertainty, iou, biou, error, model_version"
+_IMAGE_COLS = "stem, filename, status, updated, uncertainty, iou, biou, error, model_version, role"
+_USER_SQL = "('in_progress', 'done', 'skipped')"  # USER_STATUSES in SQL
 
 
 def _record(row: tuple) -> ImageRecord:
@@ -136,6 +143,7 @@ class Project:
             self._real_names = dict(disk.real_names)
             try:
                 _index.reconcile(self._db(), disk, None if self.read_only else stale)
+                self._assign_roles()
             except sqlite3.Error as exc:
                 raise ProjectError(f"{self.state_dir / 'index.sqlite'}: cannot update the "
                                    f"index ({exc})") from exc
@@ -262,20 +270,74 @@ class Project:
             raise error(f"{path}: mask is {getattr(mask, 'shape', '?')} (HxW) but image "
                         f"{self.image_path(stem).name} is {size[0]}x{size[1]}")
 
-    def save_mask(self, stem: str, mask: np.ndarray) -> None:
-        """Write masks/<stem>.png atomically and mark the image CORRECTED.
+    def save_mask(self, stem: str, mask: np.ndarray,
+                  status: ImageStatus = ImageStatus.DONE) -> None:
+        """Write masks/<stem>.png atomically and set the image's status (default DONE: a label
+        given headlessly, e.g. by the CLI or the simulator, is finished; the app's autosave
+        passes IN_PROGRESS for strokes). SKIPPED keeps the mask but no training use.
 
         Raises ReadOnlyProjectError, ProjectError (unknown stem) or MaskWriteError (bad array,
         wrong size, disk problem; the previous mask is intact)."""
         self._writable()
+        status = ImageStatus(status)
+        if status not in USER_STATUSES:
+            raise ProjectError(f"save_mask: status must be one of "
+                               f"{[s.value for s in USER_STATUSES]}, got {status.value!r}")
         path = self.mask_path(stem)
         self._check_size(stem, mask, path, MaskWriteError)
         io.write_mask(path, mask, self.num_classes, [c.color for c in self.classes])
-        self._update_image(stem, "status = ?, updated = ?",
-                           (ImageStatus.CORRECTED.value, time.time()))
+        self.set_status(stem, status)
+
+    def set_status(self, stem: str, status: ImageStatus) -> None:
+        """Set a user status (IN_PROGRESS, DONE, SKIPPED) of an image whose mask is on disk, or
+        SKIPPED without one. DONE gives the image its fixed role if it has none yet."""
+        status = ImageStatus(status)
+        if status not in USER_STATUSES:
+            raise ProjectError(f"set_status: use save_mask / reset_image for {status.value!r}")
+        if status is not ImageStatus.SKIPPED and not self.mask_path(stem).is_file():
+            raise ProjectError(f"{self.mask_path(stem)}: no mask, so {stem!r} cannot be "
+                               f"{status.value.replace('_', ' ')}")
+        with self._txn() as conn:
+            if conn.execute("UPDATE images SET status = ?, updated = ? WHERE stem = ?",
+                            (status.value, time.time(), stem)).rowcount == 0:
+                raise ProjectError(f"{self.root}: no image with stem {stem!r}")
+            if status is ImageStatus.DONE:
+                self._assign_roles()
+
+    def _assign_roles(self) -> None:
+        """Give every DONE image without a role its role (segcore.roles). Call inside a write
+        transaction (or it opens one); read-only projects assign in memory only."""
+        conn = self._db()
+        rows = conn.execute("SELECT stem FROM images WHERE status = 'done' AND role IS NULL"
+                            " ORDER BY stem").fetchall()
+        if not rows:
+            return
+        counts = dict(conn.execute("SELECT role, COUNT(*) FROM images WHERE role IS NOT NULL"
+                                   " GROUP BY role").fetchall())
+        new = roles.assign([r[0] for r in rows], counts.get(ROLE_TRAIN, 0),
+                           counts.get(ROLE_HELD_OUT, 0))
+        args = [(role, stem) for stem, role in new.items()]
+        if conn.in_transaction:
+            conn.executemany("UPDATE images SET role = ? WHERE stem = ?", args)
+        else:
+            with _index.write_txn(conn):
+                conn.executemany("UPDATE images SET role = ? WHERE stem = ?", args)
+
+    def use_for_training(self, stem: str) -> None:
+        """Move a held-out image into training (the user's explicit choice, recorded in
+        ``images.role_note``); the next done image refills the held-out share."""
+        record = self.record(stem)
+        if record.role != ROLE_HELD_OUT:
+            raise ProjectError(f"{stem!r} is not held out (role: {record.role or 'none yet'})")
+        note = f"held out, moved to training by the user at {time.strftime('%Y-%m-%d %H:%M:%S')}"
+        self._update_image(stem, "role = ?, role_note = ?", (ROLE_TRAIN, note))
+
+    def role_note(self, stem: str) -> str | None:
+        rows = self._query("SELECT role_note FROM images WHERE stem = ?", (stem,))
+        return rows[0][0] if rows else None
 
     def delete_mask(self, stem: str) -> None:
-        """Remove the corrected mask; the image goes back to PREDICTED or UNLABELLED."""
+        """Remove the mask; the image goes back to PREDICTED or UNLABELLED (role kept)."""
         self._writable()
         self.record(stem)
         try:
@@ -290,17 +352,41 @@ class Project:
         self._update_image(stem, "status = ?, updated = ?, iou = NULL, biou = NULL",
                            (status.value, time.time()))
 
+    @property
+    def backup_dir(self) -> Path:
+        return self.state_dir / "backup"
+
+    def reset_image(self, stem: str) -> Path | None:
+        """Return an image to not labelled: its mask is moved to ``.segloop/backup/`` (returned;
+        None if there was no mask), the status becomes PREDICTED or UNLABELLED as for
+        delete_mask. The held-out role, once given, stays."""
+        self._writable()
+        self.record(stem)
+        src = self.mask_path(stem)
+        backup = None
+        if src.is_file():
+            backup = self.backup_dir / f"{stem}.{time.strftime('%Y%m%d-%H%M%S')}.{time.time_ns() % 10**6:06d}.png"
+            try:
+                self.backup_dir.mkdir(exist_ok=True)
+                os.replace(src, backup)
+            except OSError as exc:
+                raise MaskWriteError(f"{src}: cannot move to {self.backup_dir} "
+                                     f"({os_error_reason(exc)}); the mask is unchanged") from exc
+        self.delete_mask(stem)
+        return backup
+
     def save_prediction(self, stem: str, mask: np.ndarray, uncertainty: float,
                         model_version: int | None) -> None:
         """Store the latest prediction (PNG under .segloop/predictions) and its uncertainty.
 
-        The status becomes PREDICTED unless the image is CORRECTED; a previous error is cleared."""
+        The status becomes PREDICTED unless the user set one (in progress, done, skipped); a
+        previous error is cleared."""
         self._writable()
         self.record(stem)
         io.write_mask(self.prediction_path(stem), mask, self.num_classes,
                       [c.color for c in self.classes])
         self._update_image(
-            stem, "status = CASE WHEN status = 'corrected' THEN status ELSE 'predicted' END, "
+            stem, f"status = CASE WHEN status IN {_USER_SQL} THEN status ELSE 'predicted' END, "
                   "uncertainty = ?, model_version = ?, error = NULL, updated = ?",
             (_opt_float(uncertainty), model_version, time.time()))
 
@@ -309,29 +395,45 @@ class Project:
         self._update_image(stem, "iou = ?, biou = ?", (_opt_float(iou), _opt_float(biou)))
 
     def set_error(self, stem: str, message: str | None) -> None:
-        """Record that an image failed (status ERROR unless corrected); None clears it."""
+        """Record that an image failed (status ERROR unless a user status); None clears it."""
         if message is None:
             restore = "CASE WHEN uncertainty IS NULL THEN 'unlabelled' ELSE 'predicted' END"
             self._update_image(stem, f"error = NULL, status = CASE WHEN status = 'error' THEN "
                                      f"{restore} ELSE status END", ())
         else:
-            self._update_image(stem, "error = ?, updated = ?, status = CASE WHEN status = "
-                                     "'corrected' THEN status ELSE 'error' END",
+            self._update_image(stem, f"error = ?, updated = ?, status = CASE WHEN status IN "
+                                     f"{_USER_SQL} THEN status ELSE 'error' END",
                                (str(message), time.time()))
 
-    def corrected_stems(self) -> list[str]:
+    def done_stems(self) -> list[str]:
+        """The training data: images whose status is DONE, sorted."""
         return [r[0] for r in self._query(
-            "SELECT stem FROM images WHERE status = 'corrected' ORDER BY stem")]
+            "SELECT stem FROM images WHERE status = 'done' ORDER BY stem")]
+
+    corrected_stems = done_stems  # the old name (before image statuses): the same definition
+
+    def training_split(self) -> tuple[list[str], list[str]]:
+        """(train stems, held-out stems) among the DONE images, by their fixed roles."""
+        rows = self._query("SELECT stem, role FROM images WHERE status = 'done' ORDER BY stem")
+        held = [s for s, role in rows if role == ROLE_HELD_OUT]
+        return [s for s, role in rows if role != ROLE_HELD_OUT], held
+
+    def held_out_stems(self) -> list[str]:
+        """Every image whose role is held out (done or not), sorted."""
+        return [r[0] for r in self._query(
+            "SELECT stem FROM images WHERE role = ? ORDER BY stem", (ROLE_HELD_OUT,))]
 
     def attention_order(self) -> list[str]:
         """Stems in suggested order: predicted (most uncertain first), never predicted (in the
-        stored cold-start order of segcore.selection, then by name), failed (ERROR), then corrected."""
+        stored cold-start order of segcore.selection, then by name), in progress, failed
+        (ERROR), then skipped and done."""
         rank = {s: i for i, s in enumerate(self.get_setting(COLD_START_KEY) or [])}
         rows = self._query("SELECT stem, status, uncertainty FROM images")
 
         def key(row: tuple) -> tuple:
             stem, status, uncertainty = row
-            group = 3 if status == "corrected" else 2 if status == "error" else 1 if uncertainty is None else 0
+            group = (4 if status in ("done", "skipped") else 3 if status == "error"
+                     else 2 if status == "in_progress" else 1 if uncertainty is None else 0)
             by_uncertainty = -float(uncertainty) if uncertainty is not None else float("inf")  # NULLs last
             return (group, by_uncertainty, rank.get(stem, len(rank)) if group == 1 else 0, stem)
 

@@ -181,3 +181,15 @@ def test_short_time_budget_gets_a_hint():
     assert budget_hint(good, 300) is None
     assert budget_hint(TrainResult(model=None, stopped_reason="epochs done", history=one,
                                    val_iou=0.0, steps=6), None) is None
+
+
+def test_predict_outputs_never_collide_for_images_sharing_a_stem(tmp_path, capsys):
+    images, _ = _folder(tmp_path, n=1)
+    img = cv2.imread(str(images / "im0.png"))
+    cv2.imwrite(str(images / "im0.jpg"), img)
+    ckpt = _all_foreground_checkpoint(tmp_path / "m.pt")
+    assert main(["predict", "--images", str(images), "--checkpoint", str(ckpt), "--out",
+                 str(tmp_path / "pred"), "--input-size", "64"]) == 0
+    assert "2 masks written" in capsys.readouterr().out
+    # the project's stem rule: the name that sorts first keeps the stem, the other its file name
+    assert sorted(p.name for p in (tmp_path / "pred").iterdir()) == ["im0.png", "im0.png.png"]

@@ -239,7 +239,7 @@ def test_finetune_versions_and_predict_project(demo_project):
     from segcore.inference import Predictor
 
     project = Project.open(demo_project)
-    with pytest.raises(TrainingError, match="no corrected images"):
+    with pytest.raises(TrainingError, match="no done images"):
         loop.finetune(project, _cfg())
     stems = project.stems()
     for s in stems[:2]:
@@ -251,7 +251,7 @@ def test_finetune_versions_and_predict_project(demo_project):
     for s in stems[2:5]:
         project.save_mask(s, (load_ground_truth(demo_project, s) > 0).astype(np.uint8))
     res = loop.finetune(project, cfg)
-    train, held = loop.split_held_out(project.corrected_stems())
+    train, held = project.training_split()
     assert res.held_out == held and len(held) >= 1 and not set(held) & set(res.train)
     assert res.parent_id == few.version_id and project.active_version().id == res.version_id
     assert res.metrics["val_iou"] is not None and "start_val_iou" in res.metrics

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsItem, QStyleOptionG
 
 from app.canvas.document import Rect
 
+VOID = 255  # mask value "not labelled" (design.md: never trained on, never scored)
 DEFAULT_CLASS_COLORS: list[tuple[int, int, int]] = [(0, 0, 0), (255, 64, 64)]
 BOUNDARY_COLOR = (255, 230, 0)
 DIFF_ADDED_COLOR = (40, 220, 90)     # labelled in the mask, not in the prediction
@@ -31,10 +32,11 @@ def argb(rgb: Sequence[int], alpha: int = 255) -> int:
     return (alpha << 24) | (r << 16) | (g << 8) | b
 
 
-def class_lut(colors: Sequence[Sequence[int]]) -> np.ndarray:
-    """256-entry uint32 lookup table: class 0 transparent, class i opaque colour i.
+def class_lut(colors: Sequence[Sequence[int]], alpha: int = 255) -> np.ndarray:
+    """256-entry uint32 lookup table: class 0 transparent, class i colour i at ``alpha``.
 
-    Classes without a colour get a deterministic fallback hue.
+    Classes without a colour get a deterministic fallback hue; 255 (void, "not labelled")
+    is transparent.
     """
     lut = np.zeros(256, np.uint32)
     for idx in range(1, 256):
@@ -44,7 +46,8 @@ def class_lut(colors: Sequence[Sequence[int]]) -> np.ndarray:
             hue = (idx * 47) % 180
             hsv = np.array([[[hue, 200, 255]]], np.uint8)
             rgb = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0]
-        lut[idx] = argb(rgb)
+        lut[idx] = argb(rgb, alpha)
+    lut[VOID] = 0
     return lut
 
 

@@ -15,6 +15,8 @@ from app.canvas.document import MaskDocument, Rect
 from app.canvas.layers import (BOUNDARY_COLOR, DEFAULT_CLASS_COLORS, DIFF_ADDED_COLOR,
                                DIFF_REMOVED_COLOR, OverlayItem, argb, class_lut)
 
+PREDICTION_GAP_ALPHA = 60  # a prediction's stripes alternate full colour with this alpha
+
 LAYERS = ("mask", "boundary", "diff")
 
 
@@ -33,6 +35,9 @@ class OverlaySet:
         self.removed_argb = argb(DIFF_REMOVED_COLOR)
         self._stale = {name: True for name in LAYERS}
         self._doc: MaskDocument | None = None
+        self.hatched = False  # the mask shown is a prediction, not the user's (issue 11)
+        self.partial = False  # partial labels: void pixels show the prediction hatched
+        self.light_lut = class_lut(self.colors, alpha=PREDICTION_GAP_ALPHA)
 
     # ---- lifetime ---------------------------------------------------------------------------
     def attach(self, scene: QGraphicsScene, doc: MaskDocument) -> None:
@@ -79,7 +84,10 @@ class OverlaySet:
         assert doc is not None
         item = self.items[name]
         if name == "mask":
-            item.write(rect, render.mask_pixels(doc.mask, rect, self.lut))
+            under = doc.prediction if self.partial else None
+            item.write(rect, render.mask_pixels(doc.mask, rect, self.lut,
+                                                self.light_lut if (self.hatched or under is not None)
+                                                else None, under))
         elif name == "boundary":
             out, pixels = render.boundary_pixels(doc.mask, rect, self.boundary_width, self.boundary_argb)
             item.write(out, pixels)
@@ -105,6 +113,24 @@ class OverlaySet:
     def set_colors(self, colors: Sequence[Sequence[int]]) -> None:
         self.colors = [tuple(int(c) for c in rgb[:3]) for rgb in colors]  # type: ignore[misc]
         self.lut = class_lut(self.colors)
+        self.light_lut = class_lut(self.colors, alpha=PREDICTION_GAP_ALPHA)
+        self._stale["mask"] = True
+        if self.visible["mask"]:
+            self._rebuild("mask")
+
+    def set_hatched(self, hatched: bool) -> None:
+        """Draw the mask as diagonal stripes (a prediction) or solid (the user's mask)."""
+        if bool(hatched) == self.hatched:
+            return
+        self.hatched = bool(hatched)
+        self._stale["mask"] = True
+        if self.visible["mask"]:
+            self._rebuild("mask")
+
+    def set_partial(self, partial: bool) -> None:
+        if bool(partial) == self.partial:
+            return
+        self.partial = bool(partial)
         self._stale["mask"] = True
         if self.visible["mask"]:
             self._rebuild("mask")
@@ -116,6 +142,10 @@ class OverlaySet:
             self._rebuild("boundary")
 
     def prediction_changed(self) -> None:
+        if self.partial:
+            self._stale["mask"] = True
+            if self.visible["mask"]:
+                self._rebuild("mask")
         self._stale["diff"] = True
         if self.visible["diff"]:
             self._rebuild("diff")

@@ -13,9 +13,26 @@ from app.canvas.document import Rect
 from app.canvas.layers import argb
 
 
-def mask_pixels(mask: np.ndarray, rect: Rect, lut: np.ndarray) -> np.ndarray:
-    """Class ids in ``rect`` → colours through the 256-entry uint32 ``lut``."""
-    return lut[mask[rect.slices()]]
+HATCH = 4  # stripe width (image px) of a prediction drawn hatched
+
+
+def mask_pixels(mask: np.ndarray, rect: Rect, lut: np.ndarray,
+                gap_lut: np.ndarray | None = None,
+                under_void: np.ndarray | None = None) -> np.ndarray:
+    """Class ids in ``rect`` → colours through the 256-entry uint32 ``lut``; with ``gap_lut``
+    diagonal stripes alternate ``lut`` and ``gap_lut`` (how a prediction is drawn). With
+    ``under_void`` (a prediction; partial labels) void pixels (255) show it hatched while the
+    labelled pixels are solid."""
+    ids = mask[rect.slices()]
+    if gap_lut is None:
+        return lut[ids]
+    yy, xx = np.ogrid[rect.y0:rect.y1, rect.x0:rect.x1]
+    stripe = ((xx + yy) // HATCH) % 2 == 0
+    if under_void is not None:
+        pred = under_void[rect.slices()]
+        hatched = np.where(stripe, lut[pred], gap_lut[pred])
+        return np.where(ids == 255, hatched, lut[ids])
+    return np.where(stripe, lut[ids], gap_lut[ids])
 
 
 def boundary_kernel(width: int) -> np.ndarray:

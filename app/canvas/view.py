@@ -201,6 +201,17 @@ class MaskCanvas(CanvasInputMixin, QGraphicsView):
     def set_class_colors(self, colors: Sequence[tuple[int, int, int]]) -> None:
         self._overlays.set_colors(colors)
 
+    def set_mask_is_prediction(self, is_prediction: bool) -> None:
+        """Draw the mask hatched (it is the model's prediction) or solid (the user's)."""
+        self._overlays.set_hatched(is_prediction)
+
+    def set_partial_labels(self, partial: bool) -> None:
+        """Partial labels: void pixels (255, not labelled) show the prediction hatched."""
+        self._overlays.set_partial(partial)
+
+    def mask_is_prediction(self) -> bool:
+        return self._overlays.hatched
+
     def _set_layer(self, name: str, visible: bool) -> None:
         if self._overlays.visible[name] == bool(visible):
             return

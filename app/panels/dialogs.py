@@ -20,6 +20,17 @@ def ask_mask_resize(parent: QWidget, stem: str, mask_hw: tuple, image_hw: tuple)
     return box.clickedButton() is resize
 
 
+def ask_adopt_classes(parent: QWidget, names: list[str], why: str) -> bool:
+    """The masks hold more classes than the project: adopt ``names`` (True) or not."""
+    box = QMessageBox(QMessageBox.Icon.Question, "Masks with more classes", why, parent=parent)
+    box.setInformativeText(f"Use these {len(names)} classes for the project?\n"
+                           + ", ".join(f"{i}: {n}" for i, n in enumerate(names)))
+    adopt = box.addButton(f"Use {len(names)} classes", QMessageBox.ButtonRole.AcceptRole)
+    box.addButton("Keep the project's classes", QMessageBox.ButtonRole.RejectRole)
+    box.exec()
+    return box.clickedButton() is adopt
+
+
 def show_about(parent: QWidget) -> None:
     import segcore
 

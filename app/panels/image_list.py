@@ -24,10 +24,13 @@ RECORD_ROLE = Qt.ItemDataRole.UserRole + 1
 STEM_ROLE = Qt.ItemDataRole.UserRole + 2
 
 STATUS_COLORS: dict[str, str] = {
-    "unlabelled": "#7b8494", "predicted": "#d89b21", "corrected": "#2fa36b", "error": "#e0474c",
+    "unlabelled": "#7b8494", "predicted": "#d89b21", "in_progress": "#8f6bd8", "done": "#2fa36b",
+    "skipped": "#5f6b7a", "error": "#e0474c",
 }
-STATUS_TEXT = {"unlabelled": "unlabelled", "predicted": "predicted", "corrected": "corrected",
-               "error": "error"}
+STATUS_TEXT = {"unlabelled": "unlabelled", "predicted": "▨ predicted", "in_progress": "✎ in progress",
+               "done": "✓ done", "skipped": "skipped", "error": "error"}
+HELD_OUT_COLOR = "#4aa3df"
+HELD_OUT_TEXT = "held out"
 ROW_HEIGHT = 68
 THUMB = 56
 
@@ -71,7 +74,9 @@ class ImageListModel(QAbstractListModel):
             if self.sort_key == "attention":
                 by_stem = {r.stem: r for r in records}
                 records = [by_stem[s] for s in self.project.attention_order() if s in by_stem]
-            if self.status_filter:
+            if self.status_filter == "held_out":
+                records = [r for r in records if r.role == "held_out"]
+            elif self.status_filter:
                 records = [r for r in records if _status(r) == self.status_filter]
             rows = records
         self._rows = rows
@@ -145,7 +150,12 @@ UNCERTAINTY_TIP = ("Prediction uncertainty {u:.2f} on a 0–1 scale: the mean pe
 
 
 def _tooltip(record: ImageRecord) -> str:
-    lines = [f"<b>{record.filename}</b>", f"Status: {_status(record)}"]
+    lines = [f"<b>{record.filename}</b>", f"Status: {STATUS_TEXT.get(_status(record), _status(record))}"]
+    if record.role == "held_out":
+        lines.append("Held out: scores the model, never trained on (Image ▸ Use for Training "
+                     "moves it)")
+    elif record.role == "train":
+        lines.append("Role: training")
     if record.iou is not None:
         lines.append(f"IoU vs. model: {record.iou:.3f}")
     if record.biou is not None:
@@ -218,6 +228,16 @@ class ImageItemDelegate(QStyledItemDelegate):
         painter.setBrush(fill)
         painter.drawRoundedRect(pill, pill.height() / 2, pill.height() / 2)
         painter.drawText(pill, Qt.AlignmentFlag.AlignCenter, label)
+        if record.role == "held_out":  # a second pill: the image is held out
+            held = QColor(HELD_OUT_COLOR)
+            hfill = QColor(held)
+            hfill.setAlpha(45)
+            pill = QRect(pill.right() + 5, pill.top(), sfm.horizontalAdvance(HELD_OUT_TEXT) + 14,
+                         pill.height())
+            painter.setPen(held)
+            painter.setBrush(hfill)
+            painter.drawRoundedRect(pill, pill.height() / 2, pill.height() / 2)
+            painter.drawText(pill, Qt.AlignmentFlag.AlignCenter, HELD_OUT_TEXT)
         metrics = metrics_text(record)
         if metrics:
             painter.setPen(pal.color(QPalette.ColorRole.PlaceholderText))
@@ -234,7 +254,8 @@ class ImageListPanel(QWidget):
     stemActivated = Signal(str)
 
     FILTERS = (("All images", None), ("Unlabelled", "unlabelled"), ("Predicted", "predicted"),
-               ("Corrected", "corrected"), ("Errors", "error"))
+               ("In progress", "in_progress"), ("Done", "done"), ("Skipped", "skipped"),
+               ("Held out", "held_out"), ("Errors", "error"))
     SORTS = (("Name", "name"), ("Needs attention", "attention"))
 
     def __init__(self, thumbs: ThumbnailProvider, parent: QWidget | None = None) -> None:

@@ -86,9 +86,14 @@ class ToolsPanel(QWidget):
         grid.addWidget(self.brush_spin, 1, 3)
         self.class_label = QLabel("Class")
         self.class_combo = QComboBox()
-        self.class_combo.setToolTip("Class painted by the brush (multi-class projects)")
+        self.class_combo.setToolTip("Class painted by the brush (keys 1–9; 0 = background); "
+                                    "“void” marks pixels as not labelled (never trained on)")
+        self.classes_button = QToolButton()
+        self.classes_button.setText("Classes…")
+        self.classes_button.setToolTip("Add, rename, recolour, reorder or delete classes")
         grid.addWidget(self.class_label, 2, 0)
-        grid.addWidget(self.class_combo, 2, 1, 1, 3)
+        grid.addWidget(self.class_combo, 2, 1, 1, 2)
+        grid.addWidget(self.classes_button, 2, 3)
         self.brush_slider.valueChanged.connect(self._brush_from_slider)
         self.brush_spin.valueChanged.connect(self._brush_from_spin)
         self.class_combo.currentIndexChanged.connect(
@@ -256,7 +261,8 @@ class ToolsPanel(QWidget):
         self.boundary_spin.blockSignals(False)
 
     def set_classes(self, classes: list) -> None:  # noqa: ANN001 - list[ClassInfo]
-        """Fill the class picker with the foreground classes; hidden for binary projects."""
+        """Fill the class picker: the foreground classes (key = index), then void (255)."""
+        keep = self.class_combo.currentData()
         self.class_combo.blockSignals(True)
         self.class_combo.clear()
         for idx, info in enumerate(classes):
@@ -264,14 +270,26 @@ class ToolsPanel(QWidget):
                 continue
             pm = QPixmap(14, 14)
             pm.fill(QColor(*info.color))
-            self.class_combo.addItem(QIcon(pm), info.name, idx)
+            self.class_combo.addItem(QIcon(pm), f"{idx} {info.name}" if idx <= 9 else info.name, idx)
+        pm = QPixmap(14, 14)
+        pm.fill(QColor(128, 128, 128, 90))
+        self.class_combo.addItem(QIcon(pm), "void (not labelled)", 255)
+        i = self.class_combo.findData(keep)
+        self.class_combo.setCurrentIndex(i if i >= 0 else 0)
         self.class_combo.blockSignals(False)
-        multi = len(classes) > 2
-        self.class_combo.setVisible(multi)
-        self.class_label.setVisible(multi)
+
+    def select_class(self, idx: int) -> bool:
+        """Pick class ``idx`` (emits classChanged); False if the project has no such class."""
+        i = self.class_combo.findData(int(idx))
+        if i < 0:
+            return False
+        self.class_combo.setCurrentIndex(i)
+        self.classChanged.emit(int(idx))
+        return True
 
     def active_class(self) -> int:
-        return int(self.class_combo.currentData() or 1)
+        data = self.class_combo.currentData()
+        return int(data) if data is not None else 1
 
     # -- internal ---------------------------------------------------------------------------
     def _opacity_moved(self, value: int) -> None:

@@ -4,7 +4,7 @@
 laid out side by side there; stacked when the user moves it to a side or floats it), a "Model"
 menu (Fine-tune Ctrl+T, Cancel Training, Versions…) and a toolbar button. It follows
 ``window.session`` (the open project; polled, since a project can be opened at any time),
-enables Fine-tune once at least one image is corrected, starts/cancels runs, shows progress,
+enables Fine-tune once at least one image is done, starts/cancels runs, shows progress,
 and after a run or an Activate / Roll back reloads the prediction worker's model and
 re-predicts (shown image first; see app/training/repredict.py).
 """
@@ -19,7 +19,7 @@ from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QFrame, QMainWindow, QScrollArea
 
-from segcore.loop import FinetuneResult, split_held_out
+from segcore.loop import FinetuneResult
 from segcore.training import EpochReport
 
 from ..resources import icon
@@ -87,7 +87,7 @@ class TrainingController(QObject):
         self.fine_tune_action.setObjectName("action_fine_tune")
         self.fine_tune_action.setShortcut(QKeySequence("Ctrl+T"))
         self.fine_tune_action.setIcon(icon("fine-tune"))
-        self.fine_tune_action.setStatusTip("Train the model on the corrected images")
+        self.fine_tune_action.setStatusTip("Train the model on the done images")
         self.cancel_action = QAction("&Cancel Training", w)
         self.cancel_action.setObjectName("action_cancel_training")
         self.cancel_action.setShortcut(QKeySequence("Ctrl+Shift+T"))
@@ -184,11 +184,10 @@ class TrainingController(QObject):
             return
         project = s.project
         try:
-            corrected = project.corrected_stems()
+            train, held = project.training_split()
             versions = project.model_versions()
         except Exception:  # noqa: BLE001 - closed or broken index: keep the last view
             return
-        train, held = split_held_out(corrected)
         self.panel.set_held_out(train, held)
         self.panel.set_versions(versions)
         self._show_active_history(versions)
@@ -196,12 +195,13 @@ class TrainingController(QObject):
         if project.read_only:
             self.panel.set_can_train(False, "This project is read-only: a new model version "
                                             "could not be saved")
-        elif not corrected:
-            self.panel.set_can_train(False, "Correct at least one image (paint its mask or accept "
-                                            "a prediction) to fine-tune the model on it")
+        elif not train:
+            self.panel.set_can_train(False, "Finish at least one image (paint its mask, then Mark "
+                                            "Done, Ctrl+D, or accept a prediction) to fine-tune "
+                                            "the model on it")
         else:
-            self.panel.set_can_train(True, f"Train the active model on the {len(corrected)} corrected "
-                                           f"image{'s' if len(corrected) != 1 else ''} (Ctrl+T); "
+            self.panel.set_can_train(True, f"Train the active model on the {len(train)} done "
+                                           f"image{'s' if len(train) != 1 else ''} (Ctrl+T); "
                                            f"{len(held)} held out for honest metrics")
         self._sync_actions()
 
@@ -323,6 +323,7 @@ class TrainingController(QObject):
         if crf_note:
             text += f" {crf_note}."
         self.panel.set_result(text)
+        self.panel.set_class_scores(m.get("class_iou"))
         self.panel.set_status("Training finished.")
         self._status(f"Fine-tuned: model v{result.version_id} is active; re-predicting…")
         self.refresh()

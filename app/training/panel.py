@@ -20,7 +20,7 @@ from .advanced import AdvancedSettings
 from .chart import TrainingChart
 from .versions_table import VersionsTable
 
-NO_HELD_OUT = "too few corrected images to hold any out — no held-out numbers"
+NO_HELD_OUT = "too few done images to hold any out — no held-out numbers"
 MAX_NAMES_IN_TIP = 40
 RUN_BOX_WIDTH = 230
 PROGRESS_STEPS = 1000
@@ -105,6 +105,12 @@ class TrainingPanel(QWidget):
         self.result_label.setWordWrap(True)
         self.result_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         col.addWidget(self.result_label)
+        self.class_scores_label = QLabel()  # multi-class: per-class IoU, mean and the worst
+        self.class_scores_label.setObjectName("sectionHint")
+        self.class_scores_label.setWordWrap(True)
+        self.class_scores_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.class_scores_label.hide()
+        col.addWidget(self.class_scores_label)
         self.repredict_label = QLabel()
         self.repredict_label.setObjectName("mutedLabel")
         self.repredict_label.setWordWrap(True)
@@ -238,27 +244,43 @@ class TrainingPanel(QWidget):
         self.result_label.setToolTip(text)
         self.result_label.setStyleSheet("color: #ff8a7a;" if error else "")
 
+    def set_class_scores(self, scores: dict | None) -> None:
+        """Per-class held-out IoU: 'per class: mean 0.55 · worst: dog 0.12, cat 0.30'."""
+        from segcore.loop import worst_classes
+
+        valid = {k: v for i, (k, v) in enumerate((scores or {}).items()) if v is not None}
+        if not valid:
+            self.class_scores_label.hide()
+            return
+        mean = sum(valid.values()) / len(valid)
+        worst = ", ".join(f"{k} {v:.2f}" for k, v in worst_classes(scores or {}))
+        self.class_scores_label.setText(f"Per class (held out): mean IoU {mean:.2f}"
+                                        + (f" · worst: {worst}" if worst else ""))
+        self.class_scores_label.setToolTip("\n".join(
+            f"{k}: {'–' if v is None else f'{v:.3f}'}" for k, v in (scores or {}).items()))
+        self.class_scores_label.show()
+
     def set_start_iou(self, iou: float | None) -> None:
         self.chart.set_start(iou)
 
     def set_held_out(self, train: Sequence[str], held: Sequence[str]) -> None:
-        """Which corrected images are held out (never trained on; they give the numbers)."""
+        """Which done images are held out (never trained on; they give the numbers)."""
         if not train and not held:
-            self.held_out_label.setText("No corrected images yet.")
+            self.held_out_label.setText("No done images yet.")
             self.held_out_label.setToolTip("")
         elif not held:
-            self.held_out_label.setText(f"{len(train)} corrected: {NO_HELD_OUT}.")
-            self.held_out_label.setToolTip("At least 4 corrected images are needed before some "
+            self.held_out_label.setText(f"{len(train)} done: {NO_HELD_OUT}.")
+            self.held_out_label.setToolTip("At least 4 done images are needed before some "
                                            "can be held out for honest IoU / BIoU numbers.")
         else:
             names = list(held)
             shown = ", ".join(names[:MAX_NAMES_IN_TIP]) + (" …" if len(names) > MAX_NAMES_IN_TIP else "")
             self.held_out_label.setText(
-                f"Held out: {len(held)} of {len(train) + len(held)} "
-                f"({', '.join(names[:2])}{', …' if len(names) > 2 else ''})")
-            self.held_out_label.setToolTip(
-                "Held-out images (a fixed share, chosen by name) are measured, never trained on:"
-                f"\n{shown}")
+                f"Held out: {len(held)} of {len(train) + len(held)} done images "
+                f"({', '.join(names[:3])}{', …' if len(names) > 3 else ''}) — measured, never trained on.")
+            self.held_out_label.setToolTip("Held-out images (each image's role is fixed when it is "
+                                           "first done; Image ▸ Use for Training moves one):\n"
+                                           f"{shown}")
 
     def set_repredict(self, text: str | None) -> None:
         self.repredict_label.setVisible(bool(text))

@@ -1,7 +1,8 @@
 """The model versions of a project as a table: newest first, the active one marked (● and bold).
 
 Columns: "● v3 ← v2" (active marker, version, parent), held-out IoU and BIoU of this version
-('val_iou' / 'val_biou'), saved (time today, else date). Each row's tooltip adds the parent's
+('val_iou' / 'val_biou'), "vs parent" (IoU change on the images held out for both, and on how
+many: segcore.loop.compare_versions); the save time is in the row tooltip. Each row's tooltip adds the parent's
 scores on the *same* held-out images before training ('start_val_*') and the mode. A dash
 means "no held-out images in that run".
 """
@@ -15,12 +16,13 @@ from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem, QWidget
 
-COLUMNS = ("Version", "IoU", "BIoU", "Saved")
+COLUMNS = ("Version", "IoU", "BIoU", "Δ")
 TIPS = ("Model version ← the version it was fine-tuned from; ● and bold = the active version "
         "(used for predictions)",
         "Held-out IoU of this version (the tooltip has the parent's score on the same images)",
         "Held-out Boundary IoU of this version",
-        "When the version was saved (time today, else the date)")
+        "IoU change from the parent version, measured on the images held out for both "
+        "(\"+0.12 /3\": on 3 images); the save time is in the row's tooltip")
 
 
 def _fmt(value: Any) -> str:
@@ -36,15 +38,28 @@ def _change(start: Any, end: Any) -> str:
     return _fmt(end)
 
 
-def version_row(v: Any) -> list[str]:
+def versus_parent(v: Any, parent: Any) -> tuple[str, str]:
+    """("+0.12 /3", tooltip line) comparing ``v`` with ``parent`` on the images held out for
+    both (segcore.loop.compare_versions); ("–", reason) when they share none."""
+    from segcore.loop import compare_versions
+
+    if parent is None:
+        return "–", "no parent version to compare with"
+    c = compare_versions(v, parent)
+    if c is None or c["a_iou"] is None or c["b_iou"] is None:
+        return "–", f"no held-out images shared with v{parent.id}"
+    delta = c["a_iou"] - c["b_iou"]
+    return (f"{delta:+.2f} /{c['n']}",
+            f"IoU v{parent.id} {c['b_iou']:.3f} → v{v.id} {c['a_iou']:.3f} on the {c['n']} "
+            f"image{'s' if c['n'] != 1 else ''} held out for both")
+
+
+def version_row(v: Any, parent: Any = None) -> list[str]:
     """Cell texts of one ModelVersion: short enough for the Training dock."""
     metrics = v.metrics or {}
-    created = ""
-    if v.created:
-        same_day = time.localtime(v.created)[:3] == time.localtime()[:3]
-        created = time.strftime("%H:%M" if same_day else "%b %d", time.localtime(v.created))
     version = ("● " if v.active else "") + f"v{v.id}" + (f" ← v{v.parent}" if v.parent is not None else "")
-    return [version, _fmt(metrics.get("val_iou")), _fmt(metrics.get("val_biou")), created]
+    return [version, _fmt(metrics.get("val_iou")), _fmt(metrics.get("val_biou")),
+            versus_parent(v, parent)[0]]
 
 
 def version_details(v: Any) -> str:
@@ -96,14 +111,16 @@ class VersionsTable(QTableWidget):
         self._ids = [v.id for v in rows]
         bold = QFont(self.font())
         bold.setBold(True)
+        by_id = {v.id: v for v in rows}
         for r, v in enumerate(rows):
-            for c, text in enumerate(version_row(v)):
+            parent = by_id.get(v.parent) if v.parent is not None else None
+            for c, text in enumerate(version_row(v, parent)):
                 item = QTableWidgetItem(text)
-                item.setTextAlignment(Qt.AlignmentFlag.AlignCenter if 0 < c < 3 else
+                item.setTextAlignment(Qt.AlignmentFlag.AlignCenter if 0 < c < 4 else
                                       Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
                 if v.active:
                     item.setFont(bold)
-                item.setToolTip(self._tooltip(v))
+                item.setToolTip(self._tooltip(v) + "\n" + versus_parent(v, parent)[1])
                 self.setItem(r, c, item)
         self.blockSignals(False)
         if keep in self._ids:

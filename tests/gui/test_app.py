@@ -53,7 +53,7 @@ def test_stroke_survives_switching_images_and_is_on_disk(window, qtbot):
     np.testing.assert_array_equal(on_disk, painted)
     QTest.keyClick(window, Qt.Key.Key_PageUp)
     np.testing.assert_array_equal(canvas.mask(), painted)
-    qtbot.waitUntil(lambda: window.image_list.model.record_at(0).status.value == "corrected")
+    qtbot.waitUntil(lambda: window.image_list.model.record_at(0).status.value == "in_progress")
 
 
 def test_undo_redo_through_edit_shortcuts(window, qtbot):
@@ -94,7 +94,7 @@ def test_prediction_is_the_starting_mask_and_accept_saves_it(window, qtbot):
     window.session.saver.flush()
     np.testing.assert_array_equal(io.read_mask(window.session.project.mask_path(stem)),
                                   canvas.prediction())
-    qtbot.waitUntil(lambda: window.session.project.record(stem).status.value == "corrected")
+    qtbot.waitUntil(lambda: window.session.project.record(stem).status.value == "done")
 
 
 def test_accept_prediction_after_edits_is_one_undoable_edit(window, qtbot):
@@ -117,13 +117,13 @@ def test_filter_and_sort_the_list(window, qtbot):
     drag(window.canvas, [(20, 20), (40, 40)])
     QTest.keyClick(window, Qt.Key.Key_PageDown)  # saves stems[0]
     _wait_idle(qtbot, window)
-    panel.set_filter("corrected")
+    panel.set_filter("in_progress")
     assert panel.model.stems() == [stems[0]]
     panel.set_filter(None)
     assert panel.model.rowCount() == N_IMAGES
     panel.set_sort("attention")
     assert panel.model.stems() == window.session.project.attention_order()
-    assert panel.model.stems()[-1] == stems[0]  # corrected images come last
+    assert panel.model.stems()[-1] == stems[0]  # edited images come after the predicted ones
     panel.set_sort("name")
     assert panel.model.stems() == sorted(stems)
 

@@ -110,7 +110,7 @@ def test_kill_9_after_the_last_stroke_loses_nothing(tmp_path):
             on_disk = project.load_mask(stem)
             assert on_disk is not None, f"{stem}: no mask on disk after the crash"
             assert np.array_equal(on_disk, expected), f"{stem}: strokes lost"
-            assert project.record(stem).status.value == "corrected"
+            assert project.record(stem).status.value == "done"
         assert not [p for p in project.masks_dir.iterdir() if p.name.endswith(".tmp")], "temp files left"
     finally:
         project.close()

@@ -17,7 +17,7 @@ from app.training.latency import LatencyProbe
 from app.training.panel import NO_HELD_OUT
 from segcore.demo import generate_demo_project, load_ground_truth
 from segcore.errors import CheckpointError, TrainingError
-from segcore.loop import split_held_out
+from segcore.project import ImageStatus
 from segcore.versions import ModelStore
 
 from .conftest import FakePredictor, make_window
@@ -50,13 +50,18 @@ def ft_dir(tmp_path):
 
 
 def _correct(window, qtbot, stems: list[str]) -> None:
-    """Copy ground truth into masks through the session's AutoSaver (the canvas's save path)."""
+    """Copy ground truth into masks through the session's AutoSaver (the canvas's save path:
+    in progress), then mark them done as the user's Mark Done does."""
     session = window.session
     for stem in stems:
         gt = (load_ground_truth(session.root, stem) > 0).astype(np.uint8)
         session.saver.schedule(stem, gt)
     session.saver.flush()
-    qtbot.waitUntil(lambda: set(stems) <= set(session.project.corrected_stems()), timeout=10000)
+    assert all(session.project.record(s).status.value == "in_progress" for s in stems)
+    for stem in stems:
+        session.project.set_status(stem, ImageStatus.DONE)
+    session.recordChanged.emit(stems[-1])
+    qtbot.waitUntil(lambda: set(stems) <= set(session.project.done_stems()), timeout=10000)
 
 
 def _fast(ctrl, epochs: int = 8, budget: int = 0) -> None:
@@ -85,17 +90,17 @@ def test_button_needs_a_corrected_image_and_explains_held_out(qtbot, ft_dir, ver
     panel = ctrl.panel
     assert not panel.train_button.isEnabled()
     assert not ctrl.fine_tune_action.isEnabled()
-    assert "Correct at least one image" in panel.train_button.toolTip()
+    assert "Finish at least one image" in panel.train_button.toolTip()
     assert ctrl.fine_tune_action.shortcut().toString() == "Ctrl+T"
     assert "Model" in window.menus
     stems = window.session.project.stems()
     _correct(window, qtbot, stems[:2])
     qtbot.waitUntil(panel.train_button.isEnabled, timeout=5000)
     assert ctrl.fine_tune_action.isEnabled()
-    assert "2 corrected" in panel.train_button.toolTip()
+    assert "2 done" in panel.train_button.toolTip()
     assert NO_HELD_OUT in panel.held_out_label.text()
     _correct(window, qtbot, stems[2:6])
-    _, held = split_held_out(stems[:6])
+    _, held = window.session.project.training_split()
     qtbot.waitUntil(lambda: "Held out" in panel.held_out_label.text(), timeout=5000)
     assert held[0] in panel.held_out_label.text() and held[0] in panel.held_out_label.toolTip()
     window.close()
@@ -113,7 +118,7 @@ def test_fine_tune_end_to_end_then_roll_back(qtbot, ft_dir, versioned_model):
     ctrl.refresh()
     stems = project.stems()
     _correct(window, qtbot, stems[:8])
-    train, held = split_held_out(stems[:8])
+    train, held = project.training_split()
     assert held
     qtbot.waitUntil(ctrl.panel.train_button.isEnabled, timeout=5000)
     _fast(ctrl, epochs=12)
@@ -147,7 +152,7 @@ def test_fine_tune_end_to_end_then_roll_back(qtbot, ft_dir, versioned_model):
     assert versioned_model[-1] == v2
     for stem in stems[:8]:
         rec = project.record(stem)
-        assert rec.status.value == "corrected" and rec.iou is not None
+        assert rec.status.value == "done" and rec.iou is not None
         gt = (load_ground_truth(ft_dir, stem) > 0).astype(np.uint8)
         assert np.array_equal(project.load_mask(stem), gt)  # predictions never overwrite masks
     assert all(project.record(s).status.value == "predicted" for s in stems[8:])
