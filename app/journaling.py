@@ -45,6 +45,7 @@ class SessionJournal:
         self.dirs = [project.state_dir / "journal", store.journal_dir]
         self._last: tuple[str, Any, np.ndarray] | None = None
         self._needs_snap: set[str] = set()  # shown with a starting mask that is not on disk
+        self._recorded: dict[str, tuple[np.ndarray, int | None]] = {}  # last journaled state, tag
         self._deferred: list = []
         # fsync of patches written on the GUI thread: once, SYNC_DELAY_MS after the first
         # unsynced one, so the journal thread's wake-up (a GIL hand-over, measured at ~4 ms
@@ -77,6 +78,15 @@ class SessionJournal:
         if self.journal is None:
             return None
         last, self._last = self._last, None
+        if last is None and stem not in self._needs_snap and stem in self._recorded:
+            seen, tag = self._recorded[stem]
+            if seen.shape == full.shape and np.array_equal(seen, full):
+                return tag  # the same state scheduled again (status change, stack signal): journaled
+        tag = self._record(stem, full, last)
+        self._recorded[stem] = (full, tag)
+        return tag
+
+    def _record(self, stem: str, full: np.ndarray, last: Any) -> int | None:
         if stem in self._needs_snap:  # once journaled, patches apply on top of this snap
             self._needs_snap.discard(stem)
             return self._defer(self.journal.append_snapshot, stem, full)
@@ -151,7 +161,7 @@ class SessionJournal:
                     return messages  # keep the journal files: nothing is lost
                 continue
             try:
-                project.save_mask(item.stem, item.mask)
+                project.save_mask(item.stem, item.mask, project.restored_status(item.stem))
                 written.append(item.stem)
             except Exception as exc:  # noqa: BLE001 - keep it pending: retried and journaled
                 tag = self.journal.append_snapshot(item.stem, item.mask) if self.journal else None

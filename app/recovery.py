@@ -130,7 +130,7 @@ def offer_restore(parent: QWidget | None, session: Session,
     restored, failed = [], []
     for stem in sorted(entries):
         try:
-            session.project.save_mask(stem, store.load(stem))   # the normal save path
+            session.project.save_mask(stem, store.load(stem), session.project.restored_status(stem))   # the normal save path
         except Exception as exc:  # noqa: BLE001 - keep the copy, say why
             failed.append(f"{stem}: {exc}")
             continue

@@ -288,6 +288,17 @@ class Project:
         io.write_mask(path, mask, self.num_classes, [c.color for c in self.classes])
         self.set_status(stem, status)
 
+    def restored_status(self, stem: str) -> ImageStatus:
+        """The status a restored edit (stroke journal replay, recovery folder) saves with: the
+        image's own user status if it has one (done stays done), else IN_PROGRESS: an edit the
+        user never marked done is not training data."""
+        try:
+            current = self.record(stem).status
+        except Exception:  # noqa: BLE001 - unknown stem: save_mask reports it
+            return ImageStatus.IN_PROGRESS
+        return current if current in USER_STATUSES and current != ImageStatus.SKIPPED \
+            else ImageStatus.IN_PROGRESS
+
     def set_status(self, stem: str, status: ImageStatus) -> None:
         """Set a user status (IN_PROGRESS, DONE, SKIPPED) of an image whose mask is on disk, or
         SKIPPED without one. DONE gives the image its fixed role if it has none yet."""

@@ -288,8 +288,9 @@ class MaskCanvas(CanvasInputMixin, QGraphicsView):
         if patch is None:
             return
         stem = self._stem
-        self._stack_for(stem, None).push(PatchCommand(stem, patch, self._apply_patch, text))
+        # announced before the push: the push's stack signals already save (and journal) it
         self.editCommitted.emit(stem, patch.rect, patch.after)
+        self._stack_for(stem, None).push(PatchCommand(stem, patch, self._apply_patch, text))
         self.strokeFinished.emit(stem)
 
     def _finish_active_edit(self) -> None:

@@ -99,7 +99,7 @@ class AdvancedSettings(QWidget):
         self.scale.setRange(0.0, 8.0)
         self.scale.setSingleStep(0.25)
         self.scale.setPrefix("×")
-        self.scale.setSpecialValueText("from the masks")
+        self.scale.setSpecialValueText("auto")
         self.scale.setToolTip("Working scale: resize factor of the images (0 = chosen from the masks "
                               "so a typical object spans ~40 px)")
         self.preset_label = QLabel("")

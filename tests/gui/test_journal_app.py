@@ -32,6 +32,7 @@ def test_each_stroke_is_a_patch_record_and_undo_is_journaled_too(qtbot, demo_dir
     drag(canvas, [(10, 50), (60, 60)])
     canvas.undo_stack().undo()
     recs = _records(window, qtbot)
+    # two strokes and an undo: a patch each, never a second record of one state
     assert [(r.kind, r.stem) for r in recs] == [("patch", stem)] * 3
     x0, y0, x1, y1 = recs[0].rect
     assert x1 - x0 < 128 and y1 - y0 < 96, "a patch is the changed rectangle, not the mask"

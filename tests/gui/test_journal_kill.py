@@ -118,7 +118,7 @@ def test_sigkill_0_1_s_after_a_stroke_loses_nothing(qtbot, demo_dir, fake_model,
     monkeypatch.setattr(recovery, "_ask_restore", lambda *a: pytest.fail("no recovery offer"))
     window = make_window(qtbot, demo_dir)       # reopen: the journal is replayed
     assert np.array_equal(io.read_mask(mask_file), expected), "strokes lost"
-    assert window.session.project.record(stem).status.value == "corrected"
+    assert window.session.project.record(stem).status.value == "in_progress"  # a restored edit, not marked done
     assert any("journal" in m for m in window.session.startup_messages)
     journals = list((demo_dir / ".segloop" / "journal").glob("*.sjl"))
     assert all(p.stat().st_size == 0 or p == window.session.journal.journal.path

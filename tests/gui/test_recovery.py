@@ -103,7 +103,7 @@ def test_quit_shows_the_dialog_and_recovery_keeps_the_masks_then_restore_offer(
     assert offered == [[stem]]
     on_disk = io.read_mask(demo_dir / "masks" / f"{stem}.png")
     assert np.array_equal(on_disk, painted), "restored through the normal save path"
-    assert window2.session.project.record(stem).status.value == "corrected"
+    assert window2.session.project.record(stem).status.value == "in_progress"  # a restored edit, not marked done
     if window2.current_stem() == stem:
         assert np.array_equal(window2.canvas.mask(), painted)
     assert store.entries() == {}, "the recovery copy is removed once restored"
