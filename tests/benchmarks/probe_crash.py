@@ -171,7 +171,7 @@ def main() -> int:
     shutil.copytree(base, warm)
     proc, rows, x0, x1 = run_once(warm, None)
     proc.terminate()                 # SIGTERM: the app flushes, saves its layout and quits
-    proc.wait(timeout=60)
+    proc.wait(timeout=300)  # the normal close path: waits for the model-loading worker
     calib = work / "calib"
     shutil.copytree(base, calib)
     proc, rows, x0, x1 = run_once(calib, None)
@@ -180,7 +180,7 @@ def main() -> int:
         time.sleep(0.2)
     time.sleep(2.0)
     proc.terminate()
-    proc.wait(timeout=60)
+    proc.wait(timeout=300)  # the normal close path: waits for the model-loading worker
     calib_masks, _ = reopened_masks(calib, work / "data")
     found = bands(calib_masks.get("demo_000", np.zeros((1, 1), np.uint8)))
     if len(found) != ROWS:
