@@ -184,7 +184,7 @@ def evaluate_folder(images: Path, masks: Path, predictor: Any, progress: bool = 
     present: set[int] = set()
     bar = Progress(len(pairs), "eval") if progress else None
     for i, (ipath, mpath, _) in enumerate(pairs, 1):
-        gt = read_mask(mpath, k)
+        gt = read_mask(mpath, k if k > 2 else None)  # the hint only where 255 must be void
         if ignore_index is not None:
             gt = np.where(gt == ignore_index, 255, gt).astype(np.uint8)
         classes = set(np.unique(gt).tolist()) - {255}
@@ -413,6 +413,21 @@ def _check_checkpoint_out(out: Path) -> None:
         _probe_writable(folder)
     except OSError as exc:
         raise CLIError(f"--out {out}: cannot write the checkpoint there ({_reason(exc)})") from exc
+
+
+def budget_hint(result: Any, budget_s: float | None) -> str | None:
+    """A hint when a time budget stopped training too early to learn (one or two epochs, or a
+    held-out IoU under 0.2); None otherwise."""
+    if not budget_s or result.stopped_reason != "time budget reached":
+        return None
+    epochs = len(result.history)
+    weak = result.val_iou is not None and result.val_iou < 0.2
+    if epochs > 2 and not weak:
+        return None
+    suggest = max(120, 60 * math.ceil(4 * budget_s / 60))
+    score = f", held-out IoU {result.val_iou:.2f}" if result.val_iou is not None else ""
+    return (f"hint: the budget allowed only {result.steps} steps ({epochs} epoch"
+            f"{'s' if epochs != 1 else ''}{score}); try --time-budget {suggest:g}")
 
 
 def _rank_device(device: str, rank: int) -> str:

@@ -371,8 +371,8 @@ def _check_classes(a: np.ndarray, num_classes: int, path: Path) -> None:
     bad = [int(v) for v in np.flatnonzero(counts[num_classes:VOID]) + num_classes]
     if bad:
         shown = ", ".join(map(str, bad[:8])) + (" ..." if len(bad) > 8 else "")
-        raise MaskReadError(f"{path}: mask holds class value(s) {shown} but the project has "
-                            f"{num_classes} classes (0..{num_classes - 1}, 255 = not labelled)")
+        raise MaskReadError(f"{path}: mask holds class value(s) {shown}, beyond the {num_classes} "
+                            f"classes expected (0..{num_classes - 1}; 255 = not labelled)")
 
 
 def _mask_from_wide(a: np.ndarray, path: Path) -> np.ndarray:
