@@ -32,8 +32,8 @@ def format_eta(seconds: float) -> str:
     seconds = int(round(seconds))
     if seconds >= 3600:
         return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min left"
-    if seconds >= 60:
-        return f"{seconds // 60} min {seconds % 60:02d} s left"
+    if seconds >= 60:  # whole minutes: the seconds of an estimate are noise, and cost width
+        return f"{round(seconds / 60)} min left"
     return f"{seconds} s left"
 
 
