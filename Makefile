@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed-runtime
 DEVSTAMP := $(VENV)/.installed-dev
 
-.PHONY: run test bench bench-quick install dev clean demo probe-crash bundle bundle-check
+.PHONY: run test bench bench-quick bench-suite install dev clean demo probe-crash bundle bundle-check
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,16 @@ bench: $(DEVSTAMP)
 
 bench-quick: $(DEVSTAMP)
 	$(PY) -m tests.benchmarks.run_all --quick
+
+# The one-click loop on every development-suite dataset and hard variant (../shared/datasets or
+# $$SEGLOOP_SUITE; ~40 min on 2 cores): rows in tests/benchmarks/out/suite_runs/$(LABEL).jsonl,
+# the table (vs BEFORE) in results.md. LABEL / BEFORE / SUITE_ARGS are overridable.
+LABEL ?= after
+BEFORE ?= before
+bench-suite: $(DEVSTAMP)
+	$(PY) -m tests.benchmarks.suite_data
+	$(PY) -m tests.benchmarks.bench_suite run --label $(LABEL) --k 5,20,50 --orders attention $(SUITE_ARGS)
+	$(PY) -m tests.benchmarks.bench_suite report --after $(LABEL) --before $(BEFORE)
 
 # Crash probe (not part of `make test`): the real app under Xvfb, painted with xdotool and
 # killed N times; strokes lost by age and corrupt files. JOURNAL=0 runs it without the journal;

@@ -23,7 +23,8 @@ Devices: ``device="auto"`` → CUDA with AMP (float16 autocast) when available, 
 ``optimize=True`` uses ``DEFAULT_VARIANT`` (Conv+BN folded, channels_last; measurements below);
 ``optimize=False`` runs the plain eager model; a string names a variant of
 ``segcore.models.optimize.VARIANTS``.
-Out of memory (``torch.cuda.OutOfMemoryError`` or a RuntimeError saying "out of memory") →
+Out of memory (``is_oom``: CUDA's OutOfMemoryError, MemoryError, and the messages of CUDA, the
+CPU allocator and OpenCV) →
 retry with tiles half the size, down to 64 px → then on CPU. Only if the CPU also runs out of
 memory with 64-px tiles does a SegLoopError reach the caller.
 """
