@@ -79,6 +79,15 @@ def _probe_writable(folder: Path) -> None:
     os.unlink(probe)
 
 
+def _ensure_writable_folder(folder: Path, out: Path, what: str) -> None:
+    """Create ``folder`` and probe it; CLIError "--out OUT: cannot write WHAT there (reason)"."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        _probe_writable(folder)
+    except OSError as exc:
+        raise CLIError(f"--out {out}: cannot write {what}there ({_reason(exc)})") from exc
+
+
 def _int_at_least(low: int, high: int | None = None) -> Any:
     """argparse type: a whole number in [low, high]; anything else is an argument error."""
     def parse(text: str) -> int:

@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from ._cli_common import (INPUT_SIZE, CLIError, _err, _images, _int_at_least, _matched,  # noqa: F401
-                          _positive_float, _probe_writable, _reason, _stems)
+from ._cli_common import (INPUT_SIZE, CLIError, _ensure_writable_folder, _err, _images,  # noqa: F401
+                          _int_at_least, _matched, _positive_float, _probe_writable, _reason, _stems)
 from .errors import SegLoopError
 
 EXAMPLES: dict[str, tuple[str, ...]] = {
@@ -408,11 +408,7 @@ def _check_checkpoint_out(out: Path) -> None:
     folder = out.parent
     if folder.exists() and not folder.is_dir():
         raise CLIError(f"--out {out}: {folder} is a file, not a folder")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        _probe_writable(folder)
-    except OSError as exc:
-        raise CLIError(f"--out {out}: cannot write the checkpoint there ({_reason(exc)})") from exc
+    _ensure_writable_folder(folder, out, "the checkpoint ")
 
 
 def budget_hint(result: Any, budget_s: float | None) -> str | None:

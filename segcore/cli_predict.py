@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ._cli_common import INPUT_SIZE, CLIError, _err, _images, _probe_writable, _reason, _stems
+from ._cli_common import INPUT_SIZE, CLIError, _ensure_writable_folder, _err, _images, _reason, _stems
 from .cli import Progress, _about, _predictor, examples
 from .errors import SegLoopError
 
@@ -81,11 +81,7 @@ def _prepare_out(out: Path, names: list[str], overwrite: bool) -> None:
     existing file would be replaced (unless --overwrite)."""
     if out.exists() and not out.is_dir():
         raise CLIError(f"--out {out} is a file; give a folder for the masks")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        _probe_writable(out)
-    except OSError as exc:
-        raise CLIError(f"--out {out}: cannot write there ({_reason(exc)})") from exc
+    _ensure_writable_folder(out, out, "")
     existing = [n for n in names if (out / n).exists()]
     if existing and not overwrite:
         raise CLIError(f"--out {out} already holds {len(existing)} of the output files "

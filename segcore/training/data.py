@@ -142,6 +142,18 @@ def _jitter(image: np.ndarray, amount: float, rng: np.random.Generator) -> np.nd
     return np.clip(x, 0, 255).astype(np.uint8)
 
 
+def _flip_jitter(img: np.ndarray, lab: np.ndarray, rng: np.random.Generator, hflip: bool, vflip: bool,
+                 color_jitter: float) -> tuple[np.ndarray, np.ndarray]:
+    """The random flips and colour jitter every training view gets (in this order, so seeded
+    views stay the same)."""
+    if hflip and rng.random() < 0.5:
+        img, lab = img[:, ::-1], lab[:, ::-1]
+    if vflip and rng.random() < 0.5:
+        img, lab = img[::-1], lab[::-1]
+    img = _jitter(np.ascontiguousarray(img), color_jitter, rng)
+    return img, np.ascontiguousarray(lab)
+
+
 def augment(image: np.ndarray, mask: np.ndarray, size: int, rng: np.random.Generator,
             scale_range: tuple[float, float] = (1.0, 1.6), hflip: bool = True, vflip: bool = False,
             color_jitter: float = 0.2, mean: Sequence[float] = (0.485, 0.456, 0.406),
@@ -174,12 +186,7 @@ def augment(image: np.ndarray, mask: np.ndarray, size: int, rng: np.random.Gener
     mm = np.array([[fx, 0.0, -x0 * fx], [0.0, fy, -y0 * fy]], np.float32)
     lab = cv2.warpAffine(mask, mm, (size, size), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
                          borderValue=IGNORE)
-    if hflip and rng.random() < 0.5:
-        img, lab = img[:, ::-1], lab[:, ::-1]
-    if vflip and rng.random() < 0.5:
-        img, lab = img[::-1], lab[::-1]
-    img = _jitter(np.ascontiguousarray(img), color_jitter, rng)
-    return img, np.ascontiguousarray(lab)
+    return _flip_jitter(img, lab, rng, hflip, vflip, color_jitter)
 
 
 def view(pair: PreparedPair, preset: Preset, rng: np.random.Generator, identity: bool = False,
@@ -245,12 +252,7 @@ def crop_view(image: np.ndarray, mask: np.ndarray, size: int, factor: float, rng
                          borderMode=cv2.BORDER_CONSTANT, borderValue=IGNORE)
     if identity:
         return np.ascontiguousarray(img), np.ascontiguousarray(lab)
-    if hflip and rng.random() < 0.5:
-        img, lab = img[:, ::-1], lab[:, ::-1]
-    if vflip and rng.random() < 0.5:
-        img, lab = img[::-1], lab[::-1]
-    img = _jitter(np.ascontiguousarray(img), color_jitter, rng)
-    return img, np.ascontiguousarray(lab)
+    return _flip_jitter(img, lab, rng, hflip, vflip, color_jitter)
 
 
 class AugmentedPairs(Dataset):
