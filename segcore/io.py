@@ -448,9 +448,6 @@ def encode_mask_png(path: PathLike, mask: np.ndarray, num_classes: int = 2,
     if lo < 0 or hi >= num_classes:
         raise MaskWriteError(f"{p}: mask values must be class indices 0..{num_classes - 1} "
                              f"(or {VOID} = not labelled), found {lo}..{hi}")
-    if labelled.size == 0:
-        raise MaskWriteError(f"{p}: every pixel is {VOID} (not labelled); a mask needs at least "
-                             f"one labelled pixel (class indices 0..{num_classes - 1})")
     indices = np.ascontiguousarray(mask, dtype=np.uint8)
     void = num_classes < VOID and labelled.size < mask.size
     if num_classes == 2 and not void:

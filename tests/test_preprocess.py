@@ -180,6 +180,9 @@ def test_void_survives_writing_and_reading_masks(tmp_path):
     binary = np.array([[0, 1, 255], [1, 0, 255]], np.uint8)
     io.write_mask(tmp_path / "b.png", binary, 2)
     assert (io.read_mask(tmp_path / "b.png") == binary).all()
+    cleared = np.full((2, 3), 255, np.uint8)  # partial labels, all cleared: nothing labelled
+    io.write_mask(tmp_path / "c.png", cleared, 2)
+    assert (io.read_mask(tmp_path / "c.png") == 255).all()
     multi = np.array([[0, 5, 255], [22, 0, 255]], np.uint8)
     io.write_mask(tmp_path / "m.png", multi, 23)
     assert (io.read_mask(tmp_path / "m.png", 23) == multi).all()
