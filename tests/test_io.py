@@ -358,7 +358,7 @@ def test_write_mask_multiclass_is_palette_png(tmp_path):
     (np.zeros((4, 4, 3), np.uint8), 2, "2-D"),
     (np.zeros((4,), np.uint8), 2, "2-D"),
     (np.zeros((0, 4), np.uint8), 2, "empty"),
-    (np.full((4, 4), 255, np.uint8), 2, "0..1"),
+    (np.full((4, 4), 254, np.uint8), 2, "0..1"),  # 255 is void, so 254 is the first bad value
     (np.full((4, 4), 7, np.uint8), 3, "0..2"),
     (np.full((4, 4), -1, np.int16), 2, "class indices"),
     ([[0, 1]], 2, "numpy array"),
