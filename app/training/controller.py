@@ -319,10 +319,11 @@ class TrainingController(QObject):
         else:
             text = (f"v{result.version_id} saved and active ({result.seconds:.0f} s). "
                     f"{result.message or 'No held-out images, so no held-out numbers.'}")
-        crf_note = (m.get("crf") or {}).get("message")
-        if crf_note:
-            text += f" {crf_note}."
-        self.panel.set_result(text)
+        decision = m.get("crf") or {}
+        if decision.get("message"):  # short in the dock (it must fit at 1280x720), whole on hover
+            gain = (decision.get("iou_on") or 0.0) - (decision.get("iou_off") or 0.0)
+            text += f" CRF on (+{gain:.2f} IoU)." if decision.get("enabled") else " CRF off."
+        self.panel.set_result(text, detail=decision.get("message", ""))
         self.panel.set_class_scores(m.get("class_iou"))
         self.panel.set_status("Training finished.")
         self._status(f"Fine-tuned: model v{result.version_id} is active; re-predicting…")

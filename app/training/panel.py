@@ -236,12 +236,12 @@ class TrainingPanel(QWidget):
         # after a run the result line says how it ended ("Training finished." would repeat it)
         self.status_label.setVisible(self._running or not self.result_label.text())
 
-    def set_result(self, text: str, error: bool = False) -> None:
+    def set_result(self, text: str, error: bool = False, detail: str = "") -> None:
         # the result says how the run ended: the status line ("Training finished.") would
-        # only repeat it and cost the dock a line
+        # only repeat it and cost the dock a line; ``detail`` goes to the tooltip only
         self.result_label.setText(f"⚠ {text}" if error else text)
         self.status_label.setVisible(self._running or not text)
-        self.result_label.setToolTip(text)
+        self.result_label.setToolTip(f"{text}\n{detail}" if detail else text)
         self.result_label.setStyleSheet("color: #ff8a7a;" if error else "")
 
     def set_class_scores(self, scores: dict | None) -> None:
@@ -276,10 +276,11 @@ class TrainingPanel(QWidget):
             names = list(held)
             shown = ", ".join(names[:MAX_NAMES_IN_TIP]) + (" …" if len(names) > MAX_NAMES_IN_TIP else "")
             self.held_out_label.setText(
-                f"Held out: {len(held)} of {len(train) + len(held)} done images "
-                f"({', '.join(names[:3])}{', …' if len(names) > 3 else ''}) — measured, never trained on.")
-            self.held_out_label.setToolTip("Held-out images (each image's role is fixed when it is "
-                                           "first done; Image ▸ Use for Training moves one):\n"
+                f"Held out: {len(held)} of {len(train) + len(held)} done "
+                f"({', '.join(names[:2])}{', …' if len(names) > 2 else ''})")
+            self.held_out_label.setToolTip("Held-out images are measured, never trained on (each "
+                                           "image's role is fixed when it is first done; Image ▸ "
+                                           "Use for Training moves one):\n"
                                            f"{shown}")
 
     def set_repredict(self, text: str | None) -> None:
