@@ -261,7 +261,6 @@ def import_masks(project: Any, found: Mapping[str, Path],
     the project's classes are skipped and reported (``report.max_index`` tells the caller how
     many classes would be needed); existing masks are kept unless ``overwrite``."""
     from . import io
-    from .project import ImageStatus
 
     report = ImportReport()
     colors = [c.color for c in project.classes]
@@ -288,14 +287,8 @@ def import_masks(project: Any, found: Mapping[str, Path],
                                     f"{k} classes (0..{k - 1}): add classes, or import it as "
                                     f"an instance mask (merge)")
             continue
-        # void (255) is saved as it is: segcore.io.write_mask stores it (the lead's change to
-        # io: palette PNG with index 255 for binary masks that contain void)
-        try:
-            project.save_mask(stem, mask, ImageStatus.DONE)
-        except SegLoopError as exc:
-            report.skipped[stem] = str(exc)
+        if not _save_imported(project, stem, mask, report):  # void (255) is stored as it is
             continue
-        report.imported.append(stem)
         if decoded.note:
             report.notes[stem] = decoded.note
     return report
@@ -355,7 +348,6 @@ def import_arrays(project: Any, masks: Mapping[str, np.ndarray],
                   overwrite: bool = False) -> ImportReport:
     """Save already decoded masks ({stem: class indices}) as DONE; same checks as import_masks."""
     from . import io
-    from .project import ImageStatus
 
     report = ImportReport()
     k = project.num_classes
@@ -376,10 +368,17 @@ def import_arrays(project: Any, masks: Mapping[str, np.ndarray],
         if max(labels, default=0) >= k:
             report.skipped[stem] = f"holds class {max(labels)}, the project has {k} classes"
             continue
-        try:
-            project.save_mask(stem, mask, ImageStatus.DONE)
-        except SegLoopError as exc:
-            report.skipped[stem] = str(exc)
-            continue
-        report.imported.append(stem)
+        _save_imported(project, stem, mask, report)
     return report
+
+
+def _save_imported(project: Any, stem: str, mask: np.ndarray, report: Any) -> bool:
+    """Save an imported mask as done; a failure is recorded in ``report.skipped``."""
+    from .project import ImageStatus
+    try:
+        project.save_mask(stem, mask, ImageStatus.DONE)
+    except SegLoopError as exc:
+        report.skipped[stem] = str(exc)
+        return False
+    report.imported.append(stem)
+    return True
