@@ -1,5 +1,5 @@
-"""Helpers every segloop-cli command shares: one-line errors, listing image folders (missing,
-unreadable, empty, non-UTF-8 names), output stems, write probes, argument types."""
+"""Helpers every segloop-cli command shares: one-line errors, write probes, argument types.
+Listing image folders, output stems and image/mask pairs are segcore.pairing's."""
 
 from __future__ import annotations
 
@@ -23,51 +23,6 @@ def _err(command: str, message: Any) -> int:
 def _reason(exc: BaseException) -> str:
     from ._atomic import os_error_reason
     return os_error_reason(exc)
-
-
-def _images(folder: Path, required: bool = True) -> list[Path]:
-    """Image files of ``folder`` in name order. Names that are not valid UTF-8 are skipped with
-    a message; CLIError if the folder is missing, unreadable or (``required``) has no image."""
-    from .io import IMAGE_SUFFIXES, NON_UTF8_NAME, display_name, is_image_name, is_utf8_name
-    if not folder.exists():
-        raise CLIError(f"{folder}: folder does not exist")
-    if not folder.is_dir():
-        raise CLIError(f"{folder}: not a folder")
-    try:
-        with os.scandir(folder) as it:
-            found = sorted(Path(e.path) for e in it if is_image_name(e.name) and e.is_file())
-    except OSError as exc:
-        raise CLIError(f"{folder}: cannot list the folder ({_reason(exc)})") from exc
-    for p in found:
-        if not is_utf8_name(p.name):
-            print(f"skipped {display_name(p)}: {NON_UTF8_NAME}; rename the file to use it",
-                  file=sys.stderr)
-    found = [p for p in found if is_utf8_name(p.name)]
-    if required and not found:
-        raise CLIError(f"{folder}: no images in the folder (readable types: "
-                       f"{' '.join(IMAGE_SUFFIXES)})")
-    return found
-
-
-def _stems(paths: list[Path]) -> dict[Path, str]:
-    """Output stem per image: the module docstring's rule (segcore._index.assign_stems)."""
-    from ._index import assign_stems
-    by_name = assign_stems([p.name for p in paths], set())
-    return {p: by_name[p.name] for p in paths}
-
-
-def _matched(images_dir: Path, masks_dir: Path) -> list[tuple[Path, Path, str]]:
-    """(image, mask, stem): image stem (see _stems) -> masks_dir/<stem>.png (or another suffix)."""
-    masks: dict[str, Path] = {}
-    for p in _images(masks_dir, required=False):
-        masks.setdefault(p.stem, p)
-        if p.suffix.lower() == ".png":
-            masks[p.stem] = p
-    pairs = [(p, masks[s], s) for p, s in _stems(_images(images_dir)).items()
-             if s in masks and p != masks[s]]
-    if not pairs:
-        raise CLIError(f"{masks_dir}: no mask is named like an image of {images_dir}")
-    return pairs
 
 
 def _probe_writable(folder: Path) -> None:

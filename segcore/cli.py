@@ -24,8 +24,9 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from ._cli_common import (INPUT_SIZE, CLIError, _ensure_writable_folder, _err, _images,  # noqa: F401
-                          _int_at_least, _matched, _positive_float, _probe_writable, _reason, _stems)
+from ._cli_common import (INPUT_SIZE, CLIError, _ensure_writable_folder, _err,  # noqa: F401
+                          _int_at_least, _positive_float, _probe_writable, _reason)
+from .pairing import match_pairs
 from .errors import SegLoopError
 
 EXAMPLES: dict[str, tuple[str, ...]] = {
@@ -172,15 +173,15 @@ def _predictor(args: argparse.Namespace) -> Any:
 
 def evaluate_folder(images: Path, masks: Path, predictor: Any, progress: bool = True,
                     ignore_index: int | None = None) -> dict[str, Any]:
-    """Dataset scores: PA, MPA, per-class IoU, mIoU, FWIoU from the summed confusion matrix, and
-    Boundary IoU as the per-image mean (foreground BIoU for binary, mean over classes otherwise)."""
+    """Data-set scores (segcore.metrics.Evaluation): PA, MPA, per-class IoU (``iou``), mIoU, FWIoU
+    from the summed confusion matrix; Boundary IoU as the per-image mean (foreground BIoU for
+    binary, mean over classes otherwise); per-class Boundary IoU (``class_biou``)."""
     import numpy as np
     from . import metrics
     from .io import read_image, read_mask
-    pairs = _matched(images, masks)
+    pairs = match_pairs(images, masks)
     k = predictor.model.num_classes
-    cm = np.zeros((k, k), np.int64)
-    bious = []
+    evaluation = metrics.Evaluation(k)
     present: set[int] = set()
     bar = Progress(len(pairs), "eval") if progress else None
     for i, (ipath, mpath, _) in enumerate(pairs, 1):
@@ -196,16 +197,14 @@ def evaluate_folder(images: Path, masks: Path, predictor: Any, progress: bool = 
         pred = predictor.predict(read_image(ipath)).mask
         if gt.shape != pred.shape:
             raise ValueError(f"{mpath}: mask size {gt.shape} differs from its image {pred.shape}")
-        cm += metrics.confusion_matrix(gt, pred, k, ignore_index=255)
-        valid = np.where(gt == 255, pred, gt)
-        bious.append(metrics.boundary_iou(valid, pred) if k == 2 else metrics.mean_boundary_iou(valid, pred, k))
+        evaluation.add(gt, pred, ipath.name)
         if bar:
             bar.update(i, ipath.name)
     if bar:
         bar.close()
-    scores = metrics.scores_from_confusion(cm)
-    scores["biou"] = float(np.nanmean(bious))
-    scores["images"] = len(pairs)
+    summary = evaluation.summary()
+    scores = {key: summary[key] for key in ("pa", "mpa", "miou", "fwiou", "biou", "images")}
+    scores["iou"], scores["class_biou"] = summary["class_iou"], summary["class_biou"]
     if k > 2 and present <= {0, 1}:
         print(f"warning: the checkpoint predicts {k} classes but every mask in {masks} holds only "
               f"classes 0 and 1 (binary data?): pixels it gives classes 2..{k - 1} count as errors",
@@ -236,8 +235,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     for name in ("pa", "mpa", "miou", "fwiou", "biou"):
         label = {"pa": "PA", "mpa": "MPA", "miou": "mIoU", "fwiou": "FWIoU", "biou": "Boundary IoU"}[name]
         print(f"{label:<13} {scores[name]:.4f}")
-    for c, v in enumerate(scores["iou"]):
-        print(f"IoU class {c:<3} {v:.4f}")
+    for c, (v, b) in enumerate(zip(scores["iou"], scores["class_biou"])):
+        print(f"IoU class {c:<3} {v:.4f}   BIoU class {c:<3} {b:.4f}")
     return 0
 
 
@@ -341,7 +340,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             gt = read_mask(path, args.classes)
             return gt if ignore is None else np.where(gt == ignore, 255, gt).astype(np.uint8)
 
-        pairs = {s: (i, truth(m), s) for i, m, s in _matched(Path(args.images), Path(args.masks))}
+        pairs = {s: (i, truth(m), s) for i, m, s in match_pairs(Path(args.images), Path(args.masks))}
         train_stems, held = split_held_out(list(pairs))
         config = TrainConfig(mode=args.mode, epochs=args.epochs, time_budget_s=args.time_budget,
                              input_size=args.input_size, batch_size=args.batch_size,

@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ._cli_common import INPUT_SIZE, CLIError, _ensure_writable_folder, _err, _images, _reason, _stems
+from ._cli_common import INPUT_SIZE, CLIError, _ensure_writable_folder, _err, _reason
+from .pairing import list_images, output_stems
 from .cli import Progress, _about, _predictor, examples
 from .errors import SegLoopError
 
@@ -111,12 +112,12 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         return _err("predict", "give --images FOLDER (or --project FOLDER)")
     images = Path(args.images or args.project)
     try:
-        paths = _images(images)
+        paths = list_images(images)
         if args.out is None:
             return _predict_into_project(args, images)
         out = Path(args.out)
         _refuse_project_folders(out, images, args.project)
-        names = {p: f"{stem}.png" for p, stem in _stems(paths).items()}
+        names = {p: f"{stem}.png" for p, stem in output_stems(paths).items()}
         _prepare_out(out, list(names.values()), args.overwrite)
         predictor = _predictor(args)
         what = f"checkpoint {args.checkpoint}" if args.checkpoint else "the model"

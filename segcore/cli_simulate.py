@@ -64,7 +64,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
                         protocol=args.protocol, num_classes=args.classes, ignore_index=args.ignore_index,
                         on_message=say, on_row=None if args.json else (lambda r: say(
                             f"k={r['k']} {r['order']}: IoU {r['iou']:.3f} BIoU {r['biou']:.3f} "
-                            f"({r['seconds']:.0f} s)")))
+                            + (f"mIoU {r['miou']:.3f} " if r.get("miou") is not None else "")
+                            + f"({r['seconds']:.0f} s)")))
     except (SegLoopError, FileNotFoundError, ValueError) as exc:
         return _err("simulate", exc)
     if args.json:
@@ -74,4 +75,12 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     print("  ".join(f"{k:>9}" for k in sim.ROW_KEYS))
     for r in rows:
         print("  ".join(f"{fmt(r[k]):>9}" for k in sim.ROW_KEYS))
+    if args.classes > 2:  # per class on the test images (segcore.metrics.Evaluation)
+        print("\nper class (test images): IoU / Boundary IoU; '-' = class absent")
+        print(f"{'class':>9}  " + "  ".join(f"{r['order'][:4]} k={r['k']}".rjust(13) for r in rows))
+        for c in range(args.classes):
+            cells = [f"{fmt((r.get('per_class_iou') or [None] * args.classes)[c])} / "
+                     f"{fmt((r.get('per_class_biou') or [None] * args.classes)[c])}" for r in rows]
+            print(f"{c:>9}  " + "  ".join(f"{cell:>13}" for cell in cells))
+        print(f"{'mIoU':>9}  " + "  ".join(f"{fmt(r.get('miou')):>13}" for r in rows))
     return 0

@@ -56,25 +56,29 @@ def per_image_scores(model: Any, pairs: Sequence[tuple], preset: Any,
 
 
 def class_scores(model: Any, pairs: Sequence[tuple], class_names: Sequence[str],
-                 device: Any) -> dict[str, float | None]:
-    """Per-class IoU of ``model`` over the held-out pairs (pixels pooled, void 255 ignored),
-    through the app's prediction path (segcore.inference.Predictor). {name: IoU or None}."""
-    from . import metrics
+                 device: Any) -> tuple[dict[str, float | None], dict[str, float | None]]:
+    """Per-class (IoU, Boundary IoU) of ``model`` over the held-out pairs through the app's
+    prediction path (segcore.inference.Predictor), as segcore.metrics.Evaluation pools them
+    (IoU: pixels pooled, void ignored; BIoU: mean over the images holding the class).
+    Two {name: score or None} dicts."""
     from .inference import Predictor
+    from .metrics import Evaluation
 
-    k = len(class_names)
-    cm = np.zeros((k, k), np.int64)
+    scores = Evaluation(len(class_names))
     predictor = Predictor(model, device=device, optimize=False)  # the model's own preset
-    for image, mask, _stem in pairs:
+    for image, mask, stem in pairs:
         pred = predictor.predict(image).mask
         if pred.shape == mask.shape:
-            cm += metrics.confusion_matrix(mask, pred, k, ignore_index=255)
-    ious = metrics.scores_from_confusion(cm)["iou"]
-    return {name: (None if v != v else float(v)) for name, v in zip(class_names, ious)}
+            scores.add(mask, pred, stem)
+    summary = scores.summary()
+
+    def named(values: list[float]) -> dict[str, float | None]:
+        return {name: (None if v != v else float(v)) for name, v in zip(class_names, values)}
+    return named(summary["class_iou"]), named(summary["class_biou"])
 
 
 def worst_classes(scores: dict[str, float | None], n: int = 3) -> list[tuple[str, float]]:
-    """The ``n`` lowest-IoU classes with a score (background left out)."""
+    """The ``n`` lowest-scoring classes with a score (background left out)."""
     items = [(k, v) for i, (k, v) in enumerate(scores.items()) if i > 0 and v is not None]
     return sorted(items, key=lambda kv: kv[1])[:n]
 
@@ -232,8 +236,8 @@ def finetune(project: Any, config: TrainConfig | None = None, callbacks: TrainCa
                    "held_out_scores": per_image_scores(result.model, val_pairs, None, trainer.device),
                    "parent_held_out_scores": parent_scores}
         if project.num_classes > 2:
-            metrics["class_iou"] = class_scores(result.model, val_pairs,
-                                                [c.name for c in project.classes], trainer.device)
+            metrics["class_iou"], metrics["class_biou"] = class_scores(
+                result.model, val_pairs, [c.name for c in project.classes], trainer.device)
     stored = metrics or {**result.metrics(), "n_train": len(train_stems), "n_held_out": 0, "crf": crf_decision}
     meta = {"data": {"train": train_stems, "held_out": held}, "run_id": run_id,
             "train_config": {**config.to_dict(), "time_budget_s": budget}, "started_from": origin,
@@ -306,4 +310,5 @@ def _refresh_metrics(project: Any, stem: str, pred: np.ndarray, metrics: Any) ->
         return
     if mask is None or mask.shape != pred.shape:
         return
-    project.set_image_metrics(stem, *metrics.score_mask(mask, pred, project.num_classes))
+    score = metrics.score_mask(mask, pred, project.num_classes)
+    project.set_image_metrics(stem, score.iou, score.biou)

@@ -324,7 +324,7 @@ class TrainingController(QObject):
             gain = (decision.get("iou_on") or 0.0) - (decision.get("iou_off") or 0.0)
             text += f" CRF on (+{gain:.2f} IoU)." if decision.get("enabled") else " CRF off."
         self.panel.set_result(text, detail=decision.get("message", ""))
-        self.panel.set_class_scores(m.get("class_iou"))
+        self.panel.set_class_scores(m.get("class_iou"), m.get("class_biou"))
         self.panel.set_status("Training finished.")
         self._status(f"Fine-tuned: model v{result.version_id} is active; re-predicting…")
         self.refresh()

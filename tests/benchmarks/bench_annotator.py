@@ -70,9 +70,9 @@ def main(argv: list[str] | None = None) -> int:
                                            f"{r['seconds']:.0f} s", flush=True))
     # baseline measured in the same run: the untrained starting model (k = 0)
     from segcore import models
-    found = matched_stems(root / "images", root / "masks")
+    found, mask_paths = matched_stems(root / "images", root / "masks")
     base = evaluate_test(make_predictor(models.build(config.arch, pretrained=True), config.input_size),
-                         found, root / "masks", sorted(found)[-80:])
+                         found, mask_paths, sorted(found)[-80:])
     rows.insert(0, {"dataset": "weizmann_horse", "k": 0, "order": "none", "iou": base["iou"], "biou": base["biou"],
                     "iou_crf": None, "biou_crf": None, "seconds": 0.0, "protocol": args.protocol, "clicks": 0,
                     "total_train_seconds": 0.0})
