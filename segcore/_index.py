@@ -1,8 +1,9 @@
 """The SQLite index behind :class:`segcore.project.Project`: schema, connection, disk scan.
 
 The index is a cache of what is on disk plus app state (settings, classes, model versions,
-epoch log). The files are the truth: mask files decide which images are labelled (done unless the index says in progress or skipped), prediction
-PNGs under ``.segloop/predictions`` decide which are predicted, so a deleted index is rebuilt.
+epoch log). The files are the truth: mask files decide which images are labelled (done unless
+the index says in progress or skipped), prediction PNGs under ``.segloop/predictions`` decide
+which are predicted, so a deleted index is rebuilt.
 
 Stem rule: an image's stem is its file name without the last suffix (``cat.01.jpg`` ->
 ``cat.01``). When several image files share that stem (``a.png`` and ``a.jpg``), the one the

@@ -266,7 +266,7 @@ def _cmd_versions(args: argparse.Namespace) -> int:
         print(f"{'':1} {'id':>4} {'parent':>6}  {'created':<16} {'val IoU':>7} {'val BIoU':>8} {'train':>5}  arch")
     for v in rows:
         m = v.metrics or {}
-        fmt = lambda x: f"{x:.3f}" if isinstance(x, (int, float)) and x == x else "-"  # noqa: E731
+        fmt = lambda x: f"{x:.3f}" if isinstance(x, (int, float)) and x == x else "-"
         print(f"{'*' if v.active else ' '} {v.id:>4} {v.parent if v.parent is not None else '-':>6}  "
               f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(v.created)):<16} {fmt(m.get('val_iou')):>7} "
               f"{fmt(m.get('val_biou')):>8} {m.get('n_train', '-'):>5}  {v.arch}")

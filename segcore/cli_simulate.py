@@ -71,7 +71,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([_json_clean(r) for r in rows], indent=2))
         return 0
-    fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else ("-" if v is None else str(v))  # noqa: E731
+    fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else ("-" if v is None else str(v))
     print("  ".join(f"{k:>9}" for k in sim.ROW_KEYS))
     for r in rows:
         print("  ".join(f"{fmt(r[k]):>9}" for k in sim.ROW_KEYS))

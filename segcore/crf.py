@@ -58,7 +58,7 @@ class CRFParams:
 
 
 def _import_dcrf() -> Any:
-    import pydensecrf.densecrf as dcrf  # noqa: PLC0415  (optional dependency)
+    import pydensecrf.densecrf as dcrf  # optional dependency
 
     return dcrf
 
@@ -68,7 +68,7 @@ def crf_available() -> tuple[bool, str | None]:
     try:
         dcrf = _import_dcrf()
         dcrf.DenseCRF2D  # noqa: B018  (a broken build may lack it)
-    except Exception as exc:  # ImportError, OSError from a broken binary, ...
+    except Exception as exc:  # noqa: BLE001 - ImportError, OSError from a broken binary, ...
         return False, (
             f"DenseCRF is unavailable: cannot import pydensecrf ({type(exc).__name__}: {exc}); "
             "install it with `pip install pydensecrf2`"

@@ -46,7 +46,6 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .errors import SegLoopError
 from .models import SegModel, logits_to_probs

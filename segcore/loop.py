@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, TYPE_CHECKING
 
 import numpy as np
 
@@ -27,6 +27,9 @@ from .errors import TrainingError
 from .training import EpochReport, TrainCallbacks, TrainConfig, Trainer
 from .training.evaluate import evaluate_pairs
 from .versions import ModelStore
+
+if TYPE_CHECKING:  # the type only: no import cycle at run time
+    from .project import Project
 
 SAVE_RESERVE_S = 0.5  # writing the new version (measured ~0.1-0.3 s for MobileNetV2 DeepLabV3+)
 CRF_RESERVE_S = 3.0   # deciding DenseCRF on the held-out images (segcore.crf.decide), inside the budget
@@ -128,7 +131,7 @@ class FinetuneResult:
 class _LoggingCallbacks(TrainCallbacks):
     """Forwards to the caller's callbacks and logs each epoch into the project index."""
 
-    def __init__(self, project: Any, run_id: str, inner: TrainCallbacks | None) -> None:
+    def __init__(self, project: Project, run_id: str, inner: TrainCallbacks | None) -> None:
         super().__init__()
         self.project, self.run_id, self.inner = project, run_id, inner or TrainCallbacks()
 
@@ -141,7 +144,7 @@ class _LoggingCallbacks(TrainCallbacks):
                                    {"phase": report.phase, "phase_epoch": report.epoch,
                                     "train_loss": report.train_loss, "val_iou": report.val_iou,
                                     "val_biou": report.val_biou, "elapsed_s": report.elapsed_s})
-        except Exception:  # a read-only/closed index must not stop training
+        except Exception:  # noqa: BLE001 - a read-only/closed index must not stop training
             pass
         self.inner.on_epoch(report)
 
@@ -149,7 +152,7 @@ class _LoggingCallbacks(TrainCallbacks):
         self.inner.on_message(text)
 
 
-def starting_model(project: Any, config: TrainConfig) -> tuple[Any, int | None, str]:
+def starting_model(project: Project, config: TrainConfig) -> tuple[Any, int | None, str]:
     """(model, parent version id, description): the active version, or a fresh model."""
     from . import models
     store = ModelStore(project)
@@ -162,7 +165,7 @@ def starting_model(project: Any, config: TrainConfig) -> tuple[Any, int | None, 
     return model, None, f"a fresh {config.arch} ({'ImageNet backbone' if config.pretrained else 'random'})"
 
 
-def _pairs(project: Any, stems: Sequence[str],
+def _pairs(project: Project, stems: Sequence[str],
            outside: dict[str, list[int]] | None = None) -> list[tuple[np.ndarray, np.ndarray, str]]:
     """(image, mask, stem) of ``stems``; a mask holding values outside the project's classes
     (other than void 255) is left out and recorded in ``outside`` (never trained as background)."""
@@ -182,7 +185,7 @@ def _pairs(project: Any, stems: Sequence[str],
     return out
 
 
-def finetune(project: Any, config: TrainConfig | None = None, callbacks: TrainCallbacks | None = None,
+def finetune(project: Project, config: TrainConfig | None = None, callbacks: TrainCallbacks | None = None,
              cancel_event: threading.Event | None = None) -> FinetuneResult:
     """Train on the project's DONE images (train role); score on its held-out ones; save and
     activate the new version. See module doc."""
@@ -271,7 +274,7 @@ class PredictSummary:
     cancelled: bool
 
 
-def predict_project(project: Any, predictor: Any, stems: Sequence[str],
+def predict_project(project: Project, predictor: Any, stems: Sequence[str],
                     on_progress: Callable[[int, int, str], None] | None = None,
                     cancel_event: threading.Event | None = None) -> PredictSummary:
     """Predict ``stems`` in the given order (put the shown image first).
@@ -303,10 +306,10 @@ def predict_project(project: Any, predictor: Any, stems: Sequence[str],
     return PredictSummary(done, errors, False)
 
 
-def _refresh_metrics(project: Any, stem: str, pred: np.ndarray, metrics: Any) -> None:
+def _refresh_metrics(project: Project, stem: str, pred: np.ndarray, metrics: Any) -> None:
     try:
         mask = project.load_mask(stem)
-    except Exception:
+    except Exception:  # noqa: BLE001 - scores are informative: an unreadable mask just has none
         return
     if mask is None or mask.shape != pred.shape:
         return

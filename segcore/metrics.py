@@ -93,7 +93,7 @@ def confusion_matrix(
     p = pred.ravel()
     k2 = num_classes * num_classes
     # Smallest dtype that holds k*k (+1 bin for ignored pixels) keeps the arithmetic cheap.
-    dtype = np.uint16 if k2 < np.iinfo(np.uint16).max else np.int64
+    dtype: Any = np.uint16 if k2 < np.iinfo(np.uint16).max else np.int64
     if ignore_index is None:
         _check_range("gt", g, num_classes)
         _check_range("pred", p, num_classes)
@@ -278,7 +278,7 @@ def score_mask(gt: np.ndarray, pred: np.ndarray, num_classes: int,
         void = None if ignore_index is None else gt == ignore_index
         gt, pred = (gt != 0).view(np.uint8), (pred != 0).view(np.uint8)
         if void is not None:
-            gt = np.where(void, ignore_index, gt)
+            gt = np.where(void, np.uint8(IGNORE_INDEX if ignore_index is None else ignore_index), gt)
     cm = confusion_matrix(gt, pred, num_classes, ignore_index)
     if ignore_index is None:
         g, agree = gt, cm

@@ -46,13 +46,16 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence, TYPE_CHECKING
 
 import numpy as np
 
 from .errors import SegLoopError
 from .io import read_image, read_mask
 from .training import TrainConfig
+
+if TYPE_CHECKING:  # the type only: no import cycle at run time
+    from .project import Project
 
 ROW_KEYS = ("dataset", "k", "order", "iou", "biou", "iou_crf", "biou_crf", "seconds")
 ORDERS = ("attention", "random")
@@ -124,7 +127,7 @@ def evaluate_test(predictor: Any, images: dict[str, Path], masks: Mapping[str, P
     def mean(ev: Evaluation, key: str) -> float | None:
         return ev.summary()[key] if ev.images else None
     chosen = project if project_crf is not None else plain
-    out = {"iou": mean(plain, "iou"), "biou": mean(plain, "biou"), "iou_crf": mean(crf, "iou"),
+    out: dict[str, Any] = {"iou": mean(plain, "iou"), "biou": mean(plain, "biou"), "iou_crf": mean(crf, "iou"),
            "biou_crf": mean(crf, "biou"), "project_iou": mean(chosen, "iou"),
            "project_biou": mean(chosen, "biou"), "predict_seconds": predict_s,
            "crf_ms_per_image": float(np.mean(crf_ms)) if crf_ms else None}
@@ -165,13 +168,13 @@ def _project_with(stems: Sequence[str], images: dict[str, Path], masks: Mapping[
     if num_classes > 2:
         project.set_classes([ClassInfo("background" if i == 0 else f"class {i}", c)
                              for i, c in enumerate(default_palette(num_classes))])
-    project.simulate_ignore_index = ignore_index
+    project.simulate_ignore_index = ignore_index  # type: ignore[attr-defined]  # read by _correct
     for s in (stems if corrected is None else corrected):
         _correct(project, s, masks)
     return project
 
 
-def _correct(project: Any, stem: str, masks: Mapping[str, Path]) -> None:
+def _correct(project: Project, stem: str, masks: Mapping[str, Path]) -> None:
     project.save_mask(stem, read_truth(masks[stem], project.num_classes,
                                        getattr(project, "simulate_ignore_index", None)))
 
@@ -243,13 +246,15 @@ class _Run:
             self.on_row(row)
         return row
 
-    def _click(self, project: Any) -> tuple[Any, Any, float]:
+    def _click(self, project: Project) -> tuple[Any, Any, float]:
         """One-click fine-tune → (result, trained model, seconds)."""
         from .loop import finetune
         from .versions import ModelStore
         t0 = time.perf_counter()
         result = finetune(project, self.config)
         train_s = time.perf_counter() - t0
+        if result.version_id is None:
+            raise SegLoopError("the simulated fine-tune was cancelled")
         return result, ModelStore(project).load(result.version_id), train_s
 
     def _score(self, model: Any, result: Any) -> tuple[dict[str, Any], dict[str, Any], Any]:
@@ -295,7 +300,6 @@ class _Run:
         batch from ``Project.attention_order()`` (most uncertain first; before any model exists,
         the cold-start order of segcore.selection).
         """
-        from .inference import Predictor
         from .loop import predict_project
         from . import selection
         rows: list[dict[str, Any]] = []
@@ -306,7 +310,7 @@ class _Run:
                 if order == "attention":
                     self.say(f"attention order: cold-start ranking of {len(self.pool)} pool images")
                     selection.store_cold_start_order(project, selection.cold_start_order(
-                        project, selection.embedding_model(self.config)))
+                        project, selection.embedding_model(self.config)) or [])
                 done: list[str] = []
                 total_train = 0.0
                 for i, k in enumerate(ks):

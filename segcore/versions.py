@@ -31,12 +31,15 @@ import threading
 import time
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from .errors import CheckpointError, ProjectError
+
+if TYPE_CHECKING:  # the type only: no import cycle at run time
+    from .project import Project
 
 FORMAT = "segloop-checkpoint"
 FORMAT_VERSION = 1
@@ -229,7 +232,7 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
 class ModelStore:
     """The model versions of one project (files in project.models_dir, rows in its index)."""
 
-    def __init__(self, project: Any) -> None:
+    def __init__(self, project: Project) -> None:
         self.project = project
         self.dir = Path(project.models_dir)
 

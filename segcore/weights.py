@@ -172,7 +172,7 @@ def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
     """
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling/IO failure is "unusable file"
+    except Exception as exc:  # any unpickling/IO failure is "unusable file"
         raise WeightsUnavailableError(f"{path}: cannot be loaded as weights ({type(exc).__name__}: {exc})") from exc
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]

@@ -74,7 +74,7 @@ def test_empty_masks_choose_the_whole_view_and_preset_round_trips():
 # ------------------------------------------------------------------ tiles = single pass
 def test_sliding_window_equals_single_pass_where_the_image_fits():
     model = build("deeplabv3plus_mobilenet_v2", pretrained=False).eval()
-    forward = lambda x: model(x)["out"]  # noqa: E731
+    forward = lambda x: model(x)["out"]
     image = np.random.default_rng(1).integers(0, 255, (150, 200, 3), dtype=np.uint8)
     x = to_tensor(image, model.mean, model.std)
     with torch.no_grad():

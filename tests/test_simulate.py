@@ -69,7 +69,6 @@ def test_random_order_is_seeded_and_never_uses_test_stems(labelled, monkeypatch)
 def test_session_warm_starts_and_attention_follows_the_project(labelled, monkeypatch):
     """Each click trains from the previous version; attention takes the app's attention order."""
     from segcore import loop, simulate as sim
-    from segcore.versions import ModelStore
     parents: list = []
     real_finetune = loop.finetune
 

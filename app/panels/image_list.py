@@ -54,7 +54,7 @@ class ImageListModel(QAbstractListModel):
         thumbs.ready.connect(self._thumb_ready)
 
     # -- content ----------------------------------------------------------------------------
-    def set_project(self, project) -> None:  # noqa: ANN001
+    def set_project(self, project) -> None:
         self.project = project
         self.refresh()
 
@@ -107,10 +107,10 @@ class ImageListModel(QAbstractListModel):
         return self._rows[row] if 0 <= row < len(self._rows) else None
 
     # -- Qt model ---------------------------------------------------------------------------
-    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: B008, N802
+    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self._rows)
 
-    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):  # noqa: ANN201
+    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
         if not index.isValid() or not 0 <= index.row() < len(self._rows):
             return None
         record = self._rows[index.row()]
@@ -170,7 +170,7 @@ def _tooltip(record: ImageRecord) -> str:
 class ImageItemDelegate(QStyledItemDelegate):
     """Thumbnail, file name, a coloured status pill and the metrics line."""
 
-    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:  # noqa: N802
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:
         return QSize(200, ROW_HEIGHT)
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
@@ -298,7 +298,7 @@ class ImageListPanel(QWidget):
         self._current: str | None = None
         self._silent = False
 
-    def set_project(self, project) -> None:  # noqa: ANN001
+    def set_project(self, project) -> None:
         self.model.set_project(project)
 
     def set_filter(self, status: str | None) -> None:

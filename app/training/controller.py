@@ -404,7 +404,7 @@ class TrainingController(QObject):
                      15000)
 
     # -- lifetime ---------------------------------------------------------------------------
-    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
         if obj is self.window and event.type() == QEvent.Type.Close:
             self.shutdown()
         return False

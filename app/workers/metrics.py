@@ -37,7 +37,7 @@ class _Job(QRunnable):
         try:
             if compute_metrics(self.project, self.stem):
                 self.relay.updated.emit(self.stem)
-        except Exception:  # noqa: BLE001, S110 - metrics are informative only
+        except Exception:  # noqa: BLE001 - metrics are informative only
             pass
 
 

@@ -30,7 +30,7 @@ class _UseFullReader(Exception):
     pass
 
 
-def _high_bit_depth(img) -> bool:  # noqa: ANN001 - PIL.Image.Image
+def _high_bit_depth(img) -> bool:  # PIL.Image.Image
     """16-bit / integer / float samples (gray modes I, I;16, F, or 16-bit RGB in the file)."""
     if img.mode.startswith("I") or img.mode == "F":
         return True
@@ -126,7 +126,7 @@ class ThumbnailProvider(QObject):
         self._failed: set[str] = set()
         self._priority = itertools.count()
 
-    def set_project(self, project) -> None:  # noqa: ANN001 - segcore.project.Project
+    def set_project(self, project) -> None:  # segcore.project.Project
         self.pool.clear()
         self._generation += 1
         self._project = project

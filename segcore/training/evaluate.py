@@ -21,7 +21,7 @@ def _logits(model: nn.Module, pair: ValPair, device: torch.device, preset: Prese
     """(1, C, H, W) logits at the mask's resolution from the pair's working image."""
     preset = preset or preset_of(model)
     x = normalize(pair.image, preset.mean, preset.std).unsqueeze(0).to(device)
-    forward = lambda t: model(t)["out"]  # noqa: E731 - eval mode: {"out": logits}
+    forward = lambda t: model(t)["out"]  # eval mode: {"out": logits}
     if preset.policy == "stretch":
         logits = padded_forward(forward, x)
     else:

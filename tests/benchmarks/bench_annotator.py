@@ -13,7 +13,8 @@ ImageNet model (k = 0) and the random order at every k (attention should be >= r
 --quick: k = 20 in one click from the ImageNet model, random order only, with a 20 s budget
 instead of the default (a smoke run of the whole path; its numbers are not the targets').
 Results: results.json key "annotator" (rows dataset, k, order, iou, biou, iou_crf, biou_crf,
-seconds, plus protocol, clicks, total_train_seconds) and a Markdown table. Targets (issue 6): k=20 → IoU >= 0.85, BIoU >= 0.55 in <= 60 s;
+seconds, plus protocol, clicks, total_train_seconds) and a Markdown table.
+Targets: k=20 → IoU >= 0.85, BIoU >= 0.55 in <= 60 s;
 k=200 → IoU >= 0.90, BIoU >= 0.70.
 """
 

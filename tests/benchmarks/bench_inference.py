@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             run = make_runner(model, variant)
             with torch.inference_mode():
                 masks = [(run(x)[0, 0] > 0).numpy() for x in batch]
-                times = time_ms(lambda: run(batch[0]), repeat=repeat, warmup=1)
+                times = time_ms(lambda run=run, x=batch[0]: run(x), repeat=repeat, warmup=1)
             results[variant] = {"ms": median(times), "masks": masks}
         base = results["eager"]
         for variant in VARIANTS:
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         app = Predictor(model)
         with torch.inference_mode():
             masks = [app.predict(x).mask.astype(bool) for x in photos]
-            times = time_ms(lambda: app.predict(photos[0]), repeat=repeat, warmup=1)
+            times = time_ms(lambda app=app, x=photos[0]: app.predict(x), repeat=repeat, warmup=1)
         ms = median(times)
         iou = min(foreground_iou(a, b) for a, b in zip(base["masks"], masks))
         gt_eager = float(np.mean([score_mask(g, m, 2).iou for g, m in zip(gts, base["masks"])]))

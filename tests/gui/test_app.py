@@ -12,7 +12,7 @@ from segcore import io
 from .conftest import N_IMAGES, make_window
 
 
-def _wait_idle(qtbot, window) -> None:  # noqa: ANN001
+def _wait_idle(qtbot, window) -> None:
     qtbot.waitUntil(lambda: window.session.worker.pending() == 0, timeout=10000)
 
 

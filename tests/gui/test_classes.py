@@ -18,7 +18,7 @@ from .conftest import SIZE, make_window
 CTRL = Qt.KeyboardModifier.ControlModifier
 
 
-def _add_classes(window, names):  # noqa: ANN001, ANN202
+def _add_classes(window, names):
     dialog = window.show_classes()
     for name in names:
         dialog.add_class()
@@ -114,7 +114,7 @@ def test_three_class_fine_tune_in_the_window_shows_per_class_scores(qtbot, demo_
     _add_classes(window, ["b", "c"])
     ctrl = window.training
     project = window.session.project
-    for i, stem in enumerate(project.stems()):
+    for stem in project.stems():
         window.session.show(stem)
         for key, y in ((Qt.Key.Key_1, 10), (Qt.Key.Key_2, 40), (Qt.Key.Key_3, 70)):
             QTest.keyClick(window, key)
