@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from segcore import metrics, models
-from segcore.cli import Progress, build_parser, main
+from segcore.cli import build_parser, main
+from segcore.cli.common import Progress
 from segcore.io import read_mask, write_mask
 from segcore.project import Project
 from segcore.versions import ModelStore, save_checkpoint
@@ -156,7 +157,7 @@ def test_weights_without_options_says_where_they_are(capsys, monkeypatch, tmp_pa
 def test_failed_image_line_names_the_path_once():
     from pathlib import Path
 
-    from segcore.cli import _about
+    from segcore.cli.common import _about
     from segcore.errors import ImageReadError
 
     path = Path("/data/photos/bad.png")
@@ -166,7 +167,7 @@ def test_failed_image_line_names_the_path_once():
 
 
 def test_short_time_budget_gets_a_hint():
-    from segcore.cli import budget_hint
+    from segcore.cli.train import budget_hint
     from segcore.training import EpochReport
     from segcore.training.config import TrainResult
 

@@ -9,11 +9,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .cli import _err, _json_clean, examples
-from .errors import SegLoopError
+from .common import _err, _json_clean, examples
+from ..errors import SegLoopError
 
 
-def add_simulate_parser(sub: Any) -> None:
+def add_parser(sub: Any) -> None:
     p = sub.add_parser(
         "simulate", help="estimate how many corrections a folder needs (simulated annotator)",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=examples("simulate"),
@@ -49,7 +49,7 @@ def add_simulate_parser(sub: Any) -> None:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from . import simulate as sim
+    from .. import simulate as sim
     try:
         ks = [int(k) for k in str(args.k).split(",") if k.strip()]
         orders = [o.strip() for o in str(args.order).split(",") if o.strip()]
