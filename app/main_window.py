@@ -3,7 +3,7 @@
 Thin composition only. Project logic lives in :class:`app.session.Session`; panels in
 ``app/panels``; commands in ``app/actions.py``; persistence in ``app/settings.py`` and
 ``app/tool_state.py``. Default layout: image list (left dock), canvas (centre), tools (right
-dock); ``add_panel_dock`` is the place for further panels (e.g. training, issue 5).
+dock); ``add_panel_dock`` is the place for further panels (e.g. training).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Editing a project's classes, and checking that masks use only them (issue 11).
+"""Editing a project's classes, and checking that masks use only them.
 
 Classes live in the project (``Project.classes``: names and colours, index 0 = background);
 255 is *void* ("not labelled"), never a class, never trained on or scored.

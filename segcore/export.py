@@ -1,4 +1,4 @@
-"""Masks out: export a project's masks in the formats other tools read (issue 11).
+"""Masks out: export a project's masks in the formats other tools read.
 
 Formats (``FORMATS``), written under ``out/`` with names that never collide (project stems are
 unique, see segcore._index):

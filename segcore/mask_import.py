@@ -1,4 +1,4 @@
-"""Masks in: find and decode masks in the layouts and encodings people have (issue 11).
+"""Masks in: find and decode masks in the layouts and encodings people have.
 
 Where (:func:`find_masks`): a folder you name, else ``masks/`` (files other than the project's
 own ``masks/<stem>.png``), ``labels/`` and ``annotations/`` beside the images; names

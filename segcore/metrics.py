@@ -8,7 +8,7 @@ Conventions
   prediction**: ``p[i, j]`` counts pixels of true class ``i`` predicted as ``j``.
   Pixels whose ground truth equals ``ignore_index`` are left out (whatever was predicted there).
   Any other value outside ``[0, k)`` in either array raises ``ValueError``.
-* Scores (formulas of the seed notes):
+* Scores:
   ``PA = Σ_i p_ii / Σ_ij p_ij``;
   ``MPA = mean_i p_ii / Σ_j p_ij``;
   ``IoU_i = p_ii / (Σ_j p_ij + Σ_j p_ji - p_ii)``, ``mIoU = mean_i IoU_i``;

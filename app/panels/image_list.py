@@ -23,12 +23,17 @@ from ..workers.thumbnails import ThumbnailProvider
 RECORD_ROLE = Qt.ItemDataRole.UserRole + 1
 STEM_ROLE = Qt.ItemDataRole.UserRole + 2
 
-STATUS_COLORS: dict[str, str] = {
-    "unlabelled": "#7b8494", "predicted": "#d89b21", "in_progress": "#8f6bd8", "done": "#2fa36b",
-    "skipped": "#5f6b7a", "error": "#e0474c",
+# Keyed by the enum (a str enum: a status value such as "done" finds its entry too).
+STATUS_COLORS: dict[ImageStatus, str] = {
+    ImageStatus.UNLABELLED: "#7b8494", ImageStatus.PREDICTED: "#d89b21",
+    ImageStatus.IN_PROGRESS: "#8f6bd8", ImageStatus.DONE: "#2fa36b",
+    ImageStatus.SKIPPED: "#5f6b7a", ImageStatus.ERROR: "#e0474c",
 }
-STATUS_TEXT = {"unlabelled": "unlabelled", "predicted": "▨ predicted", "in_progress": "✎ in progress",
-               "done": "✓ done", "skipped": "skipped", "error": "error"}
+STATUS_TEXT: dict[ImageStatus, str] = {
+    ImageStatus.UNLABELLED: "unlabelled", ImageStatus.PREDICTED: "▨ predicted",
+    ImageStatus.IN_PROGRESS: "✎ in progress", ImageStatus.DONE: "✓ done",
+    ImageStatus.SKIPPED: "skipped", ImageStatus.ERROR: "error",
+}
 HELD_OUT_COLOR = "#4aa3df"
 HELD_OUT_TEXT = "held out"
 ROW_HEIGHT = 68

@@ -146,7 +146,7 @@ def test_shortcuts_dialog_lists_every_action(window):
         assert spec.text.replace("&", "").rstrip("…") in names
         if spec.shortcuts:
             assert action.toolTip()
-    assert "Accept Prediction" in names and "Next Unlabelled" in names
+    assert "Accept Prediction" in names and "Next Unfinished" in names
     dialog.close()
 
 
