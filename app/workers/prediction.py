@@ -49,11 +49,8 @@ NO_MODEL_LABEL = "no trained model yet: correct a few images, then Fine-tune"
 
 
 def _device_name() -> str:
-    import torch
-
-    if torch.cuda.is_available():
-        return f"CUDA: {torch.cuda.get_device_name(0)}"
-    return "CPU"
+    from segcore.devices import device_label
+    return device_label()
 
 
 def default_model_factory(project: Any) -> LoadedModel:
