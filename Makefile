@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed-runtime
 DEVSTAMP := $(VENV)/.installed-dev
 
-.PHONY: run test bench bench-quick bench-suite install dev clean demo probe-crash bundle bundle-check
+.PHONY: run test check bench bench-quick bench-suite install dev clean demo probe-crash bundle bundle-check
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,14 @@ dev: $(DEVSTAMP)
 run: $(STAMP)
 	$(VENV)/bin/segloop $(ARGS)
 
-test: $(DEVSTAMP)
+# Static checks first (seconds), then the suite: ruff (rules in pyproject.toml), mypy on segcore,
+# import-linter contracts (segcore never imports app/Qt; segcore.models stands alone).
+check: $(DEVSTAMP)
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+	$(VENV)/bin/lint-imports
+
+test: check
 	$(PY) -m pytest
 
 bench: $(DEVSTAMP)

@@ -7,7 +7,7 @@ Shortcuts: a spec may list several; the first is the primary one shown in menus.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QWidget
@@ -26,7 +26,6 @@ class ActionSpec:
     checkable: bool = False
     checked: bool = False
     group: str | None = None
-    extra: dict = field(default_factory=dict)
 
 
 SPECS: tuple[ActionSpec, ...] = (
@@ -98,7 +97,7 @@ SPECS: tuple[ActionSpec, ...] = (
                ("PgDown", "Ctrl+Right"), "next"),
     ActionSpec("previous_image", "&Previous Image", "Image", "Show the previous image in the list",
                ("PgUp", "Ctrl+Left"), "previous"),
-    ActionSpec("next_unlabelled", "Next &Unlabelled", "Image",
+    ActionSpec("next_unlabelled", "Next &Unfinished", "Image",
                "Show the next image that is not done or skipped", ("N",), "next-unlabelled"),
     ActionSpec("mark_done", "Mark &Done", "Image",
                "This mask is finished: train on it (or hold it out to score the model)",

@@ -202,7 +202,7 @@ class AutoSaver(QObject):
         out.update((stem, mask) for stem, (mask, _tag) in self._pending.items())
         return out
 
-    def discard(self, stems) -> None:  # noqa: ANN001 - iterable of stems
+    def discard(self, stems) -> None:  # iterable of stems
         """Forget the unsaved masks of ``stems`` (the user chose so, or they are kept elsewhere)."""
         stems = set(stems)
         for stem in stems:
@@ -261,7 +261,7 @@ class AutoSaver(QObject):
             if error is None and self.after_write is not None:
                 try:
                     self.after_write(item.stem, item.tag)
-                except Exception:  # noqa: BLE001 - a hook must not stop the writer
+                except Exception:  # a hook must not stop the writer
                     log.exception("after_write hook failed")
             self._queue.done(item, error)
             try:

@@ -93,7 +93,7 @@ class DisplayController(QObject):
         try:
             if not p.read_only:
                 p.set_setting(SETTING, "auto")
-        except Exception:  # noqa: BLE001, S110 - auto for this session anyway
+        except Exception:  # noqa: BLE001 - auto for this session anyway
             pass
         self.window.tools.set_mask_color(self.window.tools.mask_color, True)
         self.image_shown()

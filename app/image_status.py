@@ -1,4 +1,4 @@
-"""The image status lifecycle in the app (design.md, "Data model rules"; issue 11).
+"""The image status lifecycle in the app (design.md, "Data model rules").
 
 unlabelled → predicted → in progress (the user edited) → done (training data) · skipped.
 
@@ -39,9 +39,10 @@ if TYPE_CHECKING:
 VOID = 255
 PARTIAL_KEY = "partial_labels"  # project setting: bool
 
-STATUS_LABELS = {
-    "unlabelled": "unlabelled", "predicted": "predicted", "in_progress": "in progress",
-    "done": "done", "skipped": "skipped", "error": "error",
+STATUS_LABELS: dict[ImageStatus, str] = {  # keyed by the enum; a status value finds its entry too
+    ImageStatus.UNLABELLED: "unlabelled", ImageStatus.PREDICTED: "predicted",
+    ImageStatus.IN_PROGRESS: "in progress", ImageStatus.DONE: "done",
+    ImageStatus.SKIPPED: "skipped", ImageStatus.ERROR: "error",
 }
 
 

@@ -102,7 +102,7 @@ class SessionJournal:
             return self._defer(self.journal.append_patch, stem, rect, pixels, full)
         return self._defer(self.journal.append_snapshot, stem, full)
 
-    def _defer(self, append, *args) -> int:  # noqa: ANN001
+    def _defer(self, append, *args) -> int:
         """Queue a big record (a snap, a large patch) once the current GUI event is handled:
         the journal thread's work (zlib of up to the whole mask, write, fsync) then overlaps
         the idle event loop instead of this handler (overlapping it cost +5 ms per stroke on a
@@ -111,7 +111,7 @@ class SessionJournal:
         self._later(lambda: append(*args, seq=seq))
         return seq
 
-    def _later(self, call) -> None:  # noqa: ANN001
+    def _later(self, call) -> None:
         self._deferred.append(call)
         if len(self._deferred) == 1:
             QTimer.singleShot(0, self._hand_over)
@@ -125,7 +125,7 @@ class SessionJournal:
         if self.journal is not None and isinstance(tag, int):
             self.journal.mark_saved(stem, tag)
 
-    def forget(self, stems) -> None:  # noqa: ANN001
+    def forget(self, stems) -> None:
         if self.journal is not None:
             self._hand_over()
             self.journal.drop(stems)

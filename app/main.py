@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     return int(app.exec())
 
 
-def _check(app: QApplication, window, folder: Path | None, timeout_s: float = 60.0) -> int:  # noqa: ANN001
+def _check(app: QApplication, window, folder: Path | None, timeout_s: float = 60.0) -> int:
     """--check: open ``folder``, wait (event loop running) until an image is on the canvas."""
     import time
 

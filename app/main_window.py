@@ -3,7 +3,7 @@
 Thin composition only. Project logic lives in :class:`app.session.Session`; panels in
 ``app/panels``; commands in ``app/actions.py``; persistence in ``app/settings.py`` and
 ``app/tool_state.py``. Default layout: image list (left dock), canvas (centre), tools (right
-dock); ``add_panel_dock`` is the place for further panels (e.g. training, issue 5).
+dock); ``add_panel_dock`` is the place for further panels (e.g. training).
 """
 
 from __future__ import annotations
@@ -313,7 +313,7 @@ class MainWindow(QMainWindow):
             job.wait()
             self._mask_job = None
 
-    def _mask_values_ready(self, project: Project, values) -> None:  # noqa: ANN001 - MaskValues
+    def _mask_values_ready(self, project: Project, values) -> None:  # MaskValues
         if self.session is None or self.session.project is not project or not values.outside:
             return
         from segcore.classes import change_classes, next_color
@@ -342,7 +342,7 @@ class MainWindow(QMainWindow):
 
         try:
             found = find_masks(project)
-        except Exception:  # noqa: BLE001, S110 - an unreadable folder: nothing to offer
+        except Exception:  # noqa: BLE001 - an unreadable folder: nothing to offer
             return
         if found:
             where = sorted({p.parent.name + "/" for p in found.values()})
@@ -359,7 +359,7 @@ class MainWindow(QMainWindow):
         if not session.read_only and session.current:
             try:
                 session.project.set_setting("last_image", session.current)
-            except Exception:  # noqa: BLE001, S110
+            except Exception:  # noqa: BLE001
                 pass
         session.close()
         session.deleteLater()
@@ -489,7 +489,7 @@ class MainWindow(QMainWindow):
         if self.session is not None:
             self.session._image_failed(stem, message)
 
-    def _set_undo_stack(self, stack) -> None:  # noqa: ANN001 - QUndoStack
+    def _set_undo_stack(self, stack) -> None:  # QUndoStack
         if stack not in self.undo_group.stacks():
             self.undo_group.addStack(stack)
         self.undo_group.setActiveStack(stack)
@@ -519,7 +519,7 @@ class MainWindow(QMainWindow):
             self.session.worker.set_crf(on and ok, self.crf_params)
             self.session.request_predictions(force_current=True)
 
-    def _crf_params_changed(self, params) -> None:  # noqa: ANN001 - CRFParams
+    def _crf_params_changed(self, params) -> None:  # CRFParams
         self.crf_params = params
         if self.actions.crf.isChecked():
             self._crf_toggled(True)
@@ -540,19 +540,19 @@ class MainWindow(QMainWindow):
         self.shortcuts_dialog.show()
         return self.shortcuts_dialog
 
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if _dropped_folder(event) is not None:
             event.acceptProposedAction()
         else:
             event.ignore()
 
-    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+    def dropEvent(self, event: QDropEvent) -> None:
         folder = _dropped_folder(event)
         if folder is not None:
             event.acceptProposedAction()
             self.open_project(folder)
 
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+    def closeEvent(self, event: QCloseEvent) -> None:
         if not self.may_close_project("quit"):
             event.ignore()
             return

@@ -39,7 +39,7 @@ def recovery_base() -> Path:
     return Path(loc or Path.home() / ".local" / "share") / "SegLoop"
 
 
-def store_for(project) -> RecoveryStore:  # noqa: ANN001 - segcore Project
+def store_for(project) -> RecoveryStore:  # segcore Project
     return RecoveryStore(recovery_base(), project.root)
 
 
@@ -149,7 +149,7 @@ def offer_restore(parent: QWidget | None, session: Session,
     return restored
 
 
-def other_projects_notice(current_root) -> str | None:  # noqa: ANN001
+def other_projects_notice(current_root) -> str | None:
     """A status-bar line naming other projects whose masks wait in the recovery folder."""
     from segcore.recovery import projects_with_recovery
 
@@ -213,7 +213,7 @@ class SignalFlusher(QObject):
                 self._on_signal(int(sig))
 
 
-def install_signal_flush(window) -> SignalFlusher | None:  # noqa: ANN001 - MainWindow
+def install_signal_flush(window) -> SignalFlusher | None:  # MainWindow
     """SIGTERM / SIGHUP close the window without dialogs: pending saves are flushed, what still
     cannot be written goes to the recovery folder (and stays in the journal), then the app quits."""
     if os.name != "posix":

@@ -247,7 +247,7 @@ class Session(QObject):
     def _image_failed(self, stem: str, message: str) -> None:
         try:
             self.project.set_error(stem, message)
-        except Exception:  # noqa: BLE001, S110 - the row keeps its status
+        except Exception:  # noqa: BLE001 - the row keeps its status
             pass
         self.recordChanged.emit(stem)
 

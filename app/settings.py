@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QByteArray, QSettings
-from PySide6.QtWidgets import QMainWindow, QSplitter
+from PySide6.QtWidgets import QMainWindow
 
 MAX_RECENT = 10
 
@@ -76,14 +76,6 @@ class Settings:
         if isinstance(state, QByteArray) and not state.isEmpty():
             window.restoreState(state)
         return restored
-
-    def save_splitter(self, name: str, splitter: QSplitter) -> None:
-        self.qs.setValue(f"splitters/{name}", splitter.saveState())
-
-    def restore_splitter(self, name: str, splitter: QSplitter) -> None:
-        state = self.qs.value(f"splitters/{name}")
-        if isinstance(state, QByteArray) and not state.isEmpty():
-            splitter.restoreState(state)
 
     # -- projects ---------------------------------------------------------------------------
     def recent_projects(self) -> list[str]:

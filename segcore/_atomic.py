@@ -6,32 +6,32 @@ import errno
 import os
 import secrets
 from pathlib import Path
+from typing import IO, Callable
 
 from segcore.errors import MaskWriteError, SegLoopError
 
 PathLike = str | os.PathLike[str]
 
 
-def atomic_write_bytes(path: PathLike, data: bytes,
-                       error: type[SegLoopError] = MaskWriteError) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a mix.
+def atomic_write(path: PathLike, write: Callable[[IO[bytes]], object],
+                 error: type[SegLoopError] | None = MaskWriteError) -> None:
+    """THE atomic write: readers of ``path`` see the old file or the new one, never a mix.
 
-    A dot-prefixed temp file (``.<name>.<random>.tmp``) is created in the same folder, written,
-    flushed and fsynced, then renamed over ``path`` with ``os.replace``; the folder is fsynced
-    afterwards where the platform allows. On any exception the temp file is removed and
-    ``error`` (default MaskWriteError) is raised with the file name and the reason.
+    A dot-prefixed temp file (``.<name>.<random>.tmp``) is created in the same folder,
+    ``write(fh)`` fills it (a binary file object), it is flushed and fsynced, then renamed over
+    ``path`` with ``os.replace``; the folder is fsynced afterwards where the platform allows. On
+    any exception the temp file is removed and ``error`` (default MaskWriteError) is raised with
+    the file name and the reason; ``error=None`` lets the original exception through.
     """
     p = Path(path)
     tmp = p.parent / f".{p.name[:120]}.{secrets.token_hex(4)}.tmp"
     try:
         if p.is_dir():
-            raise error(f"{p}: cannot write, a folder of that name exists")
-        if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise error(f"{p}: data to write must be bytes, got {type(data).__name__}")
+            raise (error or IsADirectoryError)(f"{p}: cannot write, a folder of that name exists")
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
         fd = os.open(tmp, flags, 0o666)
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, p)
@@ -40,13 +40,21 @@ def atomic_write_bytes(path: PathLike, data: bytes,
             os.unlink(tmp)
         except OSError:
             pass
-        if isinstance(exc, SegLoopError):
+        if error is None or isinstance(exc, SegLoopError):
             raise
         if isinstance(exc, Exception):
             raise error(f"{p}: cannot write ({os_error_reason(exc)}); the previous file, if any, "
                         f"is unchanged") from exc
         raise
     _fsync_dir(p.parent)
+
+
+def atomic_write_bytes(path: PathLike, data: bytes,
+                       error: type[SegLoopError] = MaskWriteError) -> None:
+    """:func:`atomic_write` of ``data`` (bytes-like; anything else raises ``error``)."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise error(f"{Path(path)}: data to write must be bytes, got {type(data).__name__}")
+    atomic_write(path, lambda fh: fh.write(data), error)
 
 
 def _fsync_dir(folder: Path) -> None:

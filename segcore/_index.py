@@ -1,8 +1,9 @@
 """The SQLite index behind :class:`segcore.project.Project`: schema, connection, disk scan.
 
 The index is a cache of what is on disk plus app state (settings, classes, model versions,
-epoch log). The files are the truth: mask files decide which images are labelled (done unless the index says in progress or skipped), prediction
-PNGs under ``.segloop/predictions`` decide which are predicted, so a deleted index is rebuilt.
+epoch log). The files are the truth: mask files decide which images are labelled (done unless
+the index says in progress or skipped), prediction PNGs under ``.segloop/predictions`` decide
+which are predicted, so a deleted index is rebuilt.
 
 Stem rule: an image's stem is its file name without the last suffix (``cat.01.jpg`` ->
 ``cat.01``). When several image files share that stem (``a.png`` and ``a.jpg``), the one the
@@ -28,7 +29,7 @@ from pathlib import Path
 from segcore._atomic import os_error_reason
 from segcore.io import NON_UTF8_NAME, display_name, is_image_name, is_utf8_name
 
-SCHEMA_VERSION = 2  # 2: image lifecycle statuses + fixed held-out roles (issue 11; _migrate_v2)
+SCHEMA_VERSION = 2  # 2: image lifecycle statuses + fixed held-out roles (_migrate_v2)
 BUSY_TIMEOUT_MS = 15_000
 
 _SCHEMA = """
@@ -163,7 +164,7 @@ def migrate(conn: sqlite3.Connection) -> None:
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
-# ---- schema 2 (issue 11: image status lifecycle, fixed held-out roles) -------------------
+# ---- schema 2 (image status lifecycle, fixed held-out roles) ----------------------------
 USER_STATUSES = ("in_progress", "done", "skipped")  # kept by reconcile while the mask exists
 
 

@@ -1,4 +1,4 @@
-"""Editing a project's classes, and checking that masks use only them (issue 11).
+"""Editing a project's classes, and checking that masks use only them.
 
 Classes live in the project (``Project.classes``: names and colours, index 0 = background);
 255 is *void* ("not labelled"), never a class, never trained on or scored.
@@ -18,13 +18,16 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import io
 from ._records import ClassInfo
 from .errors import MaskReadError, ProjectError
+
+if TYPE_CHECKING:  # the type only: no import cycle at run time
+    from .project import Project
 
 VOID = 255
 # Well separated hues (matplotlib's tab10, then the VOC map) for added classes.
@@ -38,8 +41,9 @@ def next_color(classes: Sequence[ClassInfo]) -> tuple[int, int, int]:
     used = [np.asarray(c.color, float) for c in classes]
     for c in NEW_COLORS:
         if all(np.linalg.norm(np.asarray(c, float) - u) > 90 for u in used):
-            return tuple(c)
-    return next((tuple(c) for c in NEW_COLORS if tuple(c) not in {tuple(u) for u in used}),
+            return (int(c[0]), int(c[1]), int(c[2]))
+    return next(((int(c[0]), int(c[1]), int(c[2])) for c in NEW_COLORS
+                 if tuple(c) not in {tuple(u) for u in used}),
                 (128, 128, 128))
 
 
@@ -60,7 +64,7 @@ class MaskValues:
                 "They are not trained on until the classes cover them.")
 
 
-def mask_values(project: Any, stems: Sequence[str] | None = None) -> MaskValues:
+def mask_values(project: Project, stems: Sequence[str] | None = None) -> MaskValues:
     """Which masks hold values >= num_classes (other than void)."""
     out = MaskValues()
     k = project.num_classes
@@ -84,7 +88,7 @@ def mask_values(project: Any, stems: Sequence[str] | None = None) -> MaskValues:
     return out
 
 
-def change_classes(project: Any, classes: Sequence[ClassInfo],
+def change_classes(project: Project, classes: Sequence[ClassInfo],
                    mapping: Mapping[int, int] | None = None) -> Path | None:
     """New class list; ``mapping`` old index → new index (missing: unchanged if still valid).
     Returns the backup folder when masks were rewritten, else None. Raises ProjectError or

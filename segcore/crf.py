@@ -58,7 +58,7 @@ class CRFParams:
 
 
 def _import_dcrf() -> Any:
-    import pydensecrf.densecrf as dcrf  # noqa: PLC0415  (optional dependency)
+    import pydensecrf.densecrf as dcrf  # optional dependency
 
     return dcrf
 
@@ -68,7 +68,7 @@ def crf_available() -> tuple[bool, str | None]:
     try:
         dcrf = _import_dcrf()
         dcrf.DenseCRF2D  # noqa: B018  (a broken build may lack it)
-    except Exception as exc:  # ImportError, OSError from a broken binary, ...
+    except Exception as exc:  # noqa: BLE001 - ImportError, OSError from a broken binary, ...
         return False, (
             f"DenseCRF is unavailable: cannot import pydensecrf ({type(exc).__name__}: {exc}); "
             "install it with `pip install pydensecrf2`"
@@ -196,8 +196,8 @@ def decide(items: list[tuple[np.ndarray, np.ndarray, np.ndarray]], num_classes: 
     if len(items) < MIN_IMAGES:
         return {**out, "message": f"CRF off: {len(items)} held-out image(s), need {MIN_IMAGES} to decide"}
     off = [score_mask(m, p.argmax(0).astype(np.uint8), num_classes) for _, p, m in items]
-    out["iou_off"] = float(np.mean([s[0] for s in off]))
-    out["biou_off"] = float(np.mean([s[1] for s in off]))
+    out["iou_off"] = float(np.mean([s.iou for s in off]))
+    out["biou_off"] = float(np.mean([s.biou for s in off]))
     best: tuple[float, float, CRFParams, int, int] | None = None
     for params in CANDIDATES:
         if out["tried"] and time.monotonic() - t0 > time_limit_s:
@@ -205,9 +205,9 @@ def decide(items: list[tuple[np.ndarray, np.ndarray, np.ndarray]], num_classes: 
         on = [score_mask(m, refine(img, p, params).argmax(0).astype(np.uint8), num_classes)
               for img, p, m in items]
         out["tried"] += 1
-        iou, biou = float(np.mean([s[0] for s in on])), float(np.mean([s[1] for s in on]))
-        wins = sum(a[0] > b[0] + 1e-9 for a, b in zip(on, off))
-        losses = sum(a[0] < b[0] - 1e-9 for a, b in zip(on, off))
+        iou, biou = float(np.mean([s.iou for s in on])), float(np.mean([s.biou for s in on]))
+        wins = sum(a.iou > b.iou + 1e-9 for a, b in zip(on, off))
+        losses = sum(a.iou < b.iou - 1e-9 for a, b in zip(on, off))
         if best is None or iou > best[0]:
             best = (iou, biou, params, wins, losses)
     out["seconds"] = round(time.monotonic() - t0, 2)

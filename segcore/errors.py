@@ -41,3 +41,7 @@ class WeightsUnavailableError(SegLoopError):
 
 class TrainingError(SegLoopError):
     """Training stopped for a reason the user must see (NaN loss, no data, out of memory)."""
+
+
+class FolderError(SegLoopError):
+    """A folder of images or masks is missing, unreadable, or holds nothing usable."""

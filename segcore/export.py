@@ -1,4 +1,4 @@
-"""Masks out: export a project's masks in the formats other tools read (issue 11).
+"""Masks out: export a project's masks in the formats other tools read.
 
 Formats (``FORMATS``), written under ``out/`` with names that never collide (project stems are
 unique, see segcore._index):
@@ -26,7 +26,7 @@ import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -34,6 +34,9 @@ from PIL import Image
 from . import io
 from ._atomic import atomic_write_bytes
 from .errors import SegLoopError
+
+if TYPE_CHECKING:  # the type only: no import cycle at run time
+    from .project import Project
 
 FORMATS = ("binary", "index", "palette", "coco", "overlay", "dataset")
 FORMAT_TEXT = {
@@ -66,7 +69,7 @@ class ExportSummary:
         return line
 
 
-def classes_json(project: Any) -> bytes:
+def classes_json(project: Project) -> bytes:
     data = {"classes": [{"index": i, "name": c.name, "color": list(c.color)}
                         for i, c in enumerate(project.classes)],
             "void": VOID, "background": 0}
@@ -100,7 +103,7 @@ def overlay_rgb(image: np.ndarray, mask: np.ndarray, colors: Sequence[tuple[int,
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
-def coco_dict(project: Any, stems: Sequence[str],
+def coco_dict(project: Project, stems: Sequence[str],
               masks: Callable[[str], np.ndarray | None]) -> dict[str, Any]:
     """COCO instances JSON: one RLE annotation (pycocotools) per image and present class."""
     from pycocotools import mask as mask_utils
@@ -134,7 +137,7 @@ def coco_dict(project: Any, stems: Sequence[str],
     return data
 
 
-def export_project(project: Any, out: str | os.PathLike[str], fmt: str,
+def export_project(project: Project, out: str | os.PathLike[str], fmt: str,
                    stems: Sequence[str] | None = None, only_done: bool = True) -> ExportSummary:
     """Export the masks of ``stems`` (default: the done images, or every image with a mask when
     ``only_done`` is False) in format ``fmt``. Raises ExportError for an unusable ``out``."""
@@ -202,9 +205,9 @@ def export_project(project: Any, out: str | os.PathLike[str], fmt: str,
             except OSError as exc:
                 raise ExportError(f"{dst}: cannot copy {src.name} ({exc.strerror or exc})") from exc
             summary.written.append(dst)
-            data = io.encode_mask_png(out / "masks" / f"{stem}.png", mask, project.num_classes,
-                                      colors)
-            write(out / "masks" / f"{stem}.png", data)
+            png = io.encode_mask_png(out / "masks" / f"{stem}.png", mask, project.num_classes,
+                                     colors)
+            write(out / "masks" / f"{stem}.png", png)
             lists["val" if train_roles.get(stem) == "held_out" else "train"].append(stem)
     if fmt == "dataset":
         for name, items in lists.items():

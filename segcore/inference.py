@@ -46,8 +46,8 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from .devices import device_label, resolve_device
 from .errors import SegLoopError
 from .models import SegModel, logits_to_probs
 from .models.optimize import Runner, make_runner
@@ -93,13 +93,6 @@ def is_oom(exc: BaseException) -> bool:
         return False
     text = str(exc).lower()
     return any(word in text for word in _OOM_WORDS)
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """"auto" → cuda if available else cpu; anything else is passed to torch.device."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def mean_normalised_entropy(probs: torch.Tensor) -> float:
@@ -163,10 +156,7 @@ class Predictor:
         self.device = device
         self.model.to(device)
         self.amp = device.type == "cuda"
-        if device.type == "cuda":
-            self.device_name = f"CUDA: {torch.cuda.get_device_name(device)}"
-        else:
-            self.device_name = "CPU"
+        self.device_name = device_label(device)
         if isinstance(self.optimize, str):
             variant = self.optimize
         else:

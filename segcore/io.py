@@ -179,7 +179,7 @@ def _orientation(img: Image.Image, header_only: bool = False) -> int:
             value = int(exif.get(_ORIENTATION_TAG, 1))
         else:
             value = int(img.getexif().get(_ORIENTATION_TAG, 1))
-    except Exception:  # broken EXIF must not make a good image unreadable
+    except Exception:  # noqa: BLE001 - broken EXIF must not make a good image unreadable
         return 1
     return value if 1 <= value <= 8 else 1
 

@@ -206,7 +206,7 @@ class Journal:
             try:
                 with self._lock:
                     self._handle(op)
-            except Exception as exc:  # noqa: BLE001 - never let the journal thread die
+            except Exception as exc:  # never let the journal thread die
                 log.exception("journal: %s failed", op.kind)
                 self.error = str(exc) or type(exc).__name__
             finally:

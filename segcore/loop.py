@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, TYPE_CHECKING
 
 import numpy as np
 
@@ -27,6 +27,9 @@ from .errors import TrainingError
 from .training import EpochReport, TrainCallbacks, TrainConfig, Trainer
 from .training.evaluate import evaluate_pairs
 from .versions import ModelStore
+
+if TYPE_CHECKING:  # the type only: no import cycle at run time
+    from .project import Project
 
 SAVE_RESERVE_S = 0.5  # writing the new version (measured ~0.1-0.3 s for MobileNetV2 DeepLabV3+)
 CRF_RESERVE_S = 3.0   # deciding DenseCRF on the held-out images (segcore.crf.decide), inside the budget
@@ -56,25 +59,29 @@ def per_image_scores(model: Any, pairs: Sequence[tuple], preset: Any,
 
 
 def class_scores(model: Any, pairs: Sequence[tuple], class_names: Sequence[str],
-                 device: Any) -> dict[str, float | None]:
-    """Per-class IoU of ``model`` over the held-out pairs (pixels pooled, void 255 ignored),
-    through the app's prediction path (segcore.inference.Predictor). {name: IoU or None}."""
-    from . import metrics
+                 device: Any) -> tuple[dict[str, float | None], dict[str, float | None]]:
+    """Per-class (IoU, Boundary IoU) of ``model`` over the held-out pairs through the app's
+    prediction path (segcore.inference.Predictor), as segcore.metrics.Evaluation pools them
+    (IoU: pixels pooled, void ignored; BIoU: mean over the images holding the class).
+    Two {name: score or None} dicts."""
     from .inference import Predictor
+    from .metrics import Evaluation
 
-    k = len(class_names)
-    cm = np.zeros((k, k), np.int64)
+    scores = Evaluation(len(class_names))
     predictor = Predictor(model, device=device, optimize=False)  # the model's own preset
-    for image, mask, _stem in pairs:
+    for image, mask, stem in pairs:
         pred = predictor.predict(image).mask
         if pred.shape == mask.shape:
-            cm += metrics.confusion_matrix(mask, pred, k, ignore_index=255)
-    ious = metrics.scores_from_confusion(cm)["iou"]
-    return {name: (None if v != v else float(v)) for name, v in zip(class_names, ious)}
+            scores.add(mask, pred, stem)
+    summary = scores.summary()
+
+    def named(values: list[float]) -> dict[str, float | None]:
+        return {name: (None if v != v else float(v)) for name, v in zip(class_names, values)}
+    return named(summary["class_iou"]), named(summary["class_biou"])
 
 
 def worst_classes(scores: dict[str, float | None], n: int = 3) -> list[tuple[str, float]]:
-    """The ``n`` lowest-IoU classes with a score (background left out)."""
+    """The ``n`` lowest-scoring classes with a score (background left out)."""
     items = [(k, v) for i, (k, v) in enumerate(scores.items()) if i > 0 and v is not None]
     return sorted(items, key=lambda kv: kv[1])[:n]
 
@@ -124,7 +131,7 @@ class FinetuneResult:
 class _LoggingCallbacks(TrainCallbacks):
     """Forwards to the caller's callbacks and logs each epoch into the project index."""
 
-    def __init__(self, project: Any, run_id: str, inner: TrainCallbacks | None) -> None:
+    def __init__(self, project: Project, run_id: str, inner: TrainCallbacks | None) -> None:
         super().__init__()
         self.project, self.run_id, self.inner = project, run_id, inner or TrainCallbacks()
 
@@ -137,7 +144,7 @@ class _LoggingCallbacks(TrainCallbacks):
                                    {"phase": report.phase, "phase_epoch": report.epoch,
                                     "train_loss": report.train_loss, "val_iou": report.val_iou,
                                     "val_biou": report.val_biou, "elapsed_s": report.elapsed_s})
-        except Exception:  # a read-only/closed index must not stop training
+        except Exception:  # noqa: BLE001 - a read-only/closed index must not stop training
             pass
         self.inner.on_epoch(report)
 
@@ -145,7 +152,7 @@ class _LoggingCallbacks(TrainCallbacks):
         self.inner.on_message(text)
 
 
-def starting_model(project: Any, config: TrainConfig) -> tuple[Any, int | None, str]:
+def starting_model(project: Project, config: TrainConfig) -> tuple[Any, int | None, str]:
     """(model, parent version id, description): the active version, or a fresh model."""
     from . import models
     store = ModelStore(project)
@@ -158,7 +165,7 @@ def starting_model(project: Any, config: TrainConfig) -> tuple[Any, int | None, 
     return model, None, f"a fresh {config.arch} ({'ImageNet backbone' if config.pretrained else 'random'})"
 
 
-def _pairs(project: Any, stems: Sequence[str],
+def _pairs(project: Project, stems: Sequence[str],
            outside: dict[str, list[int]] | None = None) -> list[tuple[np.ndarray, np.ndarray, str]]:
     """(image, mask, stem) of ``stems``; a mask holding values outside the project's classes
     (other than void 255) is left out and recorded in ``outside`` (never trained as background)."""
@@ -178,7 +185,7 @@ def _pairs(project: Any, stems: Sequence[str],
     return out
 
 
-def finetune(project: Any, config: TrainConfig | None = None, callbacks: TrainCallbacks | None = None,
+def finetune(project: Project, config: TrainConfig | None = None, callbacks: TrainCallbacks | None = None,
              cancel_event: threading.Event | None = None) -> FinetuneResult:
     """Train on the project's DONE images (train role); score on its held-out ones; save and
     activate the new version. See module doc."""
@@ -232,8 +239,8 @@ def finetune(project: Any, config: TrainConfig | None = None, callbacks: TrainCa
                    "held_out_scores": per_image_scores(result.model, val_pairs, None, trainer.device),
                    "parent_held_out_scores": parent_scores}
         if project.num_classes > 2:
-            metrics["class_iou"] = class_scores(result.model, val_pairs,
-                                                [c.name for c in project.classes], trainer.device)
+            metrics["class_iou"], metrics["class_biou"] = class_scores(
+                result.model, val_pairs, [c.name for c in project.classes], trainer.device)
     stored = metrics or {**result.metrics(), "n_train": len(train_stems), "n_held_out": 0, "crf": crf_decision}
     meta = {"data": {"train": train_stems, "held_out": held}, "run_id": run_id,
             "train_config": {**config.to_dict(), "time_budget_s": budget}, "started_from": origin,
@@ -267,7 +274,7 @@ class PredictSummary:
     cancelled: bool
 
 
-def predict_project(project: Any, predictor: Any, stems: Sequence[str],
+def predict_project(project: Project, predictor: Any, stems: Sequence[str],
                     on_progress: Callable[[int, int, str], None] | None = None,
                     cancel_event: threading.Event | None = None) -> PredictSummary:
     """Predict ``stems`` in the given order (put the shown image first).
@@ -299,11 +306,12 @@ def predict_project(project: Any, predictor: Any, stems: Sequence[str],
     return PredictSummary(done, errors, False)
 
 
-def _refresh_metrics(project: Any, stem: str, pred: np.ndarray, metrics: Any) -> None:
+def _refresh_metrics(project: Project, stem: str, pred: np.ndarray, metrics: Any) -> None:
     try:
         mask = project.load_mask(stem)
-    except Exception:
+    except Exception:  # noqa: BLE001 - scores are informative: an unreadable mask just has none
         return
     if mask is None or mask.shape != pred.shape:
         return
-    project.set_image_metrics(stem, *metrics.score_mask(mask, pred, project.num_classes))
+    score = metrics.score_mask(mask, pred, project.num_classes)
+    project.set_image_metrics(stem, score.iou, score.biou)

@@ -1,4 +1,4 @@
-"""Masks in: find and decode masks in the layouts and encodings people have (issue 11).
+"""Masks in: find and decode masks in the layouts and encodings people have.
 
 Where (:func:`find_masks`): a folder you name, else ``masks/`` (files other than the project's
 own ``masks/<stem>.png``), ``labels/`` and ``annotations/`` beside the images; names
@@ -28,13 +28,16 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
 import cv2
 import numpy as np
 from PIL import Image
 
 from .errors import MaskReadError, SegLoopError
+
+if TYPE_CHECKING:  # the type only: no import cycle at run time
+    from .project import Project
 
 MASK_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 MASK_FOLDERS = ("masks", "labels", "annotations")
@@ -89,7 +92,7 @@ def _mask_stem(name: str) -> tuple[str, str] | None:
     return base, ""
 
 
-def find_masks(project: Any, folder: str | os.PathLike[str] | None = None) -> dict[str, Path]:
+def find_masks(project: Project, folder: str | os.PathLike[str] | None = None) -> dict[str, Path]:
     """{stem: mask file} for project images without a mask of their own."""
     stems = set(project.stems())
     by_file_stem = {os.path.splitext(r.filename)[0]: r.stem for r in project.records()}
@@ -254,7 +257,7 @@ def proposed_classes(folder: Path, count: int) -> list[str]:
     return out
 
 
-def import_masks(project: Any, found: Mapping[str, Path],
+def import_masks(project: Project, found: Mapping[str, Path],
                  color_map: Mapping[tuple[int, int, int], int] | None = None,
                  instances: str | None = None, overwrite: bool = False) -> ImportReport:
     """Decode ``found`` ({stem: file}) and save them as DONE masks. Masks whose values exceed
@@ -294,7 +297,7 @@ def import_masks(project: Any, found: Mapping[str, Path],
     return report
 
 
-def read_coco(project: Any, path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+def read_coco(project: Project, path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     """{stem: class-index mask} from a COCO instances JSON (RLE or polygons, decoded by
     pycocotools). Images match by file name (or SegLoop's ``segloop_stem``); categories by
     name to the project's classes, else by id when it is a valid class index. Overlaps: the
@@ -344,7 +347,7 @@ def read_coco(project: Any, path: str | os.PathLike[str]) -> dict[str, np.ndarra
     return out
 
 
-def import_arrays(project: Any, masks: Mapping[str, np.ndarray],
+def import_arrays(project: Project, masks: Mapping[str, np.ndarray],
                   overwrite: bool = False) -> ImportReport:
     """Save already decoded masks ({stem: class indices}) as DONE; same checks as import_masks."""
     from . import io
@@ -372,7 +375,7 @@ def import_arrays(project: Any, masks: Mapping[str, np.ndarray],
     return report
 
 
-def _save_imported(project: Any, stem: str, mask: np.ndarray, report: Any) -> bool:
+def _save_imported(project: Project, stem: str, mask: np.ndarray, report: Any) -> bool:
     """Save an imported mask as done; a failure is recorded in ``report.skipped``."""
     from .project import ImageStatus
     try:

@@ -8,7 +8,7 @@ Conventions
   prediction**: ``p[i, j]`` counts pixels of true class ``i`` predicted as ``j``.
   Pixels whose ground truth equals ``ignore_index`` are left out (whatever was predicted there).
   Any other value outside ``[0, k)`` in either array raises ``ValueError``.
-* Scores (formulas of the seed notes):
+* Scores:
   ``PA = Σ_i p_ii / Σ_ij p_ij``;
   ``MPA = mean_i p_ii / Σ_j p_ij``;
   ``IoU_i = p_ii / (Σ_j p_ij + Σ_j p_ji - p_ii)``, ``mIoU = mean_i IoU_i``;
@@ -32,13 +32,15 @@ Conventions
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 import cv2
 import numpy as np
 
 __all__ = [
-    "IGNORE_INDEX", "score_mask",
+    "IGNORE_INDEX", "MaskScore", "score_mask", "Evaluation", "evaluate",
     "confusion_matrix",
     "scores_from_confusion",
     "segmentation_scores",
@@ -91,7 +93,7 @@ def confusion_matrix(
     p = pred.ravel()
     k2 = num_classes * num_classes
     # Smallest dtype that holds k*k (+1 bin for ignored pixels) keeps the arithmetic cheap.
-    dtype = np.uint16 if k2 < np.iinfo(np.uint16).max else np.int64
+    dtype: Any = np.uint16 if k2 < np.iinfo(np.uint16).max else np.int64
     if ignore_index is None:
         _check_range("gt", g, num_classes)
         _check_range("pred", p, num_classes)
@@ -244,18 +246,101 @@ def mean_boundary_iou(
 IGNORE_INDEX = 255
 
 
-def score_mask(gt: np.ndarray, pred: np.ndarray, num_classes: int,
-               ignore_index: int | None = IGNORE_INDEX) -> tuple[float, float]:
-    """The one per-image score of a prediction against a mask: (IoU, Boundary IoU).
+@dataclass(frozen=True)
+class MaskScore:
+    """The scores of one prediction against one mask (see :func:`score_mask`).
 
-    Binary (``num_classes == 2``): foreground IoU and Boundary IoU. Multi-class: the image's
-    mIoU (classes absent from both excluded) and its mean per-class Boundary IoU. Void pixels
-    (``gt == ignore_index``) count as agreeing with the prediction, so they change neither score.
-    Used by the trainer's held-out evaluation, the app's list, the CLI and the simulator.
+    ``iou`` / ``biou``: binary, foreground IoU and Boundary IoU; multi-class, the image's mIoU and
+    mean per-class Boundary IoU (classes absent from both left out). ``class_iou`` /
+    ``class_biou``: per class, NaN where the class is absent from both masks. ``confusion``: the
+    (k, k) confusion matrix with void pixels left out, for pooling over a data set.
+    """
+
+    iou: float
+    biou: float
+    class_iou: tuple[float, ...]
+    class_biou: tuple[float, ...]
+    confusion: np.ndarray = field(repr=False, compare=False)
+
+
+def score_mask(gt: np.ndarray, pred: np.ndarray, num_classes: int,
+               ignore_index: int | None = IGNORE_INDEX) -> MaskScore:
+    """THE per-image score of a prediction against a mask (every caller scores through it).
+
+    Binary (``num_classes == 2``, nonzero = foreground): foreground IoU and Boundary IoU (both
+    empty: 1.0). Multi-class: the image's mIoU (classes absent from both excluded) and its mean
+    per-class Boundary IoU. Void pixels (``gt == ignore_index``) count as agreeing with the
+    prediction in ``iou`` / ``biou`` / ``class_iou`` / ``class_biou`` (the scores the app has
+    always shown), and are left out of ``confusion`` (pooled data-set scores never count them).
     """
     gt, pred = _check_pair(gt, pred)
-    g = gt if ignore_index is None else np.where(gt == ignore_index, pred, gt)
     if num_classes == 2:
-        return foreground_iou(g, pred), boundary_iou(g, pred)
-    scores = segmentation_scores(g, pred, num_classes)
-    return float(scores["miou"]), float(mean_boundary_iou(g, pred, num_classes))
+        void = None if ignore_index is None else gt == ignore_index
+        gt, pred = (gt != 0).view(np.uint8), (pred != 0).view(np.uint8)
+        if void is not None:
+            gt = np.where(void, np.uint8(IGNORE_INDEX if ignore_index is None else ignore_index), gt)
+    cm = confusion_matrix(gt, pred, num_classes, ignore_index)
+    if ignore_index is None:
+        g, agree = gt, cm
+    else:  # a void pixel agrees with whatever was predicted there
+        void = gt == ignore_index
+        g = np.where(void, pred, gt)
+        agree = cm + np.diag(np.bincount(pred[void].ravel(), minlength=num_classes)[:num_classes])
+    class_iou = tuple(scores_from_confusion(agree)["iou"])
+    class_biou = tuple(boundary_iou_per_class(g, pred, num_classes))
+    if num_classes == 2:
+        return MaskScore(float(foreground_iou(g, pred)), float(boundary_iou(g, pred)), class_iou,
+                         class_biou, cm)
+    return MaskScore(_nanmean(np.asarray(class_iou)), _nanmean(np.asarray(class_biou)),
+                     class_iou, class_biou, cm)
+
+
+class Evaluation:
+    """Scores of a data set, image by image: ``add(gt, pred)`` each pair, then :meth:`summary`.
+
+    Per-image means (``iou``, ``biou``: the mean of :func:`score_mask` over the images, what the
+    Trainer, the list and the simulator report) and pooled scores (``pa``, ``mpa``, ``miou``,
+    ``fwiou``, ``class_iou``: from the confusion matrix summed over every image, void left out;
+    ``class_biou``: each class's Boundary IoU averaged over the images holding it in either mask).
+    """
+
+    def __init__(self, num_classes: int, ignore_index: int | None = IGNORE_INDEX) -> None:
+        self.num_classes, self.ignore_index = int(num_classes), ignore_index
+        self.confusion = np.zeros((self.num_classes, self.num_classes), np.int64)
+        self.per_image: dict[str, MaskScore] = {}
+        self._ious: list[float] = []
+        self._bious: list[float] = []
+        self._class_bious: list[tuple[float, ...]] = []
+
+    def add(self, gt: np.ndarray, pred: np.ndarray, name: str | None = None) -> MaskScore:
+        score = score_mask(gt, pred, self.num_classes, self.ignore_index)
+        self.confusion += score.confusion
+        self._ious.append(score.iou)
+        self._bious.append(score.biou)
+        self._class_bious.append(score.class_biou)
+        self.per_image[str(len(self._ious) - 1) if name is None else str(name)] = score
+        return score
+
+    @property
+    def images(self) -> int:
+        return len(self._ious)
+
+    def summary(self) -> dict[str, Any]:
+        """``{images, iou, biou, pa, mpa, miou, fwiou, class_iou, class_biou}`` (NaN: undefined)."""
+        pooled = scores_from_confusion(self.confusion)
+        with np.errstate(all="ignore"):
+            class_biou = [_nanmean(np.asarray(col)) for col in zip(*self._class_bious)] \
+                if self._class_bious else [float("nan")] * self.num_classes
+        return {"images": self.images, "iou": _nanmean(np.asarray(self._ious, float)),
+                "biou": _nanmean(np.asarray(self._bious, float)), "pa": pooled["pa"],
+                "mpa": pooled["mpa"], "miou": pooled["miou"], "fwiou": pooled["fwiou"],
+                "class_iou": pooled["iou"], "class_biou": class_biou}
+
+
+def evaluate(pairs: Iterable[tuple[np.ndarray, np.ndarray]], num_classes: int,
+             ignore_index: int | None = IGNORE_INDEX) -> dict[str, Any]:
+    """:meth:`Evaluation.summary` of ``(gt, pred)`` pairs (names: their position)."""
+    ev = Evaluation(num_classes, ignore_index)
+    for gt, pred in pairs:
+        ev.add(gt, pred)
+    return ev.summary()

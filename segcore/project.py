@@ -516,6 +516,7 @@ class Project:
             return int(row[0])
         cur = conn.execute("INSERT INTO model_versions (parent, arch, metrics, meta, created, file)"
                            " VALUES (?, ?, ?, ?, ?, ?)", (*values, time.time(), file))
+        assert cur.lastrowid is not None  # an INSERT always sets it
         return int(cur.lastrowid)
 
     def register_model_versions(self, entries: list[tuple[str, str | None, str, dict, dict]]) -> list[int]:

@@ -109,7 +109,7 @@ class RecoveryStore:
 
 def projects_with_recovery(base: str | os.PathLike[str]) -> list[dict]:
     """recovery.json of every project that has masks waiting (for a start-up notice)."""
-    out = []
+    out: list[dict] = []
     try:
         folders = sorted((Path(base) / "recovery").iterdir())
     except OSError:

@@ -16,12 +16,15 @@ image is the most typical one. Deterministic; O(N²) memory in chunks of 1024 ro
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence, TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from .project import COLD_START_KEY  # noqa: E402 - re-exported for callers
+from .project import COLD_START_KEY  # re-exported for callers
+
+if TYPE_CHECKING:  # the type only: no import cycle at run time
+    from .project import Project
 EMBED_SIZE = 224
 
 
@@ -88,7 +91,7 @@ def typical_diverse_order(emb: np.ndarray, neighbours: int = 10) -> list[int]:
     return order
 
 
-def cold_start_order(project: Any, model: Any, stems: Sequence[str] | None = None,
+def cold_start_order(project: Project, model: Any, stems: Sequence[str] | None = None,
                      on_progress: Callable[[int, int], None] | None = None,
                      should_stop: Callable[[], bool] | None = None) -> list[str] | None:
     """Stems of ``project`` (default: all) in cold-start order; unreadable images go last.
@@ -105,7 +108,7 @@ def cold_start_order(project: Any, model: Any, stems: Sequence[str] | None = Non
                 return
             try:
                 image = project.load_image(stem)
-            except Exception:
+            except Exception:  # noqa: BLE001 - an unreadable image is reported, never fatal
                 bad.append(stem)
                 image = None
             if image is not None:
@@ -120,6 +123,6 @@ def cold_start_order(project: Any, model: Any, stems: Sequence[str] | None = Non
     return [good[i] for i in typical_diverse_order(emb)] + bad
 
 
-def store_cold_start_order(project: Any, stems: Sequence[str]) -> None:
+def store_cold_start_order(project: Project, stems: Sequence[str]) -> None:
     """Remember the order in the project (``Project.attention_order`` uses it for unpredicted images)."""
     project.set_setting(COLD_START_KEY, list(stems))

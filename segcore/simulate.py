@@ -25,7 +25,9 @@ e.g. 255: never trained on, never scored); a multi-class run gives the project t
 
 Row keys (stable): dataset, k, order, iou, biou (per-image means of segcore.metrics.score_mask:
 foreground IoU / Boundary IoU, or per-image mIoU / mean BIoU for k classes), miou and
-per_class_iou (multi-class: over the whole test set's confusion matrix, void excluded),
+per_class_iou (multi-class: over the whole test set's confusion matrix, void excluded) and
+per_class_biou (each class's Boundary IoU averaged over the test images holding it; both
+segcore.metrics.Evaluation),
 iou_crf, biou_crf (same after segcore.crf.refine with default parameters; None when
 pydensecrf is missing or crf=False), project_iou / project_biou (with the CRF decision the
 fine-tune made on its held-out images, segcore.crf.decide: refined with its parameters when it
@@ -34,7 +36,8 @@ seconds (wall time of this k's click to updated predictions
 = fine-tune + predicting the test images, CRF excluded), plus protocol, clicks (fine-tunes so far
 in this session), total_train_seconds (all of them), train_seconds, predict_seconds,
 crf_ms_per_image, n_train, n_held_out, stopped_reason.
-Images and masks are matched by stem (masks/<stem>.png, any image suffix in segcore.io).
+Images and masks are paired by segcore.pairing.match_pairs (the CLI's rule: masks/<stem>.png,
+or <stem> with another image suffix).
 """
 
 from __future__ import annotations
@@ -44,13 +47,16 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence, TYPE_CHECKING
 
 import numpy as np
 
 from .errors import SegLoopError
-from .io import IMAGE_SUFFIXES, read_image, read_mask
+from .io import read_image, read_mask
 from .training import TrainConfig
+
+if TYPE_CHECKING:  # the type only: no import cycle at run time
+    from .project import Project
 
 ROW_KEYS = ("dataset", "k", "order", "iou", "biou", "iou_crf", "biou_crf", "seconds")
 ORDERS = ("attention", "random")
@@ -62,13 +68,11 @@ def default_config() -> TrainConfig:
     return TrainConfig()
 
 
-def matched_stems(images: Path, masks: Path) -> dict[str, Path]:
-    """stem → image path for every image in ``images`` with a mask ``masks/<stem>.png``."""
-    out = {}
-    for p in sorted(Path(images).iterdir()):
-        if p.suffix.lower() in IMAGE_SUFFIXES and (Path(masks) / f"{p.stem}.png").is_file():
-            out[p.stem] = p
-    return out
+def matched_stems(images: Path, masks: Path) -> tuple[dict[str, Path], dict[str, Path]]:
+    """(stem → image, stem → mask) for the image/mask pairs of segcore.pairing.match_pairs."""
+    from .pairing import match_pairs
+    pairs = match_pairs(images, masks, on_message=lambda text: None)
+    return {s: i for i, _m, s in pairs}, {s: m for _i, m, s in pairs}
 
 
 def make_predictor(model: Any, input_size: int | None = None) -> Any:
@@ -91,53 +95,49 @@ def read_truth(path: Path, num_classes: int = 2, ignore_index: int | None = None
     return gt
 
 
-def evaluate_test(predictor: Any, images: dict[str, Path], masks: Path, stems: Sequence[str],
+def evaluate_test(predictor: Any, images: dict[str, Path], masks: Mapping[str, Path], stems: Sequence[str],
                   crf_params: Any = None, cache: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
                   num_classes: int = 2, ignore_index: int | None = None,
                   project_crf: Any = None) -> dict[str, Any]:
     """Predict and score ``stems`` (segcore.metrics.score_mask); CRF scores too when
     ``crf_params`` is given, and with ``project_crf`` (the fine-tune's decision) the scores with it."""
     from .crf import refine
-    from .metrics import confusion_matrix, score_mask, scores_from_confusion
+    from .metrics import Evaluation
     cache = {} if cache is None else cache
-    ious, bious, ious_c, bious_c, crf_ms, ious_p, bious_p = [], [], [], [], [], [], []
-    cm = np.zeros((num_classes, num_classes), np.int64)
+    plain, crf, project = (Evaluation(num_classes), Evaluation(num_classes), Evaluation(num_classes))
+    crf_ms: list[float] = []
     predict_s = 0.0
     for stem in stems:
         if stem not in cache:
             image = read_image(images[stem])  # writable copy: pydensecrf refuses read-only buffers
             cache[stem] = (np.array(image, copy=not image.flags.writeable),
-                           read_truth(masks / f"{stem}.png", num_classes, ignore_index))
+                           read_truth(masks[stem], num_classes, ignore_index))
         image, gt = cache[stem]
         t0 = time.perf_counter()
         pred = predictor.predict(image)
         predict_s += time.perf_counter() - t0
-        i, b = score_mask(gt, pred.mask, num_classes)
-        ious.append(i)
-        bious.append(b)
-        if num_classes > 2:
-            cm += confusion_matrix(gt, pred.mask, num_classes, ignore_index=255)
+        plain.add(gt, pred.mask, stem)
         if crf_params is not None:
             t1 = time.perf_counter()
             refined = refine(image, pred.probs, crf_params).argmax(0).astype(np.uint8)
             crf_ms.append((time.perf_counter() - t1) * 1000.0)
-            i, b = score_mask(gt, refined, num_classes)
-            ious_c.append(i)
-            bious_c.append(b)
+            crf.add(gt, refined, stem)
         if project_crf is not None:
-            i, b = score_mask(gt, refine(image, pred.probs, project_crf).argmax(0).astype(np.uint8), num_classes)
-        ious_p.append(i)
-        bious_p.append(b)
-    mean = lambda xs: float(np.nanmean(xs)) if xs else None  # noqa: E731
-    out = {"iou": mean(ious), "biou": mean(bious), "iou_crf": mean(ious_c), "biou_crf": mean(bious_c),
-           "project_iou": mean(ious_p) if project_crf is not None else mean(ious),
-           "project_biou": mean(bious_p) if project_crf is not None else mean(bious),
-           "predict_seconds": predict_s, "crf_ms_per_image": mean(crf_ms)}
+            project.add(gt, refine(image, pred.probs, project_crf).argmax(0).astype(np.uint8), stem)
+
+    def mean(ev: Evaluation, key: str) -> float | None:
+        return ev.summary()[key] if ev.images else None
+    chosen = project if project_crf is not None else plain
+    out: dict[str, Any] = {"iou": mean(plain, "iou"), "biou": mean(plain, "biou"), "iou_crf": mean(crf, "iou"),
+           "biou_crf": mean(crf, "biou"), "project_iou": mean(chosen, "iou"),
+           "project_biou": mean(chosen, "biou"), "predict_seconds": predict_s,
+           "crf_ms_per_image": float(np.mean(crf_ms)) if crf_ms else None}
     if num_classes > 2:
-        scores = scores_from_confusion(cm)
-        present = cm.sum(1) > 0  # classes in the test ground truth
-        out["miou"] = scores["miou"]
-        out["per_class_iou"] = [v if p else None for v, p in zip(scores["iou"], present)]
+        summary = plain.summary()
+        present = plain.confusion.sum(1) > 0  # classes in the test ground truth
+        out["miou"] = summary["miou"]
+        out["per_class_iou"] = [v if p else None for v, p in zip(summary["class_iou"], present)]
+        out["per_class_biou"] = [None if v != v else v for v in summary["class_biou"]]
     return out
 
 
@@ -151,7 +151,7 @@ def attention_ranking(pool: Sequence[str], images: dict[str, Path], config: Trai
     return sorted(pool, key=lambda s: (-scores[s], s))
 
 
-def _project_with(stems: Sequence[str], images: dict[str, Path], masks: Path, folder: Path,
+def _project_with(stems: Sequence[str], images: dict[str, Path], masks: Mapping[str, Path], folder: Path,
                   corrected: Sequence[str] | None = None, num_classes: int = 2,
                   ignore_index: int | None = None) -> Any:
     """A project in ``folder`` holding ``stems`` (symlinks) with ``num_classes`` classes;
@@ -169,14 +169,14 @@ def _project_with(stems: Sequence[str], images: dict[str, Path], masks: Path, fo
     if num_classes > 2:
         project.set_classes([ClassInfo("background" if i == 0 else f"class {i}", c)
                              for i, c in enumerate(default_palette(num_classes))])
-    project.simulate_ignore_index = ignore_index
+    project.simulate_ignore_index = ignore_index  # type: ignore[attr-defined]  # read by _correct
     for s in (stems if corrected is None else corrected):
         _correct(project, s, masks)
     return project
 
 
-def _correct(project: Any, stem: str, masks: Path) -> None:
-    project.save_mask(stem, read_truth(masks / f"{stem}.png", project.num_classes,
+def _correct(project: Project, stem: str, masks: Mapping[str, Path]) -> None:
+    project.save_mask(stem, read_truth(masks[stem], project.num_classes,
                                        getattr(project, "simulate_ignore_index", None)))
 
 
@@ -186,7 +186,8 @@ def _row(dataset: str, k: int, order: str, scores: dict[str, Any], train_s: floa
             "iou": scores["iou"], "biou": scores["biou"], "iou_crf": scores["iou_crf"],
             "biou_crf": scores["biou_crf"], "project_iou": scores["project_iou"],
             "project_biou": scores["project_biou"],
-            **({"miou": scores["miou"], "per_class_iou": scores["per_class_iou"]} if "miou" in scores else {}),
+            **({key: scores[key] for key in ("miou", "per_class_iou", "per_class_biou")}
+               if "miou" in scores else {}),
             "seconds": train_s + scores["predict_seconds"],
             "train_seconds": train_s, "predict_seconds": scores["predict_seconds"],
             "crf_ms_per_image": scores["crf_ms_per_image"], "n_train": len(result.train),
@@ -205,7 +206,7 @@ def simulate(images: str | os.PathLike[str], masks: str | os.PathLike[str], test
     images, masks = Path(images), Path(masks)
     config = replace(config) if config is not None else default_config()
     say = on_message or (lambda text: None)
-    found = matched_stems(images, masks)
+    found, mask_paths = matched_stems(images, masks)
     stems = sorted(found)
     if test_stems is not None:
         missing = sorted(set(test_stems) - set(found))
@@ -225,7 +226,7 @@ def simulate(images: str | os.PathLike[str], masks: str | os.PathLike[str], test
     test, pool = stems[-test_last:], stems[:-test_last]
     if num_classes < 2:
         raise SegLoopError(f"--classes must be >= 2 (background counts), not {num_classes}")
-    run = _Run(found, masks, test, pool, config, _crf_params(crf, crf_params, say),
+    run = _Run(found, mask_paths, test, pool, config, _crf_params(crf, crf_params, say),
                dataset or images.parent.name or str(images), seed, say, on_row, num_classes, ignore_index)
     rows: list[dict[str, Any]] = []
     for order in orders:
@@ -239,7 +240,7 @@ def simulate(images: str | os.PathLike[str], masks: str | os.PathLike[str], test
 class _Run:
     """Shared state of one simulate() call: data, test cache, callbacks."""
 
-    def __init__(self, found: dict[str, Path], masks: Path, test: list[str], pool: list[str],
+    def __init__(self, found: dict[str, Path], masks: Mapping[str, Path], test: list[str], pool: list[str],
                  config: TrainConfig, crf_params: Any, dataset: str, seed: int,
                  say: Callable[[str], None], on_row: Callable[[dict[str, Any]], None] | None,
                  num_classes: int = 2, ignore_index: int | None = None) -> None:
@@ -254,13 +255,15 @@ class _Run:
             self.on_row(row)
         return row
 
-    def _click(self, project: Any) -> tuple[Any, Any, float]:
+    def _click(self, project: Project) -> tuple[Any, Any, float]:
         """One-click fine-tune → (result, trained model, seconds)."""
         from .loop import finetune
         from .versions import ModelStore
         t0 = time.perf_counter()
         result = finetune(project, self.config)
         train_s = time.perf_counter() - t0
+        if result.version_id is None:
+            raise SegLoopError("the simulated fine-tune was cancelled")
         return result, ModelStore(project).load(result.version_id), train_s
 
     def _score(self, model: Any, result: Any) -> tuple[dict[str, Any], dict[str, Any], Any]:
@@ -306,7 +309,6 @@ class _Run:
         batch from ``Project.attention_order()`` (most uncertain first; before any model exists,
         the cold-start order of segcore.selection).
         """
-        from .inference import Predictor
         from .loop import predict_project
         from . import selection
         rows: list[dict[str, Any]] = []
@@ -317,7 +319,7 @@ class _Run:
                 if order == "attention":
                     self.say(f"attention order: cold-start ranking of {len(self.pool)} pool images")
                     selection.store_cold_start_order(project, selection.cold_start_order(
-                        project, selection.embedding_model(self.config)))
+                        project, selection.embedding_model(self.config)) or [])
                 done: list[str] = []
                 total_train = 0.0
                 for i, k in enumerate(ks):

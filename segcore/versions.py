@@ -26,17 +26,19 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 import threading
 import time
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from .errors import CheckpointError, ProjectError
+
+if TYPE_CHECKING:  # the type only: no import cycle at run time
+    from .project import Project
 
 FORMAT = "segloop-checkpoint"
 FORMAT_VERSION = 1
@@ -53,36 +55,18 @@ def _json_safe(meta: dict[str, Any], path: Path) -> str:
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
+    """torch.save through segcore._atomic.atomic_write (the one atomic write)."""
+    from ._atomic import atomic_write
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise CheckpointError(f"{path}: could not write the checkpoint ({exc.strerror or exc})") from exc
-        raise
+        atomic_write(path, lambda fh: torch.save(obj, fh), error=None)
+    except OSError as exc:
+        raise CheckpointError(f"{path}: could not write the checkpoint ({exc.strerror or exc})") from exc
 
 
 def _atomic_text(path: Path, text: str) -> None:
-    try:
-        from .io import atomic_write_bytes
-    except ImportError:  # pragma: no cover - io is always there in a full install
-        atomic_write_bytes = None
-    if atomic_write_bytes is not None:
-        atomic_write_bytes(path, text.encode("utf-8"))
-        return
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    from ._atomic import atomic_write_bytes
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def model_meta(model: nn.Module) -> dict[str, Any]:
@@ -229,7 +213,7 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
 class ModelStore:
     """The model versions of one project (files in project.models_dir, rows in its index)."""
 
-    def __init__(self, project: Any) -> None:
+    def __init__(self, project: Project) -> None:
         self.project = project
         self.dir = Path(project.models_dir)
 

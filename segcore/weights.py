@@ -35,7 +35,6 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 import urllib.request
 import warnings
 from collections.abc import Callable
@@ -101,17 +100,12 @@ def ensure_offline_mobilenet(cache_dir: Path | None = None) -> Path:
             f"{source}: SHA-256 {digest} does not match torchvision's {MOBILENET_V2_SHA256}"
         )
     cache_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pth", dir=cache_dir)
-    try:
-        with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
+    from ._atomic import atomic_write
+
+    def copy(out: Any) -> None:
+        with open(source, "rb") as src:
             shutil.copyfileobj(src, out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(target, copy, error=None)
     return target
 
 
@@ -172,7 +166,7 @@ def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
     """
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling/IO failure is "unusable file"
+    except Exception as exc:  # any unpickling/IO failure is "unusable file"
         raise WeightsUnavailableError(f"{path}: cannot be loaded as weights ({type(exc).__name__}: {exc})") from exc
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
@@ -190,9 +184,10 @@ def download_weights(url: str, dst: Path, progress: ProgressCallback | None = No
     Hash checking is the caller's job (``WeightSource.verify``).
     """
     dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".download-", suffix=".part", dir=dst.parent)
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+    from ._atomic import atomic_write
+
+    def stream(out: Any) -> None:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
             length = response.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
             done = 0
@@ -201,12 +196,7 @@ def download_weights(url: str, dst: Path, progress: ProgressCallback | None = No
                 done += len(block)
                 if progress is not None:
                     progress(done, total)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, dst)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(dst, stream, error=None)
     return dst
 
 

@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from segcore import metrics, models
-from segcore.cli import Progress, build_parser, main
+from segcore.cli import build_parser, main
+from segcore.cli.common import Progress
 from segcore.io import read_mask, write_mask
 from segcore.project import Project
 from segcore.versions import ModelStore, save_checkpoint
@@ -156,7 +157,7 @@ def test_weights_without_options_says_where_they_are(capsys, monkeypatch, tmp_pa
 def test_failed_image_line_names_the_path_once():
     from pathlib import Path
 
-    from segcore.cli import _about
+    from segcore.cli.common import _about
     from segcore.errors import ImageReadError
 
     path = Path("/data/photos/bad.png")
@@ -166,7 +167,7 @@ def test_failed_image_line_names_the_path_once():
 
 
 def test_short_time_budget_gets_a_hint():
-    from segcore.cli import budget_hint
+    from segcore.cli.train import budget_hint
     from segcore.training import EpochReport
     from segcore.training.config import TrainResult
 
@@ -193,3 +194,36 @@ def test_predict_outputs_never_collide_for_images_sharing_a_stem(tmp_path, capsy
     assert "2 masks written" in capsys.readouterr().out
     # the project's stem rule: the name that sorts first keeps the stem, the other its file name
     assert sorted(p.name for p in (tmp_path / "pred").iterdir()) == ["im0.png", "im0.png.png"]
+
+
+def test_eval_prints_per_class_iou_and_biou_on_three_classes(tmp_path, capsys):
+    """A 3-class model that predicts class 2 everywhere: per-class IoU / BIoU are known."""
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    gts = []
+    for i in range(2):
+        gt = np.zeros((48, 64), np.uint8)
+        gt[:, 32 + 4 * i:] = 2
+        gt[8:24, 4:20] = 1
+        gts.append(gt)
+        cv2.imwrite(str(images / f"im{i}.png"), np.full((48, 64, 3), 90 + i, np.uint8))
+        write_mask(masks / f"im{i}.png", gt, num_classes=3)
+    model = models.build("deeplabv3_mobilenet_v2", num_classes=3, pretrained=False)
+    last = [m for m in model.decoder.modules() if isinstance(m, nn.Conv2d)][-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.copy_(torch.tensor([0.0, 0.0, 10.0]))
+    ckpt = save_checkpoint(tmp_path / "m3.pt", model, {"classes": ["background", "a", "b"]})
+    args = ["eval", "--images", str(images), "--masks", str(masks), "--checkpoint", str(ckpt),
+            "--input-size", "64", "--device", "cpu"]
+    assert main(args + ["--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    frac2 = sum(int((g == 2).sum()) for g in gts) / sum(g.size for g in gts)
+    assert got["iou"] == pytest.approx([0.0, 0.0, frac2])
+    biou2 = np.mean([metrics.boundary_iou((g == 2).astype(np.uint8), np.ones_like(g)) for g in gts])
+    assert got["class_biou"] == pytest.approx([0.0, 0.0, biou2])
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert f"IoU class 2   {frac2:.4f}   BIoU class 2   {biou2:.4f}" in out
+    assert "IoU class 1   0.0000   BIoU class 1   0.0000" in out

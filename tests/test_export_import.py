@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from segcore.cli import main
-from segcore.export import FORMATS, export_project
+from segcore.export import export_project
 from segcore.mask_import import (NeedsColorMap, decode_mask, find_masks, import_arrays,
                                  import_masks, proposed_classes, read_coco)
 from segcore.project import ClassInfo, ImageStatus, Project

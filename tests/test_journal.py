@@ -14,7 +14,7 @@ from segcore import io, journal
 H, W = 60, 80
 
 
-def _mask_path(folder: Path):  # noqa: ANN202
+def _mask_path(folder: Path):
     return lambda stem: folder / f"{stem}.png"
 
 
@@ -24,7 +24,7 @@ def _journal(tmp_path: Path, **kw) -> journal.Journal:
     return journal.Journal([tmp_path / "j1", tmp_path / "j2"], _mask_path(masks), io.read_mask, **kw)
 
 
-def _paint(mask: np.ndarray, x0: int, y0: int, x1: int, y1: int, value: int = 1):  # noqa: ANN202
+def _paint(mask: np.ndarray, x0: int, y0: int, x1: int, y1: int, value: int = 1):
     mask[y0:y1, x0:x1] = value
     return (x0, y0, x1, y1), mask[y0:y1, x0:x1].copy(), mask.copy()
 
@@ -143,7 +143,7 @@ def test_write_failure_mid_session_moves_live_records_to_the_fallback(tmp_path, 
     first = j.path
     real_write = os.write
 
-    def failing_write(fd, data):  # noqa: ANN001, ANN202 - the first folder's disk is full
+    def failing_write(fd, data):  # the first folder's disk is full
         if os.readlink(f"/proc/self/fd/{fd}").startswith(str(tmp_path / "j1")):
             raise OSError(28, "No space left on device")
         return real_write(fd, data)

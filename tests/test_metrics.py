@@ -263,3 +263,67 @@ def test_large_pair_runs() -> None:
     # Horizontal strips overlap over 790 cols; vertical strips overlap over d - 10 cols each.
     inter = 2 * d * 790 + 2 * (d - 10) * (600 - 2 * d)
     assert boundary_iou(gt, pred) == pytest.approx(inter / (2 * band - inter))
+
+
+# ------------------------------------------------------------------ the one scoring API
+def _three_class_pair() -> tuple[np.ndarray, np.ndarray]:
+    gt = np.zeros((40, 60), np.uint8)
+    gt[:, 30:] = 2
+    gt[10:20, 5:15] = 1                  # 100 px of class 1
+    pred = gt.copy()
+    pred[10:20, 5:10] = 0                # half of class 1 predicted as background
+    return gt, pred
+
+
+def test_score_mask_gives_per_class_iou_and_biou() -> None:
+    from segcore.metrics import score_mask
+    gt, pred = _three_class_pair()
+    s = score_mask(gt, pred, 3)
+    assert s.class_iou == pytest.approx((1100 / 1150, 0.5, 1.0))
+    assert s.iou == pytest.approx((1100 / 1150 + 0.5 + 1.0) / 3)
+    assert s.class_biou == pytest.approx(tuple(boundary_iou_per_class(gt, pred, 3)))
+    assert s.class_biou[2] == 1.0 and 0.0 < s.class_biou[1] < 1.0
+    assert s.biou == pytest.approx(sum(s.class_biou) / 3)
+    assert s.confusion.tolist() == [[1100, 0, 0], [50, 50, 0], [0, 0, 1200]]
+
+
+def test_score_mask_binary_and_void() -> None:
+    from segcore.metrics import score_mask
+    gt = np.zeros((30, 30), np.uint8)
+    gt[5:25, 5:25] = 1
+    pred = np.zeros_like(gt)
+    pred[5:25, 5:15] = 1                                 # half the square
+    s = score_mask(gt, pred, 2)
+    assert s.iou == pytest.approx(0.5) and s.class_iou[1] == pytest.approx(0.5)
+    assert s.class_iou[0] == pytest.approx(500 / 700)
+    assert s.biou == pytest.approx(boundary_iou(gt, pred)) == pytest.approx(s.class_biou[1])
+    void = gt.copy()
+    void[5:25, 15:25] = 255                              # the missed half is not labelled
+    v = score_mask(void, pred, 2)
+    assert (v.iou, v.biou) == (1.0, 1.0)
+    assert v.confusion.sum() == 900 - 200                # void never counted in the pooled matrix
+    both_empty = score_mask(np.zeros_like(gt), np.zeros_like(gt), 2)
+    assert (both_empty.iou, both_empty.biou) == (1.0, 1.0) and math.isnan(both_empty.class_iou[1])
+
+
+def test_evaluation_pools_images() -> None:
+    from segcore.metrics import Evaluation, evaluate, score_mask
+    gt, pred = _three_class_pair()
+    gt2 = np.zeros((40, 60), np.uint8)
+    gt2[:, :20] = 2                                      # no class 1 in the second image
+    pred2 = np.full_like(gt2, 2)                         # everything predicted as class 2
+    ev = Evaluation(3)
+    ev.add(gt, pred, "a")
+    ev.add(gt2, pred2, "b")
+    out = ev.summary()
+    assert out["images"] == 2 and set(ev.per_image) == {"a", "b"}
+    a, b = score_mask(gt, pred, 3), score_mask(gt2, pred2, 3)
+    assert out["iou"] == pytest.approx((a.iou + b.iou) / 2)
+    assert out["biou"] == pytest.approx((a.biou + b.biou) / 2)
+    # pooled confusion: class 0 1100 + 0 hits of 1150 + 1600 gt px; class 2 1200 + 800 of 3600 pred
+    assert out["class_iou"] == pytest.approx([1100 / (2700 + 1150 - 1100), 0.5, 2000 / (2000 + 1600)])
+    assert out["miou"] == pytest.approx(sum(out["class_iou"]) / 3)
+    # class 1 is in image a only: its BIoU is image a's; class 0 is in both (0.0 in b)
+    assert out["class_biou"][1] == pytest.approx(a.class_biou[1])
+    assert out["class_biou"][0] == pytest.approx((a.class_biou[0] + 0.0) / 2)
+    assert evaluate([(gt, pred), (gt2, pred2)], 3) == out

@@ -399,7 +399,7 @@ def test_threads_save_masks_concurrently(tmp_path):
                     p.save_prediction(stem, _mask(i + 1), i / 16, None)
                     p.set_setting(f"thread{k}", i)
                     p.records()
-            except BaseException as exc:  # pragma: no cover - reported below
+            except BaseException as exc:  # noqa: BLE001  # pragma: no cover - reported below
                 errors.append(exc)
 
         threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]

@@ -69,7 +69,6 @@ def test_random_order_is_seeded_and_never_uses_test_stems(labelled, monkeypatch)
 def test_session_warm_starts_and_attention_follows_the_project(labelled, monkeypatch):
     """Each click trains from the previous version; attention takes the app's attention order."""
     from segcore import loop, simulate as sim
-    from segcore.versions import ModelStore
     parents: list = []
     real_finetune = loop.finetune
 
@@ -127,6 +126,60 @@ def test_cli_simulate_json(labelled, capsys, monkeypatch):
     assert len(rows) == 1 and rows[0]["k"] == 2 and rows[0]["order"] == "random"
     assert rows[0]["iou_crf"] is None and np.isfinite(rows[0]["iou"])
     assert cli.main(["simulate", "--images", str(images), "--masks", str(masks), "--test-last", "30"]) != 0
+
+
+def test_evaluate_test_per_class_scores_on_three_classes(tmp_path):
+    """segcore.simulate.evaluate_test with a predictor of known output: per-class IoU / BIoU."""
+    from types import SimpleNamespace
+
+    from segcore import metrics
+    from segcore.io import write_mask
+    from segcore.simulate import evaluate_test
+    gts, images, masks = [], {}, {}
+    for i in range(2):
+        gt = np.zeros((32, 48), np.uint8)
+        gt[:, 24:] = 2
+        if i == 0:
+            gt[4:12, 4:12] = 1
+        gts.append(gt)
+        images[f"s{i}"] = tmp_path / f"s{i}.png"
+        masks[f"s{i}"] = tmp_path / f"s{i}_mask.png"
+        from PIL import Image
+        Image.fromarray(np.full((32, 48, 3), 100, np.uint8)).save(images[f"s{i}"])
+        write_mask(masks[f"s{i}"], gt, num_classes=3)
+    pred = np.zeros((32, 48), np.uint8)
+    pred[:, 16:] = 2                                     # class 2 too wide, class 1 never
+
+    class Fixed:
+        def predict(self, image):
+            return SimpleNamespace(mask=pred.copy(), probs=None)
+
+    out = evaluate_test(Fixed(), images, masks, ["s0", "s1"], num_classes=3)
+    # class 0 pooled: gt 704 + 768 px, predicted 2 x 512, overlap 448 + 512 (class 1 takes 64)
+    assert out["per_class_iou"][0] == pytest.approx(960 / (704 + 768 + 1024 - 960))
+    assert out["per_class_iou"][1] == 0.0
+    assert out["per_class_iou"][2] == pytest.approx(2 * 32 * 24 / (2 * 32 * 32))
+    b0 = metrics.score_mask(gts[0], pred, 3).class_biou
+    b1 = metrics.score_mask(gts[1], pred, 3).class_biou
+    assert out["per_class_biou"] == pytest.approx([(b0[0] + b1[0]) / 2, 0.0, (b0[2] + b1[2]) / 2])
+    assert out["miou"] == pytest.approx(sum(out["per_class_iou"]) / 3)
+
+
+def test_cli_simulate_prints_per_class_rows_for_multi_class(capsys, monkeypatch):
+    from segcore import simulate as sim
+    from segcore.cli import main
+    row = {k: None for k in ROW_KEYS}
+    row.update(dataset="d", k=4, order="random", iou=0.5, biou=0.25, seconds=3.0, miou=0.4,
+               per_class_iou=[0.9, None, 0.3], per_class_biou=[0.8, None, 0.125])
+    monkeypatch.setattr(sim, "simulate", lambda *a, **kw: [row])
+    assert main(["simulate", "--images", "x", "--masks", "y", "--classes", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "per class (test images)" in out
+    lines = {line.split()[0]: line for line in out.splitlines() if line.strip()}
+    assert lines["0"].split()[1:] == ["0.900", "/", "0.800"]
+    assert lines["1"].split()[1:] == ["-", "/", "-"]
+    assert lines["2"].split()[1:] == ["0.300", "/", "0.125"]
+    assert lines["mIoU"].split()[1:] == ["0.400"]
 
 
 def test_given_test_stems_are_the_test_set_and_never_trained_on(labelled, monkeypatch):

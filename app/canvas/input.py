@@ -57,7 +57,7 @@ class CanvasInputMixin:
             self._cursor_item.setVisible(show)
 
     # ---- mouse ------------------------------------------------------------------------------
-    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+    def mousePressEvent(self, event: QMouseEvent) -> None:
         button = event.button()
         pans = self._space_down or self._tool.pans
         if button == Qt.MouseButton.MiddleButton or (button == Qt.MouseButton.LeftButton and pans):
@@ -72,7 +72,7 @@ class CanvasInputMixin:
             return
         super().mousePressEvent(event)
 
-    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
         pos = event.position()
         if self._pan_anchor is not None:
             delta = pos - self._pan_anchor
@@ -89,7 +89,7 @@ class CanvasInputMixin:
             self._tool.move(self, pt)
         event.accept()
 
-    def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
         if self._pan_anchor is not None and event.button() == self._pan_button:
             self._pan_anchor, self._pan_button = None, Qt.MouseButton.NoButton
             self._update_cursor_shape()
@@ -112,17 +112,17 @@ class CanvasInputMixin:
             self._last_cursor_px = px
             self.cursorMoved.emit(px[0], px[1])
 
-    def enterEvent(self, event) -> None:  # noqa: N802
+    def enterEvent(self, event) -> None:
         super().enterEvent(event)
         self._update_cursor_shape()
 
-    def leaveEvent(self, event) -> None:  # noqa: N802
+    def leaveEvent(self, event) -> None:
         super().leaveEvent(event)
         if self._cursor_item is not None:
             self._cursor_item.setVisible(False)
 
     # ---- wheel ------------------------------------------------------------------------------
-    def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802
+    def wheelEvent(self, event: QWheelEvent) -> None:
         dy = event.angleDelta().y() or event.pixelDelta().y()
         if dy == 0:
             event.ignore()
@@ -138,7 +138,7 @@ class CanvasInputMixin:
         event.accept()
 
     # ---- keys -------------------------------------------------------------------------------
-    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
+    def keyPressEvent(self, event: QKeyEvent) -> None:
         key, text = event.key(), event.text()
         mods = event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
         if key == Qt.Key.Key_Space:
@@ -170,7 +170,7 @@ class CanvasInputMixin:
             return
         event.accept()
 
-    def keyReleaseEvent(self, event: QKeyEvent) -> None:  # noqa: N802
+    def keyReleaseEvent(self, event: QKeyEvent) -> None:
         if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
             self._space_down = False
             self._update_cursor_shape()
@@ -178,6 +178,6 @@ class CanvasInputMixin:
             return
         super().keyReleaseEvent(event)
 
-    def focusOutEvent(self, event) -> None:  # noqa: N802
+    def focusOutEvent(self, event) -> None:
         self._space_down = False
         super().focusOutEvent(event)

@@ -74,13 +74,6 @@ class OverlayItem(QGraphicsItem):
             self._image, self._pixels = image, pixels[:, : self._w]
         return self._pixels
 
-    def has_buffer(self) -> bool:
-        return self._pixels is not None
-
-    def release_buffer(self) -> None:
-        self._pixels = None
-        self._image = None
-
     def qimage(self) -> QImage | None:
         return self._image
 

@@ -42,7 +42,7 @@ def auto_levels(rgb: np.ndarray, low_pct: float = 1.0, high_pct: float = 99.0) -
     width = max(float(hi - lo), 4.0)
     contrast = 25.0 * math.log2(255.0 / width)
     brightness = (127.5 - (lo + hi) / 2) / 1.275
-    clamp = lambda v: int(max(-LEVEL_RANGE, min(LEVEL_RANGE, round(v))))  # noqa: E731
+    clamp = lambda v: int(max(-LEVEL_RANGE, min(LEVEL_RANGE, round(v))))
     return clamp(brightness), clamp(contrast)
 
 

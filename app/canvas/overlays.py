@@ -35,7 +35,7 @@ class OverlaySet:
         self.removed_argb = argb(DIFF_REMOVED_COLOR)
         self._stale = {name: True for name in LAYERS}
         self._doc: MaskDocument | None = None
-        self.hatched = False  # the mask shown is a prediction, not the user's (issue 11)
+        self.hatched = False  # the mask shown is a prediction, not the user's
         self.partial = False  # partial labels: void pixels show the prediction hatched
         self.light_lut = class_lut(self.colors, alpha=PREDICTION_GAP_ALPHA)
 

@@ -10,7 +10,6 @@ import cv2
 import numpy as np
 
 from app.canvas.document import Rect
-from app.canvas.layers import argb
 
 
 HATCH = 4  # stripe width (image px) of a prediction drawn hatched

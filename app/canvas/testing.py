@@ -54,7 +54,7 @@ def key(canvas: MaskCanvas, keys: Iterable[Qt.Key]) -> None:
         QTest.keyClick(canvas, k)
 
 
-def shown_canvas(qtbot, image, mask=None, size: tuple[int, int] = (420, 320)):  # noqa: ANN001, ANN201
+def shown_canvas(qtbot, image, mask=None, size: tuple[int, int] = (420, 320)):
     """A MaskCanvas shown at ``size`` with ``image`` (and ``mask``) at 1:1 zoom, for tests."""
     c = MaskCanvas()
     qtbot.addWidget(c)

@@ -13,7 +13,7 @@ from PySide6.QtGui import QUndoCommand, QUndoStack
 
 from app.canvas.document import Patch, Rect
 
-UNDO_LIMIT = 256  # ≥ 200 steps per image (issue 4)
+UNDO_LIMIT = 256  # ≥ 200 undo steps per image
 
 ApplyFn = Callable[[str, Rect, np.ndarray], None]
 """``apply(stem, rect, pixels)``: write pixels into the mask of image ``stem`` and refresh."""

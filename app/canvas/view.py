@@ -340,7 +340,7 @@ class MaskCanvas(CanvasInputMixin, QGraphicsView):
         fit = min(vp.width() / max(1, self._doc.width), vp.height() / max(1, self._doc.height))
         return min(fit, 1.0) / 4.0, 64.0
 
-    def resizeEvent(self, event) -> None:  # noqa: N802
+    def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
         if self._fit_mode and self._doc is not None:
             self.fitInView(self._scene.sceneRect(), Qt.AspectRatioMode.KeepAspectRatio)

@@ -23,12 +23,17 @@ from ..workers.thumbnails import ThumbnailProvider
 RECORD_ROLE = Qt.ItemDataRole.UserRole + 1
 STEM_ROLE = Qt.ItemDataRole.UserRole + 2
 
-STATUS_COLORS: dict[str, str] = {
-    "unlabelled": "#7b8494", "predicted": "#d89b21", "in_progress": "#8f6bd8", "done": "#2fa36b",
-    "skipped": "#5f6b7a", "error": "#e0474c",
+# Keyed by the enum (a str enum: a status value such as "done" finds its entry too).
+STATUS_COLORS: dict[ImageStatus, str] = {
+    ImageStatus.UNLABELLED: "#7b8494", ImageStatus.PREDICTED: "#d89b21",
+    ImageStatus.IN_PROGRESS: "#8f6bd8", ImageStatus.DONE: "#2fa36b",
+    ImageStatus.SKIPPED: "#5f6b7a", ImageStatus.ERROR: "#e0474c",
 }
-STATUS_TEXT = {"unlabelled": "unlabelled", "predicted": "▨ predicted", "in_progress": "✎ in progress",
-               "done": "✓ done", "skipped": "skipped", "error": "error"}
+STATUS_TEXT: dict[ImageStatus, str] = {
+    ImageStatus.UNLABELLED: "unlabelled", ImageStatus.PREDICTED: "▨ predicted",
+    ImageStatus.IN_PROGRESS: "✎ in progress", ImageStatus.DONE: "✓ done",
+    ImageStatus.SKIPPED: "skipped", ImageStatus.ERROR: "error",
+}
 HELD_OUT_COLOR = "#4aa3df"
 HELD_OUT_TEXT = "held out"
 ROW_HEIGHT = 68
@@ -54,7 +59,7 @@ class ImageListModel(QAbstractListModel):
         thumbs.ready.connect(self._thumb_ready)
 
     # -- content ----------------------------------------------------------------------------
-    def set_project(self, project) -> None:  # noqa: ANN001
+    def set_project(self, project) -> None:
         self.project = project
         self.refresh()
 
@@ -107,10 +112,10 @@ class ImageListModel(QAbstractListModel):
         return self._rows[row] if 0 <= row < len(self._rows) else None
 
     # -- Qt model ---------------------------------------------------------------------------
-    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: B008, N802
+    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self._rows)
 
-    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):  # noqa: ANN201
+    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
         if not index.isValid() or not 0 <= index.row() < len(self._rows):
             return None
         record = self._rows[index.row()]
@@ -170,7 +175,7 @@ def _tooltip(record: ImageRecord) -> str:
 class ImageItemDelegate(QStyledItemDelegate):
     """Thumbnail, file name, a coloured status pill and the metrics line."""
 
-    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:  # noqa: N802
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:
         return QSize(200, ROW_HEIGHT)
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
@@ -298,7 +303,7 @@ class ImageListPanel(QWidget):
         self._current: str | None = None
         self._silent = False
 
-    def set_project(self, project) -> None:  # noqa: ANN001
+    def set_project(self, project) -> None:
         self.model.set_project(project)
 
     def set_filter(self, status: str | None) -> None:

@@ -33,7 +33,7 @@ class Spinner(QWidget):
         self._angle = (self._angle + 30) % 360
         self.update()
 
-    def paintEvent(self, _event) -> None:  # noqa: ANN001, N802
+    def paintEvent(self, _event) -> None:
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
         pen = QPen(QColor(self.palette().color(QPalette.ColorRole.Highlight)), 2.2)
@@ -67,15 +67,15 @@ class ElidedLabel(QLabel):
     def shown_text(self) -> str:
         return super().text()
 
-    def sizeHint(self) -> QSize:  # noqa: N802 - the style sheet's padding included
+    def sizeHint(self) -> QSize:  # the style sheet's padding included
         m = self.contentsMargins()
         width = self.fontMetrics().horizontalAdvance(self._full) + m.left() + m.right() + 4
         return QSize(width, super().sizeHint().height())
 
-    def minimumSizeHint(self) -> QSize:  # noqa: N802
+    def minimumSizeHint(self) -> QSize:
         return QSize(self.minimumWidth(), super().minimumSizeHint().height())
 
-    def resizeEvent(self, event) -> None:  # noqa: ANN001, N802
+    def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
         self._elide()
 

@@ -19,7 +19,7 @@ from ..canvas.levels import LEVEL_RANGE
 MAX_BRUSH = 500
 
 
-def _tool_button(action, text: bool = True) -> QToolButton:  # noqa: ANN001 - QAction
+def _tool_button(action, text: bool = True) -> QToolButton:  # QAction
     button = QToolButton()
     button.setDefaultAction(action)
     button.setIconSize(QSize(22, 22))
@@ -30,7 +30,7 @@ def _tool_button(action, text: bool = True) -> QToolButton:  # noqa: ANN001 - QA
     return button
 
 
-def _layer_row(action, extra: QWidget | None = None) -> QHBoxLayout:  # noqa: ANN001
+def _layer_row(action, extra: QWidget | None = None) -> QHBoxLayout:
     row = QHBoxLayout()
     button = QToolButton()
     button.setDefaultAction(action)
@@ -260,7 +260,7 @@ class ToolsPanel(QWidget):
         self.boundary_spin.setValue(int(px))
         self.boundary_spin.blockSignals(False)
 
-    def set_classes(self, classes: list) -> None:  # noqa: ANN001 - list[ClassInfo]
+    def set_classes(self, classes: list) -> None:  # list[ClassInfo]
         """Fill the class picker: the foreground classes (key = index), then void (255)."""
         keep = self.class_combo.currentData()
         self.class_combo.blockSignals(True)

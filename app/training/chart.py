@@ -120,7 +120,7 @@ class TrainingChart(QChartView):
         self.loss_axis.setLabelsColor(QColor(LOSS_COLOR))
         self.score_axis.setLabelsColor(QColor(IOU_COLOR))
 
-    def changeEvent(self, event) -> None:  # noqa: ANN001, N802
+    def changeEvent(self, event) -> None:
         super().changeEvent(event)
         if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.StyleChange):
             self.apply_palette()

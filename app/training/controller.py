@@ -324,7 +324,7 @@ class TrainingController(QObject):
             gain = (decision.get("iou_on") or 0.0) - (decision.get("iou_off") or 0.0)
             text += f" CRF on (+{gain:.2f} IoU)." if decision.get("enabled") else " CRF off."
         self.panel.set_result(text, detail=decision.get("message", ""))
-        self.panel.set_class_scores(m.get("class_iou"))
+        self.panel.set_class_scores(m.get("class_iou"), m.get("class_biou"))
         self.panel.set_status("Training finished.")
         self._status(f"Fine-tuned: model v{result.version_id} is active; re-predicting…")
         self.refresh()
@@ -404,7 +404,7 @@ class TrainingController(QObject):
                      15000)
 
     # -- lifetime ---------------------------------------------------------------------------
-    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
         if obj is self.window and event.type() == QEvent.Type.Close:
             self.shutdown()
         return False

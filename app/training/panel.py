@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QBoxLayout, QGroupBox, QHBoxLayout, QLabel, QProgressBar, QPushButton,
                                QSizePolicy, QVBoxLayout, QWidget)
 
@@ -244,20 +244,28 @@ class TrainingPanel(QWidget):
         self.result_label.setToolTip(f"{text}\n{detail}" if detail else text)
         self.result_label.setStyleSheet("color: #ff8a7a;" if error else "")
 
-    def set_class_scores(self, scores: dict | None) -> None:
-        """Per-class held-out IoU: 'per class: mean 0.55 · worst: dog 0.12, cat 0.30'."""
+    def set_class_scores(self, scores: dict | None, bscores: dict | None = None) -> None:
+        """Per-class held-out IoU and Boundary IoU, each as its mean and the worst classes:
+        'Per class (held out): IoU mean 0.55 · worst dog 0.12, cat 0.30. BIoU mean 0.40 · …'."""
         from segcore.loop import worst_classes
 
-        valid = {k: v for i, (k, v) in enumerate((scores or {}).items()) if v is not None}
-        if not valid:
+        parts = []
+        for name, values in (("IoU", scores), ("BIoU", bscores)):
+            valid = [v for v in (values or {}).values() if v is not None]
+            if not valid:
+                continue
+            worst = ", ".join(f"{k} {v:.2f}" for k, v in worst_classes(values or {}))
+            parts.append(f"{name} mean {sum(valid) / len(valid):.2f}" + (f" · worst {worst}" if worst else ""))
+        if not parts:
             self.class_scores_label.hide()
             return
-        mean = sum(valid.values()) / len(valid)
-        worst = ", ".join(f"{k} {v:.2f}" for k, v in worst_classes(scores or {}))
-        self.class_scores_label.setText(f"Per class (held out): mean IoU {mean:.2f}"
-                                        + (f" · worst: {worst}" if worst else ""))
-        self.class_scores_label.setToolTip("\n".join(
-            f"{k}: {'–' if v is None else f'{v:.3f}'}" for k, v in (scores or {}).items()))
+        self.class_scores_label.setText("Per class (held out): " + ". ".join(parts))
+        b = bscores or {}
+
+        def fmt(v: float | None) -> str:
+            return "–" if v is None else f"{v:.3f}"
+        self.class_scores_label.setToolTip("class: IoU / BIoU\n" + "\n".join(
+            f"{k}: {fmt(v)} / {fmt(b.get(k))}" for k, v in (scores or {}).items()))
         self.class_scores_label.show()
 
     def set_start_iou(self, iou: float | None) -> None:

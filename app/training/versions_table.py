@@ -97,7 +97,7 @@ class VersionsTable(QTableWidget):
         self._ids: list[int] = []
         self.itemSelectionChanged.connect(lambda: self.selectedVersionChanged.emit(self.selected_id()))
 
-    def sizeHint(self) -> QSize:  # noqa: N802
+    def sizeHint(self) -> QSize:
         # QTableWidget's default (~192 px tall) made the whole Training panel ask for that
         # height, so a 1280x720 window scrolled the dock; the table grows with the dock anyway
         hint = super().sizeHint()

@@ -29,8 +29,8 @@ from PySide6.QtCore import QObject, QThread, Signal
 # Imported here, on the GUI thread, on purpose: the first import of torchvision's model code
 # from a worker thread held the GIL for up to ~170 ms at a time (dlopen and module set-up),
 # stalling the GUI at the start of the first fine-tune (measured in bench_memory).
-import segcore.inference  # noqa: E402, F401
-import segcore.models  # noqa: E402, F401
+import segcore.inference
+import segcore.models  # noqa: F401
 
 from segcore.errors import CheckpointError, ReadOnlyProjectError, TrainingError
 from segcore.training import EpochReport, TrainCallbacks, TrainConfig
@@ -123,7 +123,7 @@ class _Thread(QThread):
             if project is not None:
                 try:
                     project.close()
-                except Exception:  # noqa: BLE001, S110
+                except Exception:  # noqa: BLE001
                     pass
 
 

@@ -44,9 +44,9 @@ class ColdStartWorker(QThread):
     failed = Signal(str)       # message
     progress = Signal(int, int)
 
-    def __init__(self, project: Any, parent=None) -> None:  # noqa: ANN001
+    def __init__(self, project: Any, parent=None) -> None:
         super().__init__(parent)
-        import segcore.models  # noqa: F401 - first import on the GUI thread (see app.training.worker)
+        import segcore.models  # first import on the GUI thread (see app.training.worker)
         import segcore.selection  # noqa: F401
         self.project = project
         self._stop = threading.Event()

@@ -1,8 +1,8 @@
 """IoU / Boundary IoU of a corrected mask against the model's prediction, off the GUI thread.
 
-``MetricsJobs.schedule(stem)`` loads the saved mask and prediction, computes the scores with
-segcore.metrics (binary: foreground IoU and Boundary IoU; multi-class: mIoU and mean BIoU),
-stores them with ``project.set_image_metrics`` and emits ``updated(stem)``.
+``MetricsJobs.schedule(stem)`` loads the saved mask and prediction, scores them with
+segcore.metrics.score_mask (the one scoring rule: binary foreground IoU / Boundary IoU,
+multi-class mIoU / mean BIoU, void 255 never scored), stores them with ``project.set_image_metrics`` and emits ``updated(stem)``.
 """
 
 from __future__ import annotations
@@ -23,13 +23,8 @@ def compute_metrics(project: Any, stem: str) -> bool:
     prediction = project.load_prediction(stem)
     if mask is None or prediction is None or mask.shape != prediction.shape:
         return False
-    if project.num_classes <= 2:
-        iou = metrics.foreground_iou(mask, prediction)
-        biou = metrics.boundary_iou(mask, prediction)
-    else:
-        iou = metrics.segmentation_scores(mask, prediction, project.num_classes)["miou"]
-        biou = metrics.mean_boundary_iou(mask, prediction, project.num_classes)
-    project.set_image_metrics(stem, float(iou), float(biou))
+    score = metrics.score_mask(mask, prediction, project.num_classes)
+    project.set_image_metrics(stem, score.iou, score.biou)
     return True
 
 
@@ -42,7 +37,7 @@ class _Job(QRunnable):
         try:
             if compute_metrics(self.project, self.stem):
                 self.relay.updated.emit(self.stem)
-        except Exception:  # noqa: BLE001, S110 - metrics are informative only
+        except Exception:  # noqa: BLE001 - metrics are informative only
             pass
 
 

@@ -49,11 +49,8 @@ NO_MODEL_LABEL = "no trained model yet: correct a few images, then Fine-tune"
 
 
 def _device_name() -> str:
-    import torch
-
-    if torch.cuda.is_available():
-        return f"CUDA: {torch.cuda.get_device_name(0)}"
-    return "CPU"
+    from segcore.devices import device_label
+    return device_label()
 
 
 def default_model_factory(project: Any) -> LoadedModel:
@@ -85,7 +82,7 @@ class PredictionWorker(QThread):
     busyChanged = Signal(bool, int)          # busy, items left
 
     def __init__(self, project: Any, factory: Callable[[Any], LoadedModel] | None = None,
-                 parent=None) -> None:  # noqa: ANN001
+                 parent=None) -> None:
         super().__init__(parent)
         self.project = project
         self._factory = factory
@@ -221,7 +218,7 @@ class PredictionWorker(QThread):
             return
         try:
             self.project.save_prediction(stem, mask, uncertainty, self._model.version_id)
-        except Exception:  # noqa: BLE001, S110 - read-only project: shown, not stored
+        except Exception:  # noqa: BLE001 - read-only project: shown, not stored
             pass
         self._done.add(stem)
         self.predicted.emit(stem, mask, uncertainty)
@@ -233,6 +230,6 @@ class PredictionWorker(QThread):
 
             try:
                 probs = refine(image, probs, params)
-            except Exception:  # noqa: BLE001, S110 - CRF unavailable: plain prediction
+            except Exception:  # noqa: BLE001 - CRF unavailable: plain prediction
                 pass
         return np.asarray(probs).argmax(axis=0).astype(np.uint8)

@@ -10,7 +10,6 @@ fires when the pixmap is available. Images that cannot be decoded emit ``failed(
 from __future__ import annotations
 
 import itertools
-import os
 from collections import OrderedDict
 from pathlib import Path
 
@@ -30,7 +29,7 @@ class _UseFullReader(Exception):
     pass
 
 
-def _high_bit_depth(img) -> bool:  # noqa: ANN001 - PIL.Image.Image
+def _high_bit_depth(img) -> bool:  # PIL.Image.Image
     """16-bit / integer / float samples (gray modes I, I;16, F, or 16-bit RGB in the file)."""
     if img.mode.startswith("I") or img.mode == "F":
         return True
@@ -78,12 +77,17 @@ def make_thumbnail(image_path: Path, cache_path: Path | None, size: int = THUMB_
     data = rgb.tobytes()
     qimg = QImage(data, rgb.width, rgb.height, rgb.width * 3, QImage.Format.Format_RGB888).copy()
     if cache_path is not None:
+        from PySide6.QtCore import QBuffer, QIODevice
+
+        from segcore._atomic import atomic_write_bytes
+        from segcore.errors import SegLoopError
+        buffer = QBuffer()
+        buffer.open(QIODevice.OpenModeFlag.WriteOnly)
         try:
             cache_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache_path.with_name(f".{cache_path.name}.{os.getpid()}.tmp")
-            if qimg.save(str(tmp), "PNG"):
-                os.replace(tmp, cache_path)
-        except OSError:
+            if qimg.save(buffer, "PNG"):
+                atomic_write_bytes(cache_path, bytes(buffer.data()))
+        except (OSError, SegLoopError):
             pass  # a cache that cannot be written is just not cached
     return qimg
 
@@ -126,7 +130,7 @@ class ThumbnailProvider(QObject):
         self._failed: set[str] = set()
         self._priority = itertools.count()
 
-    def set_project(self, project) -> None:  # noqa: ANN001 - segcore.project.Project
+    def set_project(self, project) -> None:  # segcore.project.Project
         self.pool.clear()
         self._generation += 1
         self._project = project

@@ -32,7 +32,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import TrainingError
-from ..preprocess import Preset, normalize  # noqa: F401 - normalize: one definition, re-exported
+from ..preprocess import Preset, normalize  # normalize: one definition, re-exported
 
 IGNORE = 255
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -22,7 +21,7 @@ def _logits(model: nn.Module, pair: ValPair, device: torch.device, preset: Prese
     """(1, C, H, W) logits at the mask's resolution from the pair's working image."""
     preset = preset or preset_of(model)
     x = normalize(pair.image, preset.mean, preset.std).unsqueeze(0).to(device)
-    forward = lambda t: model(t)["out"]  # noqa: E731 - eval mode: {"out": logits}
+    forward = lambda t: model(t)["out"]  # eval mode: {"out": logits}
     if preset.policy == "stretch":
         logits = padded_forward(forward, x)
     else:
@@ -39,13 +38,13 @@ def evaluate_prepared(model: nn.Module, val: list[ValPair], device: torch.device
     ``features``: cached encoder features of each pair (fast mode with a "stretch" preset:
     ``model.cached_features`` with ``tail_blocks``) instead of running the encoder.
     """
-    from ..metrics import score_mask
+    from ..metrics import Evaluation
     if not val:
         return None, None
     device = torch.device(device)
     was_training = model.training
     model.eval()
-    ious, bious = [], []
+    scores = Evaluation(model.num_classes, IGNORE)
     for i, pair in enumerate(val):
         if features:
             feats = {k: v.to(device).float().unsqueeze(0) for k, v in features[i].items()}
@@ -56,11 +55,10 @@ def evaluate_prepared(model: nn.Module, val: list[ValPair], device: torch.device
             pred = (logits[0, 0] > 0).to(torch.uint8).cpu().numpy()
         else:
             pred = logits[0].argmax(0).to(torch.uint8).cpu().numpy()
-        iou, biou = score_mask(pair.mask, pred, model.num_classes, IGNORE)
-        ious.append(iou)
-        bious.append(biou)
+        scores.add(pair.mask, pred)
     model.train(was_training)
-    return float(np.nanmean(ious)), float(np.nanmean(bious))
+    summary = scores.summary()
+    return summary["iou"], summary["biou"]
 
 
 def evaluate_pairs(model: nn.Module, pairs: Sequence[Any], preset: Preset | int | None = None,

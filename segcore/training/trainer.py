@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
+from ..devices import resolve_device
 from ..errors import TrainingError
 from .config import DEFAULT_EPOCHS, EpochReport, TrainCallbacks, TrainConfig, TrainResult
 from ..preprocess import Preset
@@ -35,12 +36,6 @@ _BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 
 class _Cancelled(Exception):
     pass
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def _dist() -> tuple[bool, int, int]:

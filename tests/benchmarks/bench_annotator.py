@@ -13,7 +13,8 @@ ImageNet model (k = 0) and the random order at every k (attention should be >= r
 --quick: k = 20 in one click from the ImageNet model, random order only, with a 20 s budget
 instead of the default (a smoke run of the whole path; its numbers are not the targets').
 Results: results.json key "annotator" (rows dataset, k, order, iou, biou, iou_crf, biou_crf,
-seconds, plus protocol, clicks, total_train_seconds) and a Markdown table. Targets (issue 6): k=20 → IoU >= 0.85, BIoU >= 0.55 in <= 60 s;
+seconds, plus protocol, clicks, total_train_seconds) and a Markdown table.
+Targets: k=20 → IoU >= 0.85, BIoU >= 0.55 in <= 60 s;
 k=200 → IoU >= 0.90, BIoU >= 0.70.
 """
 
@@ -70,9 +71,9 @@ def main(argv: list[str] | None = None) -> int:
                                            f"{r['seconds']:.0f} s", flush=True))
     # baseline measured in the same run: the untrained starting model (k = 0)
     from segcore import models
-    found = matched_stems(root / "images", root / "masks")
+    found, mask_paths = matched_stems(root / "images", root / "masks")
     base = evaluate_test(make_predictor(models.build(config.arch, pretrained=True), config.input_size),
-                         found, root / "masks", sorted(found)[-80:])
+                         found, mask_paths, sorted(found)[-80:])
     rows.insert(0, {"dataset": "weizmann_horse", "k": 0, "order": "none", "iou": base["iou"], "biou": base["biou"],
                     "iou_crf": None, "biou_crf": None, "seconds": 0.0, "protocol": args.protocol, "clicks": 0,
                     "total_train_seconds": 0.0})

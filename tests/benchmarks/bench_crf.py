@@ -19,7 +19,7 @@ import torch
 
 from segcore.crf import CRFParams, crf_available, refine
 from segcore.inference import Predictor
-from segcore.metrics import boundary_iou, foreground_iou
+from segcore.metrics import score_mask
 from tests.benchmarks.common import bench_checkpoint, median, record, report, weizmann_dir
 
 SIZES = {"500x500": (500, 500), "1280x960": (960, 1280)}
@@ -67,8 +67,9 @@ def main(argv: list[str] | None = None) -> int:
                 ms = (time.perf_counter() - t0) * 1000
                 pred = refined.argmax(0).astype(np.uint8)
                 scores[name][0].append(ms)
-                scores[name][1].append(foreground_iou(mask, pred))
-                scores[name][2].append(boundary_iou(mask, pred))
+                score = score_mask(mask, pred, 2)
+                scores[name][1].append(score.iou)
+                scores[name][2].append(score.biou)
         full_ms = median(scores["full"][0])
         for name, (ms, iou, biou) in scores.items():
             m = median(ms)

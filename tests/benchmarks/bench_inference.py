@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from segcore.inference import Predictor
-from segcore.metrics import foreground_iou
+from segcore.metrics import score_mask
 from segcore.models.optimize import VARIANTS, make_runner
 from segcore.versions import load_checkpoint
 from tests.benchmarks.common import bench_checkpoint, median, record, report, time_ms, weizmann_dir
@@ -67,12 +67,12 @@ def main(argv: list[str] | None = None) -> int:
             run = make_runner(model, variant)
             with torch.inference_mode():
                 masks = [(run(x)[0, 0] > 0).numpy() for x in batch]
-                times = time_ms(lambda: run(batch[0]), repeat=repeat, warmup=1)
+                times = time_ms(lambda run=run, x=batch[0]: run(x), repeat=repeat, warmup=1)
             results[variant] = {"ms": median(times), "masks": masks}
         base = results["eager"]
         for variant in VARIANTS:
             r = results[variant]
-            iou = min(foreground_iou(a, b) for a, b in zip(base["masks"], r["masks"]))
+            iou = min(score_mask(a, b, 2, None).iou for a, b in zip(base["masks"], r["masks"]))  # agreement
             ratio = base["ms"] / r["ms"]
             rows.append((label, variant, r["ms"], ratio, iou))
             out.append({"size": label, "variant": variant, "median_ms": round(r["ms"], 2),
@@ -82,11 +82,11 @@ def main(argv: list[str] | None = None) -> int:
         app = Predictor(model)
         with torch.inference_mode():
             masks = [app.predict(x).mask.astype(bool) for x in photos]
-            times = time_ms(lambda: app.predict(photos[0]), repeat=repeat, warmup=1)
+            times = time_ms(lambda app=app, x=photos[0]: app.predict(x), repeat=repeat, warmup=1)
         ms = median(times)
-        iou = min(foreground_iou(a, b) for a, b in zip(base["masks"], masks))
-        gt_eager = float(np.mean([foreground_iou(g, m) for g, m in zip(gts, base["masks"])]))
-        gt_app = float(np.mean([foreground_iou(g, m) for g, m in zip(gts, masks)]))
+        iou = min(score_mask(a, b, 2, None).iou for a, b in zip(base["masks"], masks))
+        gt_eager = float(np.mean([score_mask(g, m, 2).iou for g, m in zip(gts, base["masks"])]))
+        gt_app = float(np.mean([score_mask(g, m, 2).iou for g, m in zip(gts, masks)]))
         variant = f"app predict() at {app.input_size}² (fused)"
         rows.append((label, variant, ms, base["ms"] / ms, iou))
         out.append({"size": label, "variant": "app_predict", "input_size": app.input_size,

@@ -26,10 +26,10 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-from PySide6.QtCore import QEvent  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
+import cv2
+import numpy as np
+from PySide6.QtCore import QEvent
+from PySide6.QtWidgets import QApplication
 
 H, W = 3000, 4000
 

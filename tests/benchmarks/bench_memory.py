@@ -21,7 +21,7 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from tests.benchmarks.common import record, report, rss_mb, weizmann_dir  # noqa: E402
+from tests.benchmarks.common import record, report, rss_mb, weizmann_dir
 
 
 def build_project(root: Path, k: int) -> Path:

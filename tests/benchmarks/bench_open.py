@@ -76,7 +76,7 @@ def main() -> None:
     from segcore.project import Project
 
     if args.no_model:
-        def no_model(project):  # noqa: ANN001, ANN202
+        def no_model(project):
             raise RuntimeError("model disabled for this benchmark")
         prediction.default_model_factory = no_model
 

@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     from segcore import models
     from segcore.simulate import default_config, evaluate_test, make_predictor, matched_stems
     from segcore.training import Trainer
-    found = matched_stems(root / "images", root / "masks")
+    found, mask_paths = matched_stems(root / "images", root / "masks")
     stems = sorted(found)
     test, pool = stems[-80:], stems[:-80]
     ns = [20] if args.quick else [int(n) for n in args.n.split(",")]
@@ -47,16 +47,16 @@ def main(argv: list[str] | None = None) -> int:
         base_cfg = replace(base_cfg, time_budget_s=args.budget)
     cache: dict = {}
     start = evaluate_test(make_predictor(models.build(base_cfg.arch, pretrained=True), base_cfg.input_size),
-                          found, root / "masks", test, cache=cache)
+                          found, mask_paths, test, cache=cache)
     rows = [{"n": 0, "mode": "untrained", "budget_s": 0.0, "iou": start["iou"], "biou": start["biou"], "seconds": 0.0}]
     for n in ns:
-        pairs = [(found[s], root / "masks" / f"{s}.png", s) for s in pool[:n]]
+        pairs = [(found[s], mask_paths[s], s) for s in pool[:n]]
         for mode in modes:
             cfg = replace(base_cfg, mode=mode)
             t0 = time.perf_counter()
             result = Trainer(models.build(cfg.arch, pretrained=True), cfg).fit(pairs, [])
             seconds = time.perf_counter() - t0
-            s = evaluate_test(make_predictor(result.model, cfg.input_size), found, root / "masks", test, cache=cache)
+            s = evaluate_test(make_predictor(result.model, cfg.input_size), found, mask_paths, test, cache=cache)
             rows.append({"n": n, "mode": mode, "budget_s": cfg.time_budget_s, "iou": s["iou"], "biou": s["biou"],
                          "seconds": seconds})
             print(rows[-1], flush=True)

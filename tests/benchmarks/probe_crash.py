@@ -71,7 +71,7 @@ def stroke_rows(geo: tuple[int, int, int, int]) -> tuple[list[int], int, int]:
     return [y + 230 + 50 * k for k in range(ROWS)], x + 340, x + 620
 
 
-def paint(row: int, x0: int, x1: int, steps: int = 12, kill_midway=None) -> float | None:  # noqa: ANN001
+def paint(row: int, x0: int, x1: int, steps: int = 12, kill_midway=None) -> float | None:
     """One stroke; returns the time of the mouse release (None if killed in the middle)."""
     xdo("mousemove", str(x0), str(row))
     xdo("mousedown", "1")
@@ -154,7 +154,7 @@ def main() -> int:
     env.setdefault("TORCH_HOME", os.path.expanduser("~/.cache/torch"))
     t_start = time.monotonic()
 
-    def run_once(project: Path, plan):  # noqa: ANN001, ANN202
+    def run_once(project: Path, plan):
         proc = start_app(project, env)
         win = find_window("demo_000", 240)
         if win is None:
@@ -212,7 +212,7 @@ def main() -> int:
         def kill() -> None:
             nonlocal killed_at
             killed_at = time.monotonic()
-            os.kill(proc.pid, signal.SIGKILL)
+            os.kill(proc.pid, signal.SIGKILL)  # noqa: B023 - called within this iteration
 
         for k in range(n_strokes):
             last = k == n_strokes - 1
@@ -246,7 +246,7 @@ def main() -> int:
     return 0
 
 
-def summary(args, finished, corrupt_total, starts, runs, elapsed, final,  # noqa: ANN001, ANN201
+def summary(args, finished, corrupt_total, starts, runs, elapsed, final,
             skipped=()):
     """The table (printed at the end; written to --json after every run, so a partial run is
     usable)."""

@@ -7,7 +7,8 @@ else ``../shared/datasets`` beside the checkout. Each dataset folder has ``image
 and ``SOURCE.txt``. The hard variants are generated from it, deterministically (seeded), into
 ``$SEGLOOP_SUITE_OUT`` (default ``tests/benchmarks/out/suite``, git-ignored):
 
-* ``dsb2018_tiles``: 96-128 px tiles cut from dsb2018_nuclei (about a fifth of them empty: 30 % are searched for, not every image has one);
+* ``dsb2018_tiles``: 96-128 px tiles cut from dsb2018_nuclei (about a fifth of them empty: 30 %
+  are searched for, not every image has one);
 * ``ph2_tiles``: 96-128 px tiles cut from ph2_skin_lesion at half resolution (a fifth empty);
 * ``ph2_small_lowcontrast``: each PH2 image at 30 % contrast, shrunk into a 256x256 frame of
   noisy skin colour so the lesion covers < 10 % of the image (median ~2 %).
@@ -106,7 +107,7 @@ def test_stems(name: str, stems: list[str]) -> list[str]:
     quota = {g: int(q) for g, q in exact.items()}
     for g in sorted(exact, key=lambda g: exact[g] - quota[g], reverse=True)[:n_test - sum(quota.values())]:
         quota[g] += 1  # largest remainders
-    natural = lambda s: [int(t) if t.isdigit() else t for t in s.split("_")]  # noqa: E731
+    natural = lambda s: [int(t) if t.isdigit() else t for t in s.split("_")]
     return sorted(s for g, v in groups.items() for s in sorted(v, key=natural)[len(v) - quota[g]:])
 
 

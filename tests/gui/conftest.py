@@ -26,7 +26,7 @@ class FakePredictor:
     def __init__(self) -> None:
         self.calls: list[tuple[int, int]] = []
 
-    def predict(self, image: np.ndarray):  # noqa: ANN201
+    def predict(self, image: np.ndarray):
         from segcore.inference import Prediction
 
         self.calls.append(image.shape[:2])
@@ -62,7 +62,7 @@ def tiny_model(monkeypatch):
     from segcore import models
     from segcore.inference import Predictor
 
-    def factory(project):  # noqa: ANN001, ANN202
+    def factory(project):
         torch.manual_seed(0)
         torch.set_num_threads(1)
         model = models.build(models.DEFAULT_MODEL, num_classes=project.num_classes,
@@ -80,7 +80,7 @@ def demo_dir(tmp_path) -> Path:
     return generate_demo_project(tmp_path / "demo", n_images=N_IMAGES, size=SIZE, seed=3)
 
 
-def make_window(qtbot, folder: Path | None = None, ask_mask_resize=None):  # noqa: ANN001, ANN201
+def make_window(qtbot, folder: Path | None = None, ask_mask_resize=None):
     from app.main_window import MainWindow
     from app.settings import Settings
 
@@ -98,7 +98,7 @@ def make_window(qtbot, folder: Path | None = None, ask_mask_resize=None):  # noq
 
 
 @pytest.fixture
-def window(qtbot, demo_dir, fake_model):  # noqa: ANN001, ANN201
+def window(qtbot, demo_dir, fake_model):
     w = make_window(qtbot, demo_dir)
     yield w
     w.close()

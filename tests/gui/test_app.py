@@ -12,7 +12,7 @@ from segcore import io
 from .conftest import N_IMAGES, make_window
 
 
-def _wait_idle(qtbot, window) -> None:  # noqa: ANN001
+def _wait_idle(qtbot, window) -> None:
     qtbot.waitUntil(lambda: window.session.worker.pending() == 0, timeout=10000)
 
 
@@ -146,7 +146,7 @@ def test_shortcuts_dialog_lists_every_action(window):
         assert spec.text.replace("&", "").rstrip("…") in names
         if spec.shortcuts:
             assert action.toolTip()
-    assert "Accept Prediction" in names and "Next Unlabelled" in names
+    assert "Accept Prediction" in names and "Next Unfinished" in names
     dialog.close()
 
 

@@ -13,7 +13,7 @@ from segcore import io
 from .conftest import N_IMAGES, SIZE, make_window
 
 
-def _status(window, stem):  # noqa: ANN001, ANN202
+def _status(window, stem):
     return window.session.project.record(stem).status.value
 
 
@@ -96,7 +96,7 @@ def test_huge_image_opens_with_a_status_warning(qtbot, demo_dir, fake_model, mon
 def test_model_load_failure_is_reported_and_editing_still_works(qtbot, demo_dir, monkeypatch):
     from app.workers import prediction
 
-    def broken(project):  # noqa: ANN001, ANN202
+    def broken(project):
         raise RuntimeError("checkpoint v7.pt is corrupt")
 
     monkeypatch.setattr(prediction, "default_model_factory", broken)

@@ -105,7 +105,7 @@ def test_cold_start_ranking_reorders_the_attention_list(qtbot, demo_dir, monkeyp
     from app.workers import cold_start, prediction
     from segcore import models, selection
 
-    def tiny():  # noqa: ANN202
+    def tiny():
         torch.manual_seed(0)
         return models.build(models.DEFAULT_MODEL, num_classes=2, pretrained=False).eval()
 

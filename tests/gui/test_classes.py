@@ -18,7 +18,7 @@ from .conftest import SIZE, make_window
 CTRL = Qt.KeyboardModifier.ControlModifier
 
 
-def _add_classes(window, names):  # noqa: ANN001, ANN202
+def _add_classes(window, names):
     dialog = window.show_classes()
     for name in names:
         dialog.add_class()
@@ -114,7 +114,7 @@ def test_three_class_fine_tune_in_the_window_shows_per_class_scores(qtbot, demo_
     _add_classes(window, ["b", "c"])
     ctrl = window.training
     project = window.session.project
-    for i, stem in enumerate(project.stems()):
+    for stem in project.stems():
         window.session.show(stem)
         for key, y in ((Qt.Key.Key_1, 10), (Qt.Key.Key_2, 40), (Qt.Key.Key_3, 70)):
             QTest.keyClick(window, key)
@@ -132,6 +132,25 @@ def test_three_class_fine_tune_in_the_window_shows_per_class_scores(qtbot, demo_
     result = blocker.args[0]
     scores = result.metrics["class_iou"]
     assert list(scores) == ["background", "foreground", "b", "c"]
+    assert list(result.metrics["class_biou"]) == ["background", "foreground", "b", "c"]
     label = ctrl.panel.class_scores_label
     assert label.isVisibleTo(ctrl.panel) and "Per class" in label.text() and "worst" in label.text()
+    assert "IoU mean" in label.text() and "BIoU mean" in label.text()
     window.close()
+
+
+def test_training_dock_shows_per_class_iou_and_biou_means_and_worst(qtbot):
+    from app.training.panel import TrainingPanel
+    panel = TrainingPanel()
+    qtbot.addWidget(panel)
+    panel.show()
+    iou = {"background": 0.9, "cat": 0.5, "dog": 0.1, "sky": None}
+    biou = {"background": 0.8, "cat": 0.05, "dog": 0.35, "sky": None}
+    panel.set_class_scores(iou, biou)
+    text = panel.class_scores_label.text()
+    assert text == ("Per class (held out): IoU mean 0.50 · worst dog 0.10, cat 0.50. "
+                    "BIoU mean 0.40 · worst cat 0.05, dog 0.35")
+    tip = panel.class_scores_label.toolTip()
+    assert "cat: 0.500 / 0.050" in tip and "sky: – / –" in tip
+    panel.set_class_scores(None, None)
+    assert not panel.class_scores_label.isVisible()

@@ -34,7 +34,7 @@ def versioned_model(monkeypatch):
 
     loaded: list[int | None] = []
 
-    def factory(project):  # noqa: ANN001, ANN202
+    def factory(project):
         active = project.active_version()
         vid = active.id if active is not None else None
         loaded.append(vid)
@@ -72,7 +72,7 @@ def _fast(ctrl, epochs: int = 8, budget: int = 0) -> None:
     adv.input_size.setValue(224)  # OS16 features of 14x14: enough to learn the demo objects
 
 
-def _setup(qtbot, folder):  # noqa: ANN202
+def _setup(qtbot, folder):
     torch.set_num_threads(1)
     window = make_window(qtbot, folder)
     ctrl = attach_training(window)
@@ -211,7 +211,7 @@ def test_failure_is_shown_and_the_app_keeps_working(qtbot, ft_dir, versioned_mod
                                                     error, expected):
     from segcore import loop
 
-    def broken(*_args, **_kwargs):  # noqa: ANN002, ANN003, ANN202
+    def broken(*_args, **_kwargs):
         raise error
 
     monkeypatch.setattr(loop, "finetune", broken)

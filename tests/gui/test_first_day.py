@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QPoint, QSize, Qt
+from PySide6.QtCore import QPoint, QSize
 from PySide6.QtWidgets import QApplication
 
 from .conftest import make_window
 
 
-def _after_a_run(window, qtbot):  # noqa: ANN001, ANN202
+def _after_a_run(window, qtbot):
     """The Training dock as it looks after a fine-tune: two versions, result, re-predict line."""
     ctrl = window.training
     project = window.session.project
@@ -31,7 +31,7 @@ def _after_a_run(window, qtbot):  # noqa: ANN001, ANN202
     return ctrl
 
 
-def _visible_in(widget, viewport) -> bool:  # noqa: ANN001
+def _visible_in(widget, viewport) -> bool:
     """The whole widget lies inside the scroll area's viewport (no scrolling needed)."""
     top_left = widget.mapTo(viewport, QPoint(0, 0))
     return (widget.isVisible() and top_left.x() >= 0 and top_left.y() >= 0
@@ -87,7 +87,8 @@ def test_long_status_messages_do_not_widen_the_window_nor_get_saved(qtbot, demo_
     qtbot.wait(50)
     label, name = window.status.image_info, "a_very_long_file_name_" * 10 + ".png"
     assert label.isVisible() and 0 < label.width() < width
-    assert "…" in label.shown_text() and name in label.toolTip() and label.text().startswith(name)  # elided; the full text on hover
+    # elided; the full text on hover
+    assert "…" in label.shown_text() and name in label.toolTip() and label.text().startswith(name)
     # a window wider than its screen is not saved as the user's geometry
     window.resize(window.screen().availableGeometry().width() + 300, window.height())
     QApplication.processEvents()
@@ -105,7 +106,7 @@ def test_crf_settings_popover_stays_on_the_screen(qtbot, window):
     pop.hide()
 
 
-def _labels(axis) -> list[str]:  # noqa: ANN001 - QValueAxis with dynamic ticks
+def _labels(axis) -> list[str]:  # QValueAxis with dynamic ticks
     """The tick labels the axis draws: anchor + k * interval inside the range, printf-formatted."""
     import math
 
@@ -163,7 +164,7 @@ def test_16_bit_tiff_thumbnails_show_the_image(qtbot, tmp_path):
         assert np.abs(arr.astype(int) - full.astype(int)).mean() < 8, name
 
 
-def _ink(img, color, tol: int = 60) -> int:  # noqa: ANN001 - QImage
+def _ink(img, color, tol: int = 60) -> int:  # QImage
     """Pixels of ``img`` within ``tol`` of ``color`` (per channel)."""
     import numpy as np
 

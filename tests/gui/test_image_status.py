@@ -14,16 +14,16 @@ CTRL = Qt.KeyboardModifier.ControlModifier
 SHIFT = Qt.KeyboardModifier.ShiftModifier
 
 
-def _status(window, stem):  # noqa: ANN001, ANN202
+def _status(window, stem):
     return window.session.project.record(stem).status.value
 
 
-def _settle(window, qtbot) -> None:  # noqa: ANN001
+def _settle(window, qtbot) -> None:
     window.session.saver.flush()
     qtbot.wait(10)
 
 
-def _with_prediction(window, qtbot):  # noqa: ANN001, ANN202
+def _with_prediction(window, qtbot):
     canvas = window.canvas
     qtbot.waitUntil(lambda: canvas.prediction() is not None, timeout=10000)
     qtbot.waitUntil(lambda: canvas.mask_is_prediction(), timeout=5000)

@@ -15,7 +15,7 @@ from segcore.project import ClassInfo
 from .conftest import N_IMAGES, SIZE, make_window
 
 
-def _button(dialog, text):  # noqa: ANN001, ANN202
+def _button(dialog, text):
     box = dialog.findChild(QDialogButtonBox)
     return next(b for b in box.buttons() if b.text() == text)
 
@@ -54,7 +54,7 @@ def test_import_colour_coded_masks_with_the_mapping_step(qtbot, demo_dir, fake_m
                          ClassInfo("b", (0, 0, 255))])
     src = demo_dir.parent / "colour_masks"
     src.mkdir()
-    for i, stem in enumerate(project.stems()):
+    for stem in project.stems():
         rgb = np.zeros((*SIZE, 3), np.uint8)
         rgb[5:30, 5:30] = (12, 200, 40)      # not a project colour: the user maps it to "b"
         rgb[40:60, 40:90] = (255, 0, 0)     # the colour of class "a"

@@ -12,7 +12,7 @@ from segcore import io, journal
 from .conftest import make_window
 
 
-def _records(window, qtbot):  # noqa: ANN001, ANN202
+def _records(window, qtbot):
     sj = window.session.journal
     qtbot.waitUntil(lambda: not sj._deferred, timeout=5000)
     assert sj.journal.flush()

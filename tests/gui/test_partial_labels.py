@@ -26,7 +26,7 @@ def _io_stores_void() -> bool:
         return False
 
 
-def _partial_window(window, qtbot):  # noqa: ANN001, ANN202
+def _partial_window(window, qtbot):
     qtbot.waitUntil(lambda: window.canvas.prediction() is not None, timeout=10000)
     QTest.keyClick(window, Qt.Key.Key_P)
     assert window.actions.partial_labels.isChecked()

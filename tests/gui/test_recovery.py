@@ -24,14 +24,14 @@ from .conftest import make_window
 class _FailingOs(types.SimpleNamespace):
     """``os`` for segcore._atomic: opening a temp file inside ``folder`` fails with ``err``."""
 
-    def __init__(self, folder, err: int) -> None:  # noqa: ANN001
+    def __init__(self, folder, err: int) -> None:
         super().__init__()
         self.folder, self.err, self.on = str(folder), err, True
 
-    def __getattr__(self, name):  # noqa: ANN001, ANN204
+    def __getattr__(self, name):
         return getattr(os, name)
 
-    def open(self, path, *args, **kw):  # noqa: ANN001, ANN201, A003
+    def open(self, path, *args, **kw):
         if self.on and str(path).startswith(self.folder + os.sep):
             raise OSError(self.err, os.strerror(self.err), str(path))
         return os.open(path, *args, **kw)
@@ -51,12 +51,12 @@ class _Answer:
     def __init__(self, *choices: str) -> None:
         self.choices, self.asked = list(choices), []
 
-    def __call__(self, parent, stems, reason, action):  # noqa: ANN001, ANN204
+    def __call__(self, parent, stems, reason, action):
         self.asked.append((list(stems), reason, action))
         return self.choices.pop(0)
 
 
-def _paint(window, qtbot):  # noqa: ANN001, ANN202
+def _paint(window, qtbot):
     canvas = window.canvas
     with qtbot.waitSignal(canvas.strokeFinished):
         drag(canvas, [(20, 30), (70, 35), (100, 60)])
@@ -64,7 +64,7 @@ def _paint(window, qtbot):  # noqa: ANN001, ANN202
     return canvas.current_stem(), canvas.mask().copy()
 
 
-def _wait_failing(window, qtbot) -> None:  # noqa: ANN001
+def _wait_failing(window, qtbot) -> None:
     qtbot.waitUntil(lambda: window.session.saver.state().startswith("unsaved"), timeout=10000)
 
 
@@ -155,7 +155,7 @@ def test_retry_succeeds_once_the_folder_is_writable_again(
     window = make_window(qtbot, demo_dir)
     stem, painted = _paint(window, qtbot)
 
-    def retry_after_fixing(parent, stems, reason, action):  # noqa: ANN001, ANN202
+    def retry_after_fixing(parent, stems, reason, action):
         unwritable.on = False
         return recovery.RETRY
 

@@ -12,7 +12,7 @@ import gc
 from PySide6.QtCore import QCoreApplication, QEvent, QObject
 
 
-def _cycle(qapp, make) -> None:  # noqa: ANN001
+def _cycle(qapp, make) -> None:
     parent = QObject()
     owner = make(parent)
     assert owner._relay.parent() is owner
@@ -34,7 +34,7 @@ def test_metrics_and_thumbnail_relays_die_with_their_owners(qapp, demo_project):
         for _ in range(20):
             _cycle(qapp, MetricsJobs)
 
-            def provider(parent):  # noqa: ANN001, ANN202
+            def provider(parent):
                 p = ThumbnailProvider(parent)
                 p.set_project(project)
                 assert p.pixmap(project.stems()[0]) is None  # queues a job that reports through the relay

@@ -14,12 +14,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ._cli_common import INPUT_SIZE, CLIError, _ensure_writable_folder, _err, _images, _reason, _stems
-from .cli import Progress, _about, _predictor, examples
-from .errors import SegLoopError
+from ..pairing import list_images, output_stems
+from .common import (INPUT_SIZE, CLIError, Progress, _about, _ensure_writable_folder, _err, _predictor,
+                     _reason, examples)
+from ..errors import SegLoopError
 
 
-def add_predict_parser(sub: Any) -> None:
+def add_parser(sub: Any) -> None:
     p = sub.add_parser("predict", help="write predicted masks for a folder of images", epilog=examples("predict"),
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="Predict a mask for every image in --images and write <stem>.png "
@@ -51,13 +52,13 @@ def add_predict_parser(sub: Any) -> None:
 
 def _project_root(folder: Path) -> Path | None:
     """``folder`` if it is a SegLoop project (has .segloop/), else None."""
-    from .project import STATE_DIR
+    from ..project import STATE_DIR
     return folder.resolve() if (folder / STATE_DIR).is_dir() else None
 
 
 def _refuse_project_folders(out: Path, images: Path, project: str | None) -> None:
     """--out must not be a project's masks folder (the user's corrections) or its state."""
-    from .project import STATE_DIR
+    from ..project import STATE_DIR
     target = out.resolve()
     roots = {images.resolve(), target.parent}
     if project:
@@ -93,7 +94,7 @@ def _check_project_classes(predictor: Any, root: Path | None, what: str) -> None
     """A checkpoint must predict as many classes as the project it is used on has."""
     if root is None:
         return
-    from .project import Project
+    from ..project import Project
     with Project.open(root) as project:
         names = [c.name for c in project.classes]
     k = predictor.model.num_classes
@@ -111,12 +112,12 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         return _err("predict", "give --images FOLDER (or --project FOLDER)")
     images = Path(args.images or args.project)
     try:
-        paths = _images(images)
+        paths = list_images(images)
         if args.out is None:
             return _predict_into_project(args, images)
         out = Path(args.out)
         _refuse_project_folders(out, images, args.project)
-        names = {p: f"{stem}.png" for p, stem in _stems(paths).items()}
+        names = {p: f"{stem}.png" for p, stem in output_stems(paths).items()}
         _prepare_out(out, list(names.values()), args.overwrite)
         predictor = _predictor(args)
         what = f"checkpoint {args.checkpoint}" if args.checkpoint else "the model"
@@ -128,8 +129,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _write_predictions(predictor: Any, paths: list[Path], names: dict[Path, str], out: Path) -> int:
-    from .errors import MaskWriteError
-    from .io import write_mask
+    from ..errors import MaskWriteError
+    from ..io import write_mask
     num_classes = predictor.model.num_classes
     bar = Progress(len(paths), "predict")
     failed = written = 0
@@ -154,8 +155,8 @@ def _write_predictions(predictor: Any, paths: list[Path], names: dict[Path, str]
 def _predict_into_project(args: argparse.Namespace, images: Path) -> int:
     """--project without --out: predictions go to the project's prediction store (never to
     masks/), exactly as the app stores them; corrected images keep their masks."""
-    from .loop import predict_project
-    from .project import Project
+    from ..loop import predict_project
+    from ..project import Project
     root = Path(args.project).resolve()
     if images.resolve() != root:
         raise CLIError(f"without --out, predictions are stored in project {root}, so --images "

@@ -7,12 +7,12 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from .cli import EPILOG, _err
-from .errors import SegLoopError
-from .export import FORMAT_TEXT, FORMATS
+from .common import EPILOG, _err
+from ..errors import SegLoopError
+from ..export import FORMAT_TEXT, FORMATS
 
 
-def add_export_parsers(sub: Any) -> None:
+def add_parser(sub: Any) -> None:
     p = sub.add_parser(
         "export", help="export a project's masks (PNG, palette, COCO RLE, overlays, dataset)",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
@@ -44,8 +44,8 @@ def add_export_parsers(sub: Any) -> None:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from .export import export_project
-    from .project import Project
+    from ..export import export_project
+    from ..project import Project
     try:
         with Project.open(args.project) as project:
             summary = export_project(project, args.out, args.format, only_done=not args.all)
@@ -56,8 +56,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
-    from .mask_import import find_masks, import_arrays, import_masks, read_coco
-    from .project import Project
+    from ..mask_import import find_masks, import_arrays, import_masks, read_coco
+    from ..project import Project
     try:
         with Project.open(args.project) as project:
             if args.source and Path(args.source).suffix.lower() == ".json":

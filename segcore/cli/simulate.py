@@ -9,11 +9,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .cli import _err, _json_clean, examples
-from .errors import SegLoopError
+from .common import _err, _json_clean, examples
+from ..errors import SegLoopError
 
 
-def add_simulate_parser(sub: Any) -> None:
+def add_parser(sub: Any) -> None:
     p = sub.add_parser(
         "simulate", help="estimate how many corrections a folder needs (simulated annotator)",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=examples("simulate"),
@@ -50,7 +50,7 @@ def add_simulate_parser(sub: Any) -> None:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from . import simulate as sim
+    from .. import simulate as sim
     try:
         ks = [int(k) for k in str(args.k).split(",") if k.strip()]
         orders = [o.strip() for o in str(args.order).split(",") if o.strip()]
@@ -65,14 +65,23 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
                         protocol=args.protocol, num_classes=args.classes, ignore_index=args.ignore_index,
                         on_message=say, on_row=None if args.json else (lambda r: say(
                             f"k={r['k']} {r['order']}: IoU {r['iou']:.3f} BIoU {r['biou']:.3f} "
-                            f"({r['seconds']:.0f} s)")))
+                            + (f"mIoU {r['miou']:.3f} " if r.get("miou") is not None else "")
+                            + f"({r['seconds']:.0f} s)")))
     except (SegLoopError, FileNotFoundError, ValueError) as exc:
         return _err("simulate", exc)
     if args.json:
         print(json.dumps([_json_clean(r) for r in rows], indent=2))
         return 0
-    fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else ("-" if v is None else str(v))  # noqa: E731
+    fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else ("-" if v is None else str(v))
     print("  ".join(f"{k:>9}" for k in sim.ROW_KEYS))
     for r in rows:
         print("  ".join(f"{fmt(r[k]):>9}" for k in sim.ROW_KEYS))
+    if args.classes > 2:  # per class on the test images (segcore.metrics.Evaluation)
+        print("\nper class (test images): IoU / Boundary IoU; '-' = class absent")
+        print(f"{'class':>9}  " + "  ".join(f"{r['order'][:4]} k={r['k']}".rjust(13) for r in rows))
+        for c in range(args.classes):
+            cells = [f"{fmt((r.get('per_class_iou') or [None] * args.classes)[c])} / "
+                     f"{fmt((r.get('per_class_biou') or [None] * args.classes)[c])}" for r in rows]
+            print(f"{c:>9}  " + "  ".join(f"{cell:>13}" for cell in cells))
+        print(f"{'mIoU':>9}  " + "  ".join(f"{fmt(r.get('miou')):>13}" for r in rows))
     return 0
