@@ -10,8 +10,11 @@ tests can monkeypatch it): the project's active version (``ModelStore``) or, wit
 fresh ``deeplabv3_mobilenet_v2`` with its pretrained backbone. A load failure emits
 ``modelFailed(message)``; the app keeps working without predictions until ``reload_model()``.
 
-DenseCRF: ``set_crf(enabled, params)``; the probabilities of the last few images are kept
-so toggling the CRF on the shown image re-refines it without running the model again.
+DenseCRF: ``set_crf(enabled, params)``. Only the first stem of a request (the shown image) is
+refined: pydensecrf holds the GIL while it builds its lattice (~0.1 s per image), so refining
+every image of a re-prediction in the background stalled the GUI thread for as long, once per
+image. Background items are stored unrefined; when one is shown it is refined then (from the
+kept probabilities of the last few images, or predicted again).
 """
 
 from __future__ import annotations
@@ -87,7 +90,7 @@ class PredictionWorker(QThread):
         self.project = project
         self._factory = factory
         self._cond = threading.Condition()
-        self._queue: list[tuple[str, bool]] = []
+        self._queue: list[tuple[str, bool, bool]] = []  # stem, force, refine with the CRF
         self._stop = False
         self._model: LoadedModel | None = None
         self._model_error: str | None = None
@@ -95,19 +98,22 @@ class PredictionWorker(QThread):
         self._done: set[str] = set()
         self._disk_fresh = True  # predictions on disk came from the current model
         self._crf: tuple[bool, Any] = (False, None)
+        self._refined: set[str] = set()  # stems whose last prediction was CRF-refined
         self._probs: OrderedDict[str, tuple[np.ndarray, np.ndarray, float]] = OrderedDict()
         self.setObjectName("PredictionWorker")
 
     # -- GUI thread API ---------------------------------------------------------------------
     def request(self, stems: list[str], force_first: bool = False) -> None:
         with self._cond:
-            self._queue = [(s, force_first and i == 0) for i, s in enumerate(dict.fromkeys(stems))]
+            self._queue = [(s, force_first and i == 0, i == 0) for i, s in enumerate(dict.fromkeys(stems))]
             self._cond.notify()
         if not self.isRunning():
             self.start(QThread.Priority.LowPriority)
 
     def set_crf(self, enabled: bool, params: Any = None) -> None:
         with self._cond:
+            if (enabled, params) != self._crf:
+                self._refined.clear()
             self._crf = (enabled, params)
 
     def reload_model(self) -> None:
@@ -116,6 +122,7 @@ class PredictionWorker(QThread):
             self._reload = True
             self._model_error = None
             self._done.clear()
+            self._refined.clear()
             self._disk_fresh = False
             self._probs.clear()
             self._cond.notify()
@@ -153,10 +160,13 @@ class PredictionWorker(QThread):
                     self._cond.wait()
                 if self._stop:
                     return
-                stem, force = self._queue.pop(0)
+                stem, force, primary = self._queue.pop(0)
                 left = len(self._queue)
+                refine = primary and self._crf[0]
             if not force and self._already_done(stem):
-                continue
+                if not refine or stem in self._refined:
+                    continue
+                force = True  # shown now: refine its stored (unrefined) prediction
             self.busyChanged.emit(True, left + 1)
             if not self._ensure_model():
                 continue
@@ -164,7 +174,7 @@ class PredictionWorker(QThread):
                 with self._cond:
                     self._queue.clear()  # nothing to predict with until a version exists
                 continue
-            self._predict(stem, force)
+            self._predict(stem, force, refine)
 
     def _already_done(self, stem: str) -> bool:
         if stem in self._done:
@@ -196,7 +206,7 @@ class PredictionWorker(QThread):
         self.modelReady.emit(str(device), self._model.label)
         return True
 
-    def _predict(self, stem: str, force: bool) -> None:
+    def _predict(self, stem: str, force: bool, refine: bool = True) -> None:
         assert self._model is not None
         try:
             cached = self._probs.get(stem) if force else None
@@ -210,7 +220,8 @@ class PredictionWorker(QThread):
                     self._probs[stem] = (image, probs, uncertainty)
                     while len(self._probs) > PROBS_CACHE:
                         self._probs.popitem(last=False)
-            mask = self._refined_mask(image, probs)
+            mask = (self._refined_mask(image, probs) if refine
+                    else np.asarray(probs).argmax(axis=0).astype(np.uint8))
         except Exception as exc:  # noqa: BLE001 - a bad image must not stop the queue
             self.failed.emit(stem, str(exc) or type(exc).__name__)
             return
@@ -221,6 +232,11 @@ class PredictionWorker(QThread):
         except Exception:  # noqa: BLE001 - read-only project: shown, not stored
             pass
         self._done.add(stem)
+        with self._cond:
+            if refine and self._crf[0]:
+                self._refined.add(stem)
+            else:
+                self._refined.discard(stem)
         self.predicted.emit(stem, mask, uncertainty)
 
     def _refined_mask(self, image: np.ndarray, probs: np.ndarray) -> np.ndarray:

@@ -46,6 +46,35 @@ def test_crf_toggle_re_refines_the_current_image(window, qtbot, fake_model):
     assert len(fake_model.calls) == calls  # probabilities cached, only the CRF ran
 
 
+def test_crf_refines_the_shown_image_only_and_a_background_one_when_shown(window, qtbot, fake_model,
+                                                                         monkeypatch):
+    """DenseCRF holds the GIL (~0.1 s per image): a re-prediction of every image must not run it
+    on each one in the background, only on the image on screen, and on another when shown."""
+    from segcore import crf
+
+    refined: list[tuple[int, int]] = []
+
+    def counting_refine(image, probs, params=None):  # noqa: ANN001, ANN202
+        refined.append(image.shape[:2])
+        return probs
+
+    monkeypatch.setattr(crf, "refine", counting_refine)
+    qtbot.waitUntil(lambda: len(fake_model.calls) == N_IMAGES, timeout=10000)
+    window.actions.crf.setChecked(True)
+    qtbot.waitUntil(lambda: len(refined) == 1, timeout=20000)
+    worker = window.session.worker
+    worker.reload_model()  # what a fine-tune does before re-predicting every image
+    current = window.current_stem()
+    stems = [current] + [s for s in window.image_list.model.stems() if s != current]
+    worker.request(stems, force_first=True)
+    qtbot.waitUntil(lambda: len(fake_model.calls) == 2 * N_IMAGES, timeout=20000)
+    qtbot.wait(200)
+    assert len(refined) == 2  # the shown image, not the N - 1 others
+    window.actions.next_image.trigger()
+    qtbot.waitUntil(lambda: len(refined) == 3, timeout=20000)  # refined once it is on screen
+    qtbot.waitUntil(lambda: window.canvas.prediction() is not None, timeout=20000)
+
+
 def test_thumbnails_are_cached_on_disk(window, qtbot):
     thumbs = window.session.project.state_dir / "thumbs"
     qtbot.waitUntil(lambda: len(list(thumbs.glob("*.png"))) == N_IMAGES, timeout=10000)
