@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 import threading
 import time
 import zipfile
@@ -36,6 +35,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ._atomic import atomic_write_bytes, atomic_write_with
 from .errors import CheckpointError, ProjectError
 
 FORMAT = "segloop-checkpoint"
@@ -54,35 +54,11 @@ def _json_safe(meta: dict[str, Any], path: Path) -> str:
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise CheckpointError(f"{path}: could not write the checkpoint ({exc.strerror or exc})") from exc
-        raise
+    atomic_write_with(path, lambda fh: torch.save(obj, fh), CheckpointError)
 
 
 def _atomic_text(path: Path, text: str) -> None:
-    try:
-        from .io import atomic_write_bytes
-    except ImportError:  # pragma: no cover - io is always there in a full install
-        atomic_write_bytes = None
-    if atomic_write_bytes is not None:
-        atomic_write_bytes(path, text.encode("utf-8"))
-        return
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    atomic_write_bytes(path, text.encode("utf-8"), CheckpointError)
 
 
 def model_meta(model: nn.Module) -> dict[str, Any]:
