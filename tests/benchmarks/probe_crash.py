@@ -365,8 +365,16 @@ def main() -> int:
             write({"event": "run", "run": it, "skipped": True})
             continue
         project, proc, rows, x0, x1, start_s = got
-        res = one_run(rng, proc, rows, x0, x1, args.kinds.split(",") if args.kinds else None)
-        seen = reopened(project, work / "data")
+        try:
+            res = one_run(rng, proc, rows, x0, x1, args.kinds.split(",") if args.kinds else None)
+            seen = reopened(project, work / "data")
+        except Exception as exc:  # noqa: BLE001 - a probe failure: record it, go on
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=60)
+            write({"event": "run", "run": it, "skipped": True, "error": repr(exc)[:500]})
+            print(f"run {it + 1}/{args.n}: probe error {exc!r}", flush=True)
+            continue
         mask = seen["masks"].get("demo_000")
         strokes = []
         for k, t in res["released"]:
