@@ -23,7 +23,8 @@ Then it checks the project the way the next start sees it: the index passes SQLi
 image or mask, and the journal replay (segcore.journal's plan, as app/journaling.py applies
 it) is applied to the masks on disk. For every finished stroke (mouse button released before
 the kill) it checks whether its band is in the mask; strokes lost are reported by their age at
-the kill. A start that fails (timeout, early exit) is retried on a fresh copy (``--retries``).
+the kill, and by whether the stroke was painted on screen just before the kill (a screen grab of
+the stroke rows; on a starved machine the app may not have processed the input yet). A start that fails (timeout, early exit) is retried on a fresh copy (``--retries``).
 
 Every run is appended to a JSON-lines file as soon as it ends (``--out``), so a partial run
 still reports. ``SEGLOOP_JOURNAL=0`` (``--no-journal``) runs the same probe without the journal.
@@ -110,6 +111,37 @@ def stroke_rows(geo: tuple[int, int, int, int]) -> tuple[list[int], int, int]:
     1400x900 screen without a window manager)."""
     x, y, _w, _h = geo
     return [y + 230 + 50 * k for k in range(ROWS)], x + 340, x + 620
+
+
+class Screen:
+    """Grabs of the stroke area (Qt's X11 screen grab in this process: milliseconds, where an
+    ``import`` subprocess takes a second on a loaded machine). ``shown(before, now)`` tells which
+    strokes the app had painted on screen at the moment of ``now``: a stroke whose input the
+    starved app had not yet processed is not a finished correction in the app's eyes."""
+
+    def __init__(self, rows: list[int], x0: int, x1: int) -> None:
+        from PySide6.QtGui import QGuiApplication
+
+        self.app = QGuiApplication.instance() or QGuiApplication(["probe_crash"])
+        self.rows, self.xa, self.xb = rows, x0 + 20, x1 - 40  # not the brush cursor at x1
+        self.top, self.bottom = rows[0] - 3, rows[-1] + 4
+
+    def grab(self) -> np.ndarray:
+        from PySide6.QtGui import QImage
+
+        w, h = self.xb - self.xa, self.bottom - self.top
+        img = (self.app.primaryScreen().grabWindow(0, self.xa, self.top, w, h).toImage()
+               .convertToFormat(QImage.Format.Format_RGB888))
+        buf = np.frombuffer(img.constBits(), np.uint8).reshape(img.height(), img.bytesPerLine())
+        return buf[:, : img.width() * 3].reshape(img.height(), img.width(), 3).astype(np.int16)
+
+    def shown(self, before: np.ndarray, now: np.ndarray) -> list[bool]:
+        out = []
+        for r in self.rows:
+            y = r - self.top
+            diff = np.abs(now[y - 1:y + 2] - before[y - 1:y + 2]).max(axis=2) > 20
+            out.append(bool(diff.mean() > 0.5))
+        return out
 
 
 def paint(row: int, x0: int, x1: int, steps: int = 12, kill_midway=None) -> float | None:  # noqa: ANN001
@@ -214,13 +246,21 @@ def pick_kind(rng: random.Random, only: list[str] | None = None) -> str:
 
 
 def one_run(rng, proc, rows, x0, x1, only=None) -> dict:  # noqa: ANN001
-    """Paint and end the app; returns the strokes' release times, the kill kind and time."""
+    """Paint and end the app; returns the strokes' release times, the kill kind and time, and
+    which strokes were on screen just before the end."""
     n_strokes = rng.randint(1, ROWS)
     kind = pick_kind(rng, only)
     released: list[tuple[int, float]] = []
-    state = {"end_at": None}
+    screen = Screen(rows, x0, x1)
+    base = screen.grab()
+    state = {"end_at": None, "shown": None}
+
+    def look() -> None:
+        state["shown"] = screen.shown(base, screen.grab())
 
     def kill() -> None:
+        if state["shown"] is None:
+            look()
         state["end_at"] = time.monotonic()
         os.kill(proc.pid, signal.SIGKILL)
 
@@ -237,11 +277,13 @@ def one_run(rng, proc, rows, x0, x1, only=None) -> dict:  # noqa: ANN001
         time.sleep(rng.uniform(0.0, 0.3) if rng.random() < 0.4 else rng.uniform(0.3, 2.5))
         kill()
     elif kind == "sigkill-after-switch":
+        look()                 # before the next image replaces the strokes on screen
         xdo("key", "Next")     # PgDown: the next image (the mask of this one is saved)
         time.sleep(rng.uniform(0.0, 0.5))
         kill()
     elif kind in ("sigterm", "ctrl+q"):
         time.sleep(rng.uniform(0.0, 1.0))
+        look()
         state["end_at"] = time.monotonic()
         if kind == "sigterm":
             proc.terminate()
@@ -254,7 +296,8 @@ def one_run(rng, proc, rows, x0, x1, only=None) -> dict:  # noqa: ANN001
             rc = f"no exit within {QUIT_TIMEOUT_S:.0f} s (SIGKILLed)"
     proc.wait(timeout=60)
     xdo("mouseup", "1")
-    return {"kind": kind, "released": released, "end_at": state["end_at"], "rc": rc}
+    return {"kind": kind, "released": released, "end_at": state["end_at"], "rc": rc,
+            "shown": state["shown"]}
 
 
 def main() -> int:
@@ -277,6 +320,7 @@ def main() -> int:
     if not os.environ.get("DISPLAY"):
         print("probe_crash: no DISPLAY; run it through xvfb-run (make probe-crash)")
         return 2
+    os.environ["QT_QPA_PLATFORM"] = "xcb"  # the probe's own screen grabs (class Screen)
     label = "nojournal" if args.no_journal else "journal"
     out = args.out or OUT_DIR / f"probe_crash_{label}.jsonl"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -380,7 +424,8 @@ def main() -> int:
         for k, t in res["released"]:
             c = centres[k]
             ok = mask is not None and (mask[max(0, c - 1):c + 2] > 0).mean() > 0.15
-            strokes.append({"age": round(res["end_at"] - t, 3), "ok": bool(ok)})
+            strokes.append({"age": round(res["end_at"] - t, 3), "ok": bool(ok),
+                            "shown": res["shown"][k]})
         rec = {"event": "run", "run": it, "kind": res["kind"], "rc": res["rc"],
                "start_s": round(start_s, 1), "strokes": strokes,
                "mid_stroke": res["kind"] == "sigkill-mid-stroke",
@@ -424,10 +469,17 @@ def print_report(path: Path) -> None:
           f" max {starts[-1] if starts else '-'} s")
     print("\nkill kinds: " + ", ".join(
         f"{k} {sum(1 for r in done if r['kind'] == k)}" for k, _p in KINDS))
-    print(f"\n{'stroke age at kill':18s} {'strokes':>8s} {'lost':>6s}")
+    print(f"\n{'stroke age at kill':18s} {'strokes':>8s} {'lost':>6s}   of them: "
+          f"{'on screen':>9s} {'not yet shown':>13s}")
     for name, lo, hi in BUCKETS:
-        sel = [s["ok"] for r in done for s in r["strokes"] if lo <= s["age"] < hi]
-        print(f"{name:18s} {len(sel):8d} {sum(1 for ok in sel if not ok):6d}")
+        sel = [s for r in done for s in r["strokes"] if lo <= s["age"] < hi]
+        lost = [s for s in sel if not s["ok"]]
+        on = sum(1 for s in lost if s.get("shown"))
+        print(f"{name:18s} {len(sel):8d} {len(lost):6d}   {'':8s} {on:9d} {len(lost) - on:13d}")
+    unseen = [s for r in done for s in r["strokes"] if s.get("shown") is False]
+    print(f"(\"not yet shown\": the stroke was not painted on screen just before the kill: the "
+          f"app had not processed its input; {len(unseen)} strokes in all, "
+          f"{sum(1 for s in unseen if s['ok'])} of them survived anyway)")
     print(f"\n{'by kill kind':22s} {'runs':>5s} {'strokes':>8s} {'lost':>5s}  exit codes")
     for kind, _p in KINDS:
         sel = [r for r in done if r["kind"] == kind]
