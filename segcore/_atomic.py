@@ -46,11 +46,9 @@ def atomic_write_bytes(path: PathLike, data: bytes,
 
 
 def atomic_write_with(path: PathLike, write: Callable[[BinaryIO], object],
-                      error: type[SegLoopError] = MaskWriteError,
-                      reason: Callable[[BaseException], str] | None = None) -> None:
+                      error: type[SegLoopError] = MaskWriteError) -> None:
     """:func:`atomic_write_bytes` for content produced by ``write(fh)`` (e.g. ``torch.save``)
-    into the temp file's binary handle. ``reason(exc)`` words an OS error (default
-    :func:`os_error_reason`)."""
+    into the temp file's binary handle."""
     p = Path(path)
     for attempt in range(2):
         tmp = p.parent / f".{p.name[:120]}.{secrets.token_hex(4)}.tmp"
@@ -60,8 +58,7 @@ def atomic_write_with(path: PathLike, write: Callable[[BinaryIO], object],
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
             fd = os.open(tmp, flags, 0o666)
             with os.fdopen(fd, "wb") as fh:
-                if fcntl is not None:
-                    fcntl.flock(fh.fileno(), fcntl.LOCK_EX)  # "being written": not stale
+                _lock(fh.fileno())  # "being written": not stale
                 write(fh)
                 fh.flush()
                 os.fsync(fh.fileno())
@@ -82,11 +79,20 @@ def atomic_write_with(path: PathLike, write: Callable[[BinaryIO], object],
             if isinstance(exc, SegLoopError):
                 raise
             if isinstance(exc, Exception):
-                why = (reason or os_error_reason)(exc)
-                raise error(f"{p}: cannot write ({why}); the previous file, if any, "
-                            f"is unchanged") from exc
+                raise error(f"{p}: cannot write ({os_error_reason(exc)}); the previous file, "
+                            f"if any, is unchanged") from exc
             raise
     _fsync_dir(p.parent)
+
+
+def _lock(fd: int) -> None:
+    """Best effort: a file system without flock (some network mounts) still gets the write;
+    its temp files then also refuse the cleaner's lock and are kept."""
+    if fcntl is not None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:
+            pass
 
 
 def is_temp_name(name: str) -> bool:
