@@ -105,7 +105,7 @@ def test_the_temp_file_of_a_write_in_progress_is_kept_and_the_write_completes(tm
             assert len(_temps(masks)) == 1              # the live write's temp is not stale
     finally:
         go.touch()
-    out, err = proc.communicate(timeout=120)
+    _out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err.decode()[-800:]
     assert _temps(masks) == []
     saved = io.read_mask(masks / f"{stem}.png")
