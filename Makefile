@@ -56,12 +56,13 @@ bench-suite: $(DEVSTAMP)
 	$(PY) -m tests.benchmarks.bench_suite report --after $(LABEL) --before $(BEFORE)
 
 # Crash probe (not part of `make test`): the real app under Xvfb, painted with xdotool and
-# killed N times; strokes lost by age and corrupt files. JOURNAL=0 runs it without the journal;
-# PROBE_ARGS="--json out.json" also writes the table (after every run).
+# killed N times; strokes lost by age and kill kind, corrupt masks, index integrity. JOURNAL=0
+# runs it without the journal. Each run is appended to tests/benchmarks/out/probe_crash_*.jsonl
+# as it ends (PROBE_ARGS="--out F.jsonl", "--until 02:30" (UTC), "--report F.jsonl" reprints).
 N ?= 100
 JOURNAL ?= 1
 probe-crash: $(DEVSTAMP)
-	xvfb-run -a -s "-screen 0 1400x900x24" nice -n 15 $(PY) -m tests.benchmarks.probe_crash \
+	xvfb-run -a -s "-screen 0 1400x900x24" $(PY) -m tests.benchmarks.probe_crash \
 		--n $(N) $(if $(filter 0,$(JOURNAL)),--no-journal,) $(PROBE_ARGS)
 
 # One-folder PyInstaller bundle in dist/segloop/ (Linux x86_64; see packaging/README.md).

@@ -17,6 +17,9 @@ images are training data (``done_stems``); each gets a fixed train / held-out ro
 becomes done (``segcore.roles``; ``training_split``).
 Stems follow the rule in :mod:`segcore._index` (file name without suffix; duplicates such as
 ``a.png`` + ``a.jpg`` use the full file name). Opening reads names and mtimes only, never pixels.
+A writable open also deletes the temp files (``.<name>.<hex>.tmp``) that a killed atomic write
+left in ``masks/`` and ``.segloop/`` (``segcore._atomic.remove_stale_temps``; a write still in
+progress in another process holds a lock on its temp file and is left alone).
 
 Threads: one ``Project`` may be shared by threads; an ``RLock`` guards the connection (opened
 with ``check_same_thread=False``). Processes: each opens its own ``Project``; SQLite's WAL
@@ -47,7 +50,7 @@ from typing import Any
 import numpy as np
 
 from segcore import _index, io
-from segcore._atomic import atomic_write_bytes, os_error_reason
+from segcore._atomic import atomic_write_bytes, os_error_reason, remove_stale_temps
 from segcore import roles
 from segcore._records import (DEFAULT_CLASSES, ROLE_HELD_OUT, ROLE_TRAIN, USER_STATUSES, ClassInfo,
                               ImageRecord, ImageStatus, ModelVersion)
@@ -115,6 +118,9 @@ class Project:
                     sub.mkdir(exist_ok=True)
             except OSError as exc:
                 reason = f"cannot create {sub} ({os_error_reason(exc)})"
+        if reason is None:  # temp files of writes a kill interrupted (never read as masks)
+            for sub in (root / "masks", state / "predictions", state / "models", state):
+                remove_stale_temps(sub)
         conn = None
         if reason is None:
             conn, reason = _index.open_index(state / "index.sqlite")

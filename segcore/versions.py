@@ -35,6 +35,7 @@ from typing import Any, TYPE_CHECKING
 import torch
 from torch import nn
 
+from ._atomic import atomic_write, atomic_write_bytes
 from .errors import CheckpointError, ProjectError
 
 if TYPE_CHECKING:  # the type only: no import cycle at run time
@@ -56,17 +57,12 @@ def _json_safe(meta: dict[str, Any], path: Path) -> str:
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
     """torch.save through segcore._atomic.atomic_write (the one atomic write)."""
-    from ._atomic import atomic_write
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        atomic_write(path, lambda fh: torch.save(obj, fh), error=None)
-    except OSError as exc:
-        raise CheckpointError(f"{path}: could not write the checkpoint ({exc.strerror or exc})") from exc
+    atomic_write(path, lambda fh: torch.save(obj, fh), CheckpointError)
 
 
 def _atomic_text(path: Path, text: str) -> None:
-    from ._atomic import atomic_write_bytes
-    atomic_write_bytes(path, text.encode("utf-8"))
+    atomic_write_bytes(path, text.encode("utf-8"), CheckpointError)
 
 
 def model_meta(model: nn.Module) -> dict[str, Any]:

@@ -4,7 +4,9 @@ Started by the Session when the project has no model version yet and no stored o
 its images. In its thread it embeds every image with the ImageNet backbone and stores
 ``segcore.selection``'s typical-and-diverse order in the project; ``ready(count)`` then lets the
 image list re-sort. Once a fine-tuned model exists its uncertainties take over
-(``Project.attention_order``). ``stop()`` ends it between two images.
+(``Project.attention_order``). ``stop()`` ends it between two images; a worker still busy
+(loading the backbone, embedding one image) is detached (app.workers.detach) and never touches
+the project again, so quitting or switching folders during the cold start exits cleanly.
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ from typing import Any
 
 from PySide6.QtCore import QThread, Signal
 
+from .detach import stop_or_detach
+
 ENABLED = True  # tests switch the background ranking off where it is not under test
+STOP_WAIT_MS = 2000  # then detached (the GUI does not wait for a backbone load to end)
 
 
 def embedding_model() -> Any:
@@ -52,20 +57,27 @@ class ColdStartWorker(QThread):
         self._stop = threading.Event()
         self.setObjectName("ColdStartWorker")
 
-    def stop(self, wait_ms: int = 5000) -> None:
+    def stop(self, wait_ms: int | None = None) -> bool:
+        """Stop (between two steps); True if it ended within ``wait_ms``, else it is detached."""
         self._stop.set()
-        self.wait(wait_ms)
+        return stop_or_detach(self, STOP_WAIT_MS if wait_ms is None else wait_ms)
 
     def run(self) -> None:
         from segcore import selection
+        stopped = self._stop.is_set
         try:
             model = embedding_model()
-            order = selection.cold_start_order(self.project, model, on_progress=self.progress.emit,
-                                               should_stop=self._stop.is_set)
-            if order is None or self._stop.is_set():
+            if stopped():  # the session closed while the backbone loaded: its project too
+                return
+            order = selection.cold_start_order(self.project, model, should_stop=stopped,
+                                               on_progress=lambda i, n: stopped()
+                                               or self.progress.emit(i, n))
+            if order is None or stopped():
                 return
             selection.store_cold_start_order(self.project, order)
         except Exception as exc:  # noqa: BLE001 - the list keeps its name order
-            self.failed.emit(f"could not rank images for a first pass: {exc}")
+            if not stopped():      # after a stop: the project was closed under it, not a failure
+                self.failed.emit(f"could not rank images for a first pass: {exc}")
             return
-        self.ready.emit(len(order))
+        if not stopped():
+            self.ready.emit(len(order))

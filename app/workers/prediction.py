@@ -19,7 +19,6 @@ kept probabilities of the last few images, or predicted again).
 
 from __future__ import annotations
 
-import atexit
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -28,14 +27,7 @@ from typing import Any, Callable
 import numpy as np
 from PySide6.QtCore import QThread, Signal
 
-_DETACHED: set = set()  # workers stopped while busy: kept referenced until their run() ends
-
-
-@atexit.register
-def _join_detached(timeout_ms: int = 60000) -> None:
-    """Let detached workers finish their item before the interpreter (and Qt) go away."""
-    for worker in list(_DETACHED):
-        worker.wait(timeout_ms)
+from .detach import stop_or_detach
 
 PROBS_CACHE = 6
 PROBS_CACHE_MAX_PIXELS = 4_000_000
@@ -143,12 +135,7 @@ class PredictionWorker(QThread):
             self._stop = True
             self._queue.clear()
             self._cond.notify()
-        if self.wait(wait_ms):
-            return True
-        _DETACHED.add(self)
-        self.setParent(None)
-        self.finished.connect(lambda: _DETACHED.discard(self))
-        return False
+        return stop_or_detach(self, wait_ms)
 
     # -- worker thread ----------------------------------------------------------------------
     def run(self) -> None:

@@ -1,29 +1,18 @@
 """Partial (corrective) labels driven like a user: P switches the mode, an image starts all
 void (255) with the prediction hatched under it, strokes label only their pixels (brush = the
-class, eraser = background), Clear and Reset go back to void; saved masks keep 255 (needs
-segcore.io to store void: the lead's change, checked by capability)."""
+class, eraser = background), Clear and Reset go back to void; saved masks keep 255."""
 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
 from app.canvas import render
 from app.canvas.testing import drag
 from segcore import io
-from segcore.errors import MaskWriteError
 
 CTRL = Qt.KeyboardModifier.ControlModifier
-
-
-def _io_stores_void() -> bool:
-    try:
-        io.encode_mask_png("probe.png", np.array([[0, 1, 255]], np.uint8), 2)
-        return True
-    except MaskWriteError:
-        return False
 
 
 def _partial_window(window, qtbot):
@@ -53,8 +42,6 @@ def test_partial_mode_starts_void_and_labels_only_painted_pixels(window, qtbot):
     assert (canvas.mask() == 255).all()
 
 
-@pytest.mark.skipif(not _io_stores_void(), reason="needs segcore.io to write void (255): the "
-                                                  "lead's io change")
 def test_partial_mask_is_saved_with_void_and_marked_done(window, qtbot):
     canvas = _partial_window(window, qtbot)
     stem = window.current_stem()
