@@ -118,7 +118,7 @@ def test_a_write_whose_temp_was_removed_as_stale_writes_again(tmp_path):
     target = tmp_path / "a.bin"
     calls = []
 
-    def write(fh):  # noqa: ANN001, ANN202
+    def write(fh):
         calls.append(1)
         fh.write(b"new")
         if len(calls) == 1:

@@ -277,7 +277,7 @@ def main() -> int:
                XDG_CACHE_HOME=str(work / "cache"), PYTHONPATH=str(ROOT),
                SEGLOOP_JOURNAL="0" if args.no_journal else "1")
     env.setdefault("TORCH_HOME", os.path.expanduser("~/.cache/torch"))
-    app_log = open(work / "app-stderr.log", "ab")  # noqa: SIM115 - one file for all starts
+    app_log = open(work / "app-stderr.log", "ab")
     t_start = time.monotonic()
 
     def write(rec: dict) -> None:

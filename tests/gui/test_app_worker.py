@@ -54,7 +54,7 @@ def test_crf_refines_the_shown_image_only_and_a_background_one_when_shown(window
 
     refined: list[tuple[int, int]] = []
 
-    def counting_refine(image, probs, params=None):  # noqa: ANN001, ANN202
+    def counting_refine(image, probs, params=None):
         refined.append(image.shape[:2])
         return probs
 
