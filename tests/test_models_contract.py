@@ -251,3 +251,95 @@ def test_complexity_counts_flops_that_scale_with_the_image_area():
     assert small["params"] == sum(p.numel() for p in built("fcn8s").parameters())
     assert 3.5 < large["gflops"] / small["gflops"] < 4.5
     assert complexity(built("pspnet"), 64)["params"] < sum(p.numel() for p in built("pspnet").parameters())
+
+
+# ------------------------------------------------------------------ the trainer's side of the contract
+def _blobs(n: int, size=(72, 88)):
+    import cv2
+    import numpy as np
+    rng = np.random.default_rng(0)
+    out = []
+    for _ in range(n):
+        img = rng.integers(0, 70, (*size, 3)).astype(np.uint8)
+        mask = np.zeros(size, np.uint8)
+        cv2.circle(mask, (int(rng.integers(20, size[1] - 20)), int(rng.integers(20, size[0] - 20))), 14, 1, -1)
+        img[mask == 1] = (210, 90, 60)
+        out.append((img, mask))
+    return out
+
+
+def _fit(model, messages: list[str] | None = None, **kw):
+    from segcore.training import TrainCallbacks, TrainConfig, Trainer
+    cfg = TrainConfig(**{**dict(mode="fast", epochs=1, time_budget_s=None, input_size=64, batch_size=4,
+                                fast_views=2, seed=0, scale_policy="stretch"), **kw})
+    cbs = TrainCallbacks(on_message=(messages.append if messages is not None else None))
+    return Trainer(model, cfg, cbs).fit(_blobs(4), _blobs(1))
+
+
+def _params(module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def _changed(module, before) -> bool:
+    return any(not torch.equal(v, before[k]) for k, v in module.state_dict().items())
+
+
+def test_full_only_model_trains_in_full_mode_and_its_fresh_encoder_bn_learns():
+    model = models.build("speed_dspp", num_classes=2, pretrained=False)
+    before = _params(model.encoder)
+    messages: list[str] = []
+    result = _fit(model, messages, mode="fast+full")
+    assert any("trains in full mode only" in m for m in messages), messages
+    assert result.history and {r.phase for r in result.history} == {"full"}
+    bn = result.model.encoder.stem[0][1]  # first BatchNorm of the fresh encoder
+    assert not torch.equal(bn.running_mean, before["stem.0.1.running_mean"])
+    assert any("encoder BN learns" in m for m in messages)
+
+
+def test_full_mode_adds_pspnets_auxiliary_loss():
+    model = models.build("pspnet", num_classes=2, pretrained=False)
+    weights = lambda m: {k: v.detach().clone() for k, v in m.aux_head.named_parameters()}  # noqa: E731
+    before = weights(model)
+    trained = weights(_fit(model, mode="full").model)
+    assert any(not torch.equal(trained[k], v) for k, v in before.items())  # the aux logits reached the loss
+    untouched = weights(_fit(model, mode="full", aux_weight=0.0).model)
+    assert all(torch.equal(untouched[k], v) for k, v in before.items())
+
+
+def test_fast_mode_on_a_multi_skip_decoder_trains_only_decoder_and_tail():
+    model = models.build("unet_mobilenet_v2", num_classes=2, pretrained=False)
+    enc_before, dec_before = _params(model.encoder), _params(model.decoder)
+    messages: list[str] = []
+    trained = _fit(model, messages, mode="fast", tail_blocks=2).model
+    assert any("last 2 blocks" in m for m in messages), messages
+    assert _changed(trained.decoder, dec_before)
+    enc = trained.encoder.state_dict()
+    assert all(torch.equal(enc[k], v) for k, v in enc_before.items() if not k.startswith(("features.16.",
+                                                                                          "features.17.")))
+    assert any(not torch.equal(enc[k], v) for k, v in enc_before.items() if k.startswith("features.17."))
+
+
+def test_switching_architecture_starts_a_new_lineage(demo_project):
+    import numpy as np
+
+    from segcore import loop
+    from segcore.demo import load_ground_truth
+    from segcore.project import Project
+    from segcore.training import TrainConfig
+    project = Project.open(demo_project)
+    for s in project.stems()[:2]:
+        project.save_mask(s, (load_ground_truth(demo_project, s) > 0).astype(np.uint8))
+    cfg = TrainConfig(mode="fast", epochs=1, time_budget_s=None, input_size=64, batch_size=4, fast_views=1,
+                      pretrained=False, scale_policy="stretch")
+    first = loop.finetune(project, cfg)
+    assert project.model_version(first.version_id).arch == cfg.arch
+    from dataclasses import replace
+    kept = loop.finetune(project, replace(cfg, arch="fcn8s"))  # no switch asked: the lineage continues
+    assert kept.parent_id == first.version_id and project.model_version(kept.version_id).arch == cfg.arch
+    switched = loop.finetune(project, replace(cfg, arch="fcn8s", switch_arch=True))
+    v = project.model_version(switched.version_id)
+    assert switched.parent_id is None and v.parent is None and v.arch == "fcn8s"
+    assert v.meta["model_config"]["name"] == "fcn8s"
+    again = loop.finetune(project, replace(cfg, arch="fcn8s", switch_arch=True))
+    assert again.parent_id == switched.version_id  # same architecture: fine-tuned from it
+    project.close()

@@ -15,7 +15,7 @@ pretrained=False)`` (or ``from_config``) rebuilds a model's architecture for loa
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..weights import ProgressCallback
@@ -30,7 +30,7 @@ from .segnet import segnet
 from .unet import unet, unet_mobilenet_v2
 
 __all__ = [
-    "ARCHITECTURES", "ArchInfo", "DEFAULT_MODEL", "IMAGENET_MEAN", "IMAGENET_STD", "LogitsOnly", "MobileNetDeepLab", "SegModel",
+    "ARCHITECTURES", "ArchInfo", "DEFAULT_MODEL", "short_name", "IMAGENET_MEAN", "IMAGENET_STD", "LogitsOnly", "MobileNetDeepLab", "SegModel",
     "available_models", "build", "from_config", "logits_to_probs",
 ]
 
@@ -50,6 +50,7 @@ class ArchInfo:
     title: str
     good_for: str
     measured: bool = False  # True: good_for is this project's measurement, not the paper's claim
+    short: str = ""         # a few characters for narrow places (the versions table)
 
     @property
     def good_for_line(self) -> str:
@@ -93,7 +94,22 @@ ARCHITECTURES: dict[str, ArchInfo] = {
     "speed_mdspp": ArchInfo(speed_mdspp, "SPEED + MDSPP (fresh weights)",
                             "SPEED with the mixed pyramid; trains from scratch (full mode)"),
 }
+#: short names for narrow places (the versions table)
+_SHORT = {
+    "deeplabv3plus_mobilenet_v2": "V3+", "deeplabv3_mobilenet_v2": "V3",
+    "deeplabv3_resnet50_v1c": "V3-R50", "fcn32s": "FCN32", "fcn16s": "FCN16", "fcn8s": "FCN8",
+    "unet": "U-Net", "unet_mobilenet_v2": "U-Net-M", "segnet": "SegNet", "pspnet": "PSP",
+    "deeplabv1_largefov": "V1", "deeplabv2": "V2", "spp": "SPP", "speed_dspp": "SPEED",
+    "speed_mdspp": "SPEED-M",
+}
+ARCHITECTURES = {name: replace(info, short=_SHORT.get(name, name)) for name, info in ARCHITECTURES.items()}
 _REGISTRY: dict[str, Callable[..., SegModel]] = {name: info.builder for name, info in ARCHITECTURES.items()}
+
+
+def short_name(arch: str) -> str:
+    """A few characters naming ``arch`` ("V3+", "U-Net", …; an unknown name as is)."""
+    info = ARCHITECTURES.get(arch)
+    return info.short if info else arch
 
 
 def available_models() -> list[str]:
