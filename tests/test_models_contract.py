@@ -262,7 +262,7 @@ def _blobs(n: int, size=(72, 88)):
     for _ in range(n):
         img = rng.integers(0, 70, (*size, 3)).astype(np.uint8)
         mask = np.zeros(size, np.uint8)
-        cv2.circle(mask, (int(rng.integers(20, size[1] - 20)), int(rng.integers(20, size[0] - 20))), 14, 1, -1)
+        cv2.circle(mask, (int(rng.integers(16, size[1] - 16)), int(rng.integers(16, size[0] - 16))), 12, 1, -1)
         img[mask == 1] = (210, 90, 60)
         out.append((img, mask))
     return out
@@ -298,7 +298,7 @@ def test_full_only_model_trains_in_full_mode_and_its_fresh_encoder_bn_learns():
 
 def test_full_mode_adds_pspnets_auxiliary_loss():
     model = models.build("pspnet", num_classes=2, pretrained=False)
-    weights = lambda m: {k: v.detach().clone() for k, v in m.aux_head.named_parameters()}  # noqa: E731
+    weights = lambda m: {k: v.detach().clone() for k, v in m.aux_head.named_parameters()}
     before = weights(model)
     trained = weights(_fit(model, mode="full").model)
     assert any(not torch.equal(trained[k], v) for k, v in before.items())  # the aux logits reached the loss
@@ -343,3 +343,24 @@ def test_switching_architecture_starts_a_new_lineage(demo_project):
     again = loop.finetune(project, replace(cfg, arch="fcn8s", switch_arch=True))
     assert again.parent_id == switched.version_id  # same architecture: fine-tuned from it
     project.close()
+
+
+@pytest.mark.parametrize("arch", ["speed_dspp", "fcn16s"])  # a full-only and a fast-mode zoo model
+def test_cli_train_builds_the_arch_and_the_checkpoint_records_it(arch, tmp_path):
+    import cv2
+
+    from segcore.cli import main
+    from segcore.io import write_mask
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    for i, (img, mask) in enumerate(_blobs(4, size=(48, 64))):
+        cv2.imwrite(str(images / f"im{i}.png"), img[..., ::-1])
+        write_mask(masks / f"im{i}.png", mask)
+    out = tmp_path / "trained.pt"
+    assert main(["train", "--images", str(images), "--masks", str(masks), "--out", str(out), "--arch", arch,
+                 "--mode", "fast", "--epochs", "1", "--input-size", "64", "--batch-size", "2",
+                 "--no-pretrained"]) == 0
+    model, meta = load_checkpoint(out)
+    assert meta["arch"] == arch and model.arch == arch
+    assert meta["metrics"]["stopped_reason"] == "epochs done"

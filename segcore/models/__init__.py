@@ -30,8 +30,8 @@ from .segnet import segnet
 from .unet import unet, unet_mobilenet_v2
 
 __all__ = [
-    "ARCHITECTURES", "ArchInfo", "DEFAULT_MODEL", "short_name", "IMAGENET_MEAN", "IMAGENET_STD", "LogitsOnly", "MobileNetDeepLab", "SegModel",
-    "available_models", "build", "from_config", "logits_to_probs",
+    "ARCHITECTURES", "ArchInfo", "DEFAULT_MODEL", "IMAGENET_MEAN", "IMAGENET_STD", "LogitsOnly",
+    "MobileNetDeepLab", "SegModel", "available_models", "build", "from_config", "logits_to_probs", "short_name",
 ]
 
 #: what a new project fine-tunes on a CPU: the MobileNetV2 backbone with the DeepLabV3+ decoder

@@ -90,8 +90,9 @@ def backbone(name: str, output_stride: int, taps: dict[int, str] | None = None) 
         return Backbone(enc, channels, WeightSource.from_torchvision(MobileNet_V2_Weights.IMAGENET1K_V1))
     if name == "vgg16":
         enc = VGG16Encoder(output_stride, taps)
-        channels = {key: VGG_POOLS[index][1] if index in VGG_POOLS else enc.features[index - 1].out_channels
-                    for index, key in enc.taps.items()}
+        if any(index not in VGG_POOLS for index in enc.taps):
+            raise ValueError(f"VGG-16 taps must be pool indices {sorted(VGG_POOLS)}, got {sorted(enc.taps)}")
+        channels = {key: VGG_POOLS[index][1] for index, key in enc.taps.items()}
         channels["out"] = 512
         return Backbone(enc, channels, WeightSource.from_torchvision(VGG16_Weights.IMAGENET1K_V1))
     if name in ("resnet50", "resnet101"):

@@ -92,6 +92,7 @@ class MultiScaleSegModel(SegModel):
             if logits.shape[-2:] != size:
                 logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
             fused = logits if fused is None else torch.maximum(fused, logits)
+        assert fused is not None  # scales is not empty
         return {"out": fused}
 
 

@@ -36,7 +36,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from .suite_data import ALL, BY_NAME, dataset_dir, test_count, variants_dir
+from .suite_data import ALL, BY_NAME, dataset_dir, test_count
 
 RUNS = Path(__file__).resolve().parent / "out" / "suite_runs"
 
@@ -88,7 +88,7 @@ def run_one(name: str, label: str, ks: list[int], orders: list[str], ceiling_s: 
         print(f"  {name} {config.arch} k={row['k']} {row['order']}: {metric:.3f} BIoU {row['biou']:.3f} "
               f"{row['seconds']:.0f} s", flush=True)
 
-    say = lambda m: print(f"  [{name}] {m}", flush=True)  # noqa: E731
+    say = lambda m: print(f"  [{name}] {m}", flush=True)
     if ks:
         sim.simulate(root / "images", root / "masks", test_last, ks, orders, config, dataset=name,
                      on_row=emit, on_message=say, **kwargs)
@@ -115,7 +115,6 @@ def _clean(row: dict) -> dict:
 
 def cmd_run(args: argparse.Namespace) -> int:
     names = [d.name for d in ALL] if args.datasets == "all" else args.datasets.split(",")
-    ks = [int(k) for k in args.k.split(",")] if args.k else []
     failed = []
     for arch in args.arch.split(",") if args.arch else [""]:
         for name in names:
@@ -166,21 +165,21 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .common import record, report
     after, before = _load(args.after), _load(args.before)
     # rows of several architectures in one label are kept apart (rows without "arch" are older)
-    latest = lambda rows: {(r["dataset"], r["k"], r["order"], r.get("arch", "")): r for r in rows}  # noqa: E731
-    A, B = latest(after), latest(before)
-    ceil = {(d, a): r for (d, k, o, a), r in A.items() if o == "ceiling"}
-    ceil_b = {d: r for (d, k, o, a), r in B.items() if o == "ceiling"}
-    before_any = {(d, k, o): r for (d, k, o, a), r in B.items()}
+    latest = lambda rows: {(r["dataset"], r["k"], r["order"], r.get("arch", "")): r for r in rows}
+    new, old = latest(after), latest(before)
+    ceil = {(d, a): r for (d, k, o, a), r in new.items() if o == "ceiling"}
+    ceil_b = {d: r for (d, k, o, a), r in old.items() if o == "ceiling"}
+    before_any = {(d, k, o): r for (d, k, o, a), r in old.items()}
     headers = ["dataset", "arch", "k", "order", "IoU/mIoU", "BIoU", "with project CRF", "CRF decision", "s/click",
                "/ceiling", "before", "after/before", "params M", "GFLOPs 320²", "preset", "worst classes"]
     rows, summary = [], {}
     order_of = [a.name for a in ALL]
-    for (d, k, o, a), r in sorted(A.items(), key=lambda x: (order_of.index(x[0][0]), x[0][3], x[0][2], x[0][1])):
+    for (d, k, o, a), r in sorted(new.items(), key=lambda x: (order_of.index(x[0][0]), x[0][3], x[0][2], x[0][1])):
         if o == "ceiling":
             continue
         m = _metric(r)
         c = ceil.get((d, a))
-        b = B.get((d, k, o, a)) or before_any.get((d, k, o))
+        b = old.get((d, k, o, a)) or before_any.get((d, k, o))
         mb = _metric(b) if b else None
         rows.append([d, a, k, o, m, r.get("mbiou", r.get("biou")), _metric(r, crf=True), r.get("crf_decision", ""),
                      r.get("seconds"), (m / _metric(c)) if c and _metric(c) else None, mb,
