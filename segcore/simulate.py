@@ -2,7 +2,8 @@
 
     rows = simulate("images/", "masks/", test_last=80, ks=(5, 20, 50), orders=("attention", "random"))
 
-Test = the last ``test_last`` sorted stems (never trained on); pool = the other stems.
+Test = the last ``test_last`` sorted stems, or the given ``test_stems`` (never trained on);
+pool = the other stems.
 Protocol "session" (default; what a user of the app does), per order, in one project holding
 the whole pool and starting from the ImageNet-initialised model (``config.arch``):
 for each k in increasing order
@@ -198,13 +199,21 @@ def simulate(images: str | os.PathLike[str], masks: str | os.PathLike[str], test
              on_row: Callable[[dict[str, Any]], None] | None = None,
              on_message: Callable[[str], None] | None = None,
              protocol: str = "session", num_classes: int = 2,
-             ignore_index: int | None = None) -> list[dict[str, Any]]:
+             ignore_index: int | None = None,
+             test_stems: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """Rows for every (order, k); see the module docstring. Raises SegLoopError on unusable input."""
     images, masks = Path(images), Path(masks)
     config = replace(config) if config is not None else default_config()
     say = on_message or (lambda text: None)
     found = matched_stems(images, masks)
     stems = sorted(found)
+    if test_stems is not None:
+        missing = sorted(set(test_stems) - set(found))
+        if missing:
+            raise SegLoopError(f"{images}: test stem(s) without an image and mask: {missing[:5]}")
+        chosen = set(test_stems)
+        stems = [s for s in stems if s not in chosen] + sorted(chosen)
+        test_last = len(chosen)
     if test_last < 1 or len(stems) <= test_last:
         raise SegLoopError(f"{images}: {len(stems)} images with masks in {masks}; need more than "
                            f"--test-last {test_last} (the test stems) to train on any")

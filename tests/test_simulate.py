@@ -127,3 +127,34 @@ def test_cli_simulate_json(labelled, capsys, monkeypatch):
     assert len(rows) == 1 and rows[0]["k"] == 2 and rows[0]["order"] == "random"
     assert rows[0]["iou_crf"] is None and np.isfinite(rows[0]["iou"])
     assert cli.main(["simulate", "--images", str(images), "--masks", str(masks), "--test-last", "30"]) != 0
+
+
+def test_given_test_stems_are_the_test_set_and_never_trained_on(labelled, monkeypatch):
+    from segcore import simulate as sim
+    seen: list[str] = []
+    real = sim._correct
+    monkeypatch.setattr(sim, "_correct", lambda project, stem, masks: (seen.append(stem),
+                                                                          real(project, stem, masks))[1])
+    images, masks = labelled
+    stems = sorted(p.stem for p in images.glob("*.png"))
+    test = [stems[0], stems[4], stems[7]]  # not the last sorted ones
+    scored: list[list[str]] = []
+    real_eval = sim.evaluate_test
+    monkeypatch.setattr(sim, "evaluate_test", lambda predictor, images_, masks_, stems_, *a, **kw: (
+        scored.append(list(stems_)), real_eval(predictor, images_, masks_, stems_, *a, **kw))[1])
+    simulate(images, masks, ks=(5,), orders=("random",), config=_cfg(), crf=False, test_stems=test)
+    assert len(seen) == 5 and not set(seen) & set(test)
+    assert scored and all(sorted(s) == sorted(test) for s in scored)
+    with pytest.raises(SegLoopError, match="nope"):
+        simulate(images, masks, ks=(2,), orders=("random",), config=_cfg(), test_stems=["nope"])
+
+
+def test_suite_split_is_stratified_where_stems_are_grouped():
+    from tests.benchmarks.suite_data import test_stems
+    stems = [f"{row}_{i}_s" for row in range(1, 21) for i in range(1, 31)]  # 600: MSRC-like rows
+    test = test_stems("msrc_v2", stems)
+    assert len(test) == 80 and len(set(test)) == 80
+    rows = {s.split("_")[0] for s in test}
+    assert rows == {str(r) for r in range(1, 21)}      # every row is in the test set...
+    assert all(f"{r}_30_s" in test for r in range(1, 21))  # ...by its last stems (natural order)
+    assert test_stems("weizmann_horse", stems) == sorted(stems)[-80:]

@@ -36,7 +36,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from .suite_data import ALL, BY_NAME, dataset_dir, test_count
+from .suite_data import ALL, BY_NAME, dataset_dir, test_stems, variants_dir
 
 RUNS = Path(__file__).resolve().parent / "out" / "suite_runs"
 
@@ -65,7 +65,13 @@ def run_one(name: str, label: str, ks: list[int], orders: list[str], ceiling_s: 
         print(f"{name}: this code's simulate() is binary only; skipped")
         return 0
     n = len(list((root / "masks").glob("*.png")))
-    test_last = test_count(n)
+    test = test_stems(name, list(sim.matched_stems(root / "images", root / "masks")))
+    test_last = len(test)
+    split = "last sorted stems"
+    if d.split_groups and "test_stems" in params:
+        kwargs["test_stems"], split = test, "stratified by stem prefix"
+    elif d.split_groups:
+        print(f"{name}: this code's simulate() takes no test_stems; the split is the sorted one")
     config = sim.default_config()
     if arch:
         config = replace(config, arch=arch)
@@ -79,7 +85,7 @@ def run_one(name: str, label: str, ks: list[int], orders: list[str], ceiling_s: 
     code = str(Path(segcore.__file__).resolve().parents[1])
 
     def emit(row: dict) -> None:
-        row = {**row, "dataset": name, "label": label, "code": code, "test_last": test_last,
+        row = {**row, "dataset": name, "label": label, "code": code, "test_last": test_last, "split": split,
                "arch": config.arch, **cost,
                "time": time.strftime("%Y-%m-%d %H:%M:%S")}
         with open(out, "a") as fh:

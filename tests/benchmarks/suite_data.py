@@ -12,7 +12,11 @@ and ``SOURCE.txt``. The hard variants are generated from it, deterministically (
 * ``ph2_small_lowcontrast``: each PH2 image at 30 % contrast, shrunk into a 256x256 frame of
   noisy skin colour so the lesion covers < 10 % of the image (median ~2 %).
 
-Test split of every dataset: the last N sorted stems, N = 20 % of the set, at most 80.
+Test split: the last N sorted stems, N = 20 % of the set, at most 80 (``test_stems``). One
+exception, msrc_v2: its stems are ``<category row>_<n>_s``, so the last sorted stems are whole
+rows 8 and 9 and part of 7 (all 30 bicycle images among them: bicycle would be in the test set
+and never in the pool). There the split is stratified by row: the last stems of each row,
+N in total, each row's share proportional to its size.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ class Dataset:
     ignore_index: int | None  # mask value that is void (never trained on, never scored)
     source: str = ""          # generated variants: the dataset they are cut from
     exclude_classes: tuple[int, ...] = ()  # left out of the reported mIoU (MSRC-21 drops horse, mountain)
+    split_groups: str = ""    # "": test = last sorted stems; "prefix": stratified by stem.split("_")[0]
 
     @property
     def binary(self) -> bool:
@@ -47,7 +52,7 @@ DATASETS = (
     Dataset("pennfudan_ped", 2, None),
     Dataset("ph2_skin_lesion", 2, None),
     Dataset("dsb2018_nuclei", 2, None),
-    Dataset("msrc_v2", 23, 255, exclude_classes=(4, 7)),
+    Dataset("msrc_v2", 23, 255, exclude_classes=(4, 7), split_groups="prefix"),
     Dataset("ccp_clothing", 59, None),
 )
 VARIANTS = (
@@ -86,6 +91,23 @@ def dataset_dir(name: str) -> Path | None:
 def test_count(n: int) -> int:
     """The test split size: 20 % of the set, at most 80."""
     return max(1, min(80, round(0.2 * n)))
+
+
+def test_stems(name: str, stems: list[str]) -> list[str]:
+    """The test stems of dataset ``name`` among ``stems`` (see the module docstring)."""
+    stems = sorted(stems)
+    n_test = test_count(len(stems))
+    if not BY_NAME[name].split_groups:
+        return stems[-n_test:]
+    groups: dict[str, list[str]] = {}
+    for s in stems:
+        groups.setdefault(s.split("_")[0], []).append(s)
+    exact = {g: n_test * len(v) / len(stems) for g, v in groups.items()}
+    quota = {g: int(q) for g, q in exact.items()}
+    for g in sorted(exact, key=lambda g: exact[g] - quota[g], reverse=True)[:n_test - sum(quota.values())]:
+        quota[g] += 1  # largest remainders
+    natural = lambda s: [int(t) if t.isdigit() else t for t in s.split("_")]  # noqa: E731
+    return sorted(s for g, v in groups.items() for s in sorted(v, key=natural)[len(v) - quota[g]:])
 
 
 # --------------------------------------------------------------------------- generation
