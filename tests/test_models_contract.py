@@ -68,6 +68,17 @@ def test_logits_at_odd_input_sizes_binary_and_multiclass(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_the_predictors_fused_inference_path_matches_eager(name):
+    from segcore.models.optimize import make_runner
+    model = built(name, 3)
+    x = torch.randn(1, 3, 64, 96)  # the Predictor pads to multiples of 32
+    with torch.no_grad():
+        eager = model(x)["out"]
+        fused = make_runner(model, "fused")(x)
+    assert torch.allclose(fused, eager, atol=1e-3, rtol=1e-3)
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_output_stride_of_the_encoder(name):
     model = built(name)
     stride = OUTPUT_STRIDE[name]

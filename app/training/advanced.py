@@ -79,9 +79,13 @@ class AdvancedSettings(QWidget):
                                   Qt.ItemDataRole.ToolTipRole)
         self.arch.setToolTip("Architecture of the next fine-tune; another one than the active "
                              "version's starts a new lineage from its pretrained weights")
+        # long titles must not widen the Training dock: the combo elides, the popup shows them whole
+        self.arch.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.arch.setMinimumContentsLength(14)
         self.arch_note = QLabel("")
         self.arch_note.setWordWrap(True)
         self.arch_note.setObjectName("archNote")
+        self.arch_note.setVisible(False)
         self.budget = QSpinBox()
         self.budget.setRange(0, 24 * 3600)
         self.budget.setSingleStep(30)
@@ -182,6 +186,7 @@ class AdvancedSettings(QWidget):
         name = str(self.arch.currentData() or KEEP_ARCH)
         info = ARCHITECTURES.get(name)
         self.arch_note.setText(info.good_for_line if info else "")
+        self.arch_note.setVisible(info is not None)
         self.changed.emit()
 
     def show_preset(self, text: str) -> None:

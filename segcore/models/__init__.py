@@ -78,7 +78,7 @@ ARCHITECTURES: dict[str, ArchInfo] = {
     "unet": ArchInfo(unet, "U-Net (fresh weights)",
                      "microscopy / biomedical images with few labels; trains from scratch (full mode)"),
     "unet_mobilenet_v2": ArchInfo(unet_mobilenet_v2, "U-Net decoder (MobileNetV2)",
-                                  "U-Net skips at every scale on ImageNet features: fine detail, small objects"),
+                                  "U-Net's skip at every scale (the microscopy tools' default) on ImageNet features"),
     "segnet": ArchInfo(segnet, "SegNet (VGG-16, fresh weights)",
                        "road / indoor scenes, memory-light unpooling; trains from scratch (full mode)"),
     "pspnet": ArchInfo(pspnet, "PSPNet (MobileNetV2)",
