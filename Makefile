@@ -47,12 +47,14 @@ bench-quick: $(DEVSTAMP)
 
 # The one-click loop on every development-suite dataset and hard variant (../shared/datasets or
 # $$SEGLOOP_SUITE; ~40 min on 2 cores): rows in tests/benchmarks/out/suite_runs/$(LABEL).jsonl,
-# the table (vs BEFORE) in results.md. LABEL / BEFORE / SUITE_ARGS are overridable.
+# the table (vs BEFORE) in results.md. LABEL / BEFORE / SUITE_ARGS are overridable; ARCH=pspnet
+# (or a comma-separated list, e.g. ARCH=fcn8s,unet) runs those registered architectures.
 LABEL ?= after
 BEFORE ?= before
+ARCH ?=
 bench-suite: $(DEVSTAMP)
 	$(PY) -m tests.benchmarks.suite_data
-	$(PY) -m tests.benchmarks.bench_suite run --label $(LABEL) --k 5,20,50 --orders attention $(SUITE_ARGS)
+	$(PY) -m tests.benchmarks.bench_suite run --label $(LABEL) --k 5,20,50 --orders attention $(if $(ARCH),--arch $(ARCH)) $(SUITE_ARGS)
 	$(PY) -m tests.benchmarks.bench_suite report --after $(LABEL) --before $(BEFORE)
 
 # Crash probe (not part of `make test`): the real app under Xvfb, painted with xdotool and

@@ -153,16 +153,24 @@ class _LoggingCallbacks(TrainCallbacks):
 
 
 def starting_model(project: Project, config: TrainConfig) -> tuple[Any, int | None, str]:
-    """(model, parent version id, description): the active version, or a fresh model."""
+    """(model, parent version id, description): the active version, or a fresh model — also
+    when ``config.switch_arch`` asks for ``config.arch`` and the active version is another
+    architecture (a new lineage: the version saved from it has no parent)."""
     from . import models
     store = ModelStore(project)
     active = store.active()
+    switched = ""
     if active is not None:
-        model = store.load(active.id)  # CheckpointError names the file and the reason
-        if getattr(model, "num_classes", None) == project.num_classes:
-            return model, active.id, f"version {active.id}"
+        if config.switch_arch and active.arch != config.arch:
+            switched = f", switching from v{active.id}'s {active.arch}: a new lineage"
+        else:
+            model = store.load(active.id)  # CheckpointError names the file and the reason
+            if getattr(model, "num_classes", None) == project.num_classes:
+                return model, active.id, f"version {active.id}"
     model = models.build(config.arch, num_classes=project.num_classes, pretrained=config.pretrained)
-    return model, None, f"a fresh {config.arch} ({'ImageNet backbone' if config.pretrained else 'random'})"
+    init = (getattr(model, "meta", None) or {}).get("init", {}).get("weights_source", "")
+    weights = "random" if (not config.pretrained or init.startswith("random")) else "ImageNet backbone"
+    return model, None, f"a fresh {config.arch} ({weights}{switched})"
 
 
 def _pairs(project: Project, stems: Sequence[str],

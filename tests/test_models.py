@@ -16,8 +16,9 @@ pytestmark = pytest.mark.usefixtures("offline_one_thread")
 
 
 def test_registry_lists_cpu_default_first():
-    assert models.available_models() == ["deeplabv3plus_mobilenet_v2", "deeplabv3_mobilenet_v2",
-                                         "deeplabv3_resnet50_v1c"]
+    assert models.available_models()[:3] == ["deeplabv3plus_mobilenet_v2", "deeplabv3_mobilenet_v2",
+                                             "deeplabv3_resnet50_v1c"]
+    assert len(models.available_models()) == len(set(models.available_models())) == 15
     assert models.DEFAULT_MODEL == "deeplabv3plus_mobilenet_v2"
 
 

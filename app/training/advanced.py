@@ -7,6 +7,12 @@ the encoder's (``lr_backbone``, full mode) keeps TrainConfig's ratio to it.
 Working scale: ``scale_policy`` "auto" chooses it from the corrected masks at each fine-tune
 (segcore.preprocess.choose_preset); "scale" with a factor > 0 overrides it; the active model's
 preset is shown beside it (``show_preset``).
+Architecture: "keep the active version's" (default: fine-tune continues the active version,
+or starts the default architecture in a new project) or one of ``segcore.models.ARCHITECTURES``
+(``TrainConfig.arch`` + ``switch_arch``: the next fine-tune builds that architecture, a fresh
+lineage when the active version is another one). Each choice shows its one-line "good for"
+(from the papers until the suite benchmark measures it). The choice is not persisted: a restart
+goes back to "keep", so opening another project never silently starts a new lineage there.
 Keys: ``training/mode``, ``training/time_budget_s``, ``training/epochs``, ``training/lr``,
 ``training/input_size``, ``training/scale_policy``, ``training/working_scale``,
 ``training/advanced_open``.
@@ -21,7 +27,10 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QLabel, QSpinBox, QToolButton,
                                QVBoxLayout, QWidget)
 
+from segcore.models import ARCHITECTURES, DEFAULT_MODEL
 from segcore.training import MODES, TrainConfig
+
+KEEP_ARCH = ""  # combo data of "keep the active version's architecture"
 
 MODE_TIPS = {
     "auto": "auto: fast; with classes also class weights and twice the learning rate",
@@ -60,6 +69,24 @@ class AdvancedSettings(QWidget):
             self.mode.addItem(m, m)
             self.mode.setItemData(i, MODE_TIPS.get(m, m), Qt.ItemDataRole.ToolTipRole)
         self.mode.setToolTip("\n".join(MODE_TIPS.values()))
+        self.arch = QComboBox()
+        self.arch.setObjectName("archCombo")
+        self.arch.addItem("keep the active version's", KEEP_ARCH)
+        self.arch.setItemData(0, "Fine-tune the active version (a new project starts "
+                                 f"{ARCHITECTURES[DEFAULT_MODEL].title})", Qt.ItemDataRole.ToolTipRole)
+        for name, info in ARCHITECTURES.items():
+            self.arch.addItem(info.title, name)
+            self.arch.setItemData(self.arch.count() - 1, f"{name}: {info.good_for_line}",
+                                  Qt.ItemDataRole.ToolTipRole)
+        self.arch.setToolTip("Architecture of the next fine-tune; another one than the active "
+                             "version's starts a new lineage from its pretrained weights")
+        # long titles must not widen the Training dock: the combo elides, the popup shows them whole
+        self.arch.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.arch.setMinimumContentsLength(14)
+        self.arch_note = QLabel("")
+        self.arch_note.setWordWrap(True)
+        self.arch_note.setObjectName("archNote")
+        self.arch_note.setVisible(False)
         self.budget = QSpinBox()
         self.budget.setRange(0, 24 * 3600)
         self.budget.setSingleStep(30)
@@ -106,6 +133,8 @@ class AdvancedSettings(QWidget):
         self.preset_label = QLabel("")
         self.preset_label.setWordWrap(True)
         self.preset_label.setObjectName("presetLabel")
+        form.addRow("Model", self.arch)
+        form.addRow("", self.arch_note)
         form.addRow("Mode", self.mode)
         form.addRow("Time budget", self.budget)
         form.addRow("Epochs", self.epochs)
@@ -119,6 +148,7 @@ class AdvancedSettings(QWidget):
         self.set_open(bool(self._value("advanced_open", False, bool)))
         for w in (self.mode, self.policy):
             w.currentIndexChanged.connect(self._edited)
+        self.arch.currentIndexChanged.connect(self._arch_changed)
         for s in (self.budget, self.epochs, self.input_size, self.lr, self.scale):
             s.valueChanged.connect(self._edited)
 
@@ -138,11 +168,27 @@ class AdvancedSettings(QWidget):
     def config(self) -> TrainConfig:
         lr = float(self.lr.value())
         ratio = self.defaults.lr_backbone / self.defaults.lr_head
-        return replace(self.defaults, mode=str(self.mode.currentData()),
+        arch = str(self.arch.currentData() or KEEP_ARCH)
+        return replace(self.defaults, arch=arch or self.defaults.arch, switch_arch=bool(arch),
+                       mode=str(self.mode.currentData()),
                        time_budget_s=float(self.budget.value()) or None,
                        epochs=int(self.epochs.value()) or None, lr_head=lr, lr_backbone=lr * ratio,
                        input_size=int(self.input_size.value()), scale_policy=str(self.policy.currentData()),
                        working_scale=float(self.scale.value()))
+
+    def set_arch(self, name: str) -> None:
+        """Choose the architecture of the next fine-tune ("" = keep the active version's)."""
+        index = self.arch.findData(name)
+        if index < 0:
+            raise ValueError(f"unknown architecture {name!r}")
+        self.arch.setCurrentIndex(index)
+
+    def _arch_changed(self, *_: Any) -> None:
+        name = str(self.arch.currentData() or KEEP_ARCH)
+        info = ARCHITECTURES.get(name)
+        self.arch_note.setText(info.good_for_line if info else "")
+        self.arch_note.setVisible(info is not None)
+        self.changed.emit()
 
     def show_preset(self, text: str) -> None:
         """What the active model sees (e.g. "working scale ×2.70 (tiles 320 px): objects ~15 px")."""

@@ -1,6 +1,8 @@
 """The model versions of a project as a table: newest first, the active one marked (● and bold).
 
-Columns: "● v3 ← v2" (active marker, version, parent), held-out IoU and BIoU of this version
+Columns: "● v3 ← v2" (active marker, version, parent; a version with no parent starts a lineage
+and says so with its architecture's short name: "v4 new U-Net" — what switching architecture
+in Advanced makes), held-out IoU and BIoU of this version
 ('val_iou' / 'val_biou'), "vs parent" (IoU change on the images held out for both, and on how
 many: segcore.loop.compare_versions); the save time is in the row tooltip. Each row's tooltip adds the parent's
 scores on the *same* held-out images before training ('start_val_*') and the mode. A dash
@@ -15,6 +17,8 @@ from typing import Any
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem, QWidget
+
+from segcore.models import short_name
 
 COLUMNS = ("Version", "IoU", "BIoU", "Δ")
 TIPS = ("Model version ← the version it was fine-tuned from; ● and bold = the active version "
@@ -57,7 +61,8 @@ def versus_parent(v: Any, parent: Any) -> tuple[str, str]:
 def version_row(v: Any, parent: Any = None) -> list[str]:
     """Cell texts of one ModelVersion: short enough for the Training dock."""
     metrics = v.metrics or {}
-    version = ("● " if v.active else "") + f"v{v.id}" + (f" ← v{v.parent}" if v.parent is not None else "")
+    version = ("● " if v.active else "") + f"v{v.id}" + (f" ← v{v.parent}" if v.parent is not None
+                                                         else f" new {short_name(v.arch)}")
     return [version, _fmt(metrics.get("val_iou")), _fmt(metrics.get("val_biou")),
             versus_parent(v, parent)[0]]
 
@@ -134,6 +139,8 @@ class VersionsTable(QTableWidget):
         m = v.metrics or {}
         created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(v.created)) if v.created else "?"
         lines = [f"v{v.id} ({v.arch}) — {v.file}, saved {created}" + ("  [active]" if v.active else "")]
+        if v.parent is None:
+            lines.append(f"new lineage: a fresh {v.arch} (not fine-tuned from an earlier version)")
         lines.append(version_details(v))
         if data:
             lines.append(f"trained on {len(data.get('train', []))} images, "

@@ -2,34 +2,114 @@
 
 Models: ``deeplabv3_mobilenet_v2`` (OS16, ImageNet MobileNetV2 backbone, the seed's head design
 at 256 ch), ``deeplabv3plus_mobilenet_v2`` (the same backbone with a slim DeepLabV3+ decoder:
-the CPU default for fine-tuning) and ``deeplabv3_resnet50_v1c`` (the seed's configuration, OS8). ``build(**model.config(),
+the CPU default for fine-tuning) and ``deeplabv3_resnet50_v1c`` (the seed's configuration, OS8).
+The zoo (issue 12), one builder per paper: ``fcn32s``/``fcn16s``/``fcn8s`` (fcn.py), ``unet``
+and ``unet_mobilenet_v2`` (unet.py), ``segnet`` (segnet.py), ``pspnet`` (pspnet.py),
+``deeplabv1_largefov`` and ``deeplabv2`` (deeplab_v1v2.py), ``spp``, ``speed_dspp`` and
+``speed_mdspp`` (pyramids.py). Those needing an ImageNet encoder use the MobileNetV2 one (the
+only weights on this machine); the paper's backbone is an option (``backbone=``).
+``ARCHITECTURES[name].good_for`` is a one-line summary for the UI. ``build(**model.config(),
 pretrained=False)`` (or ``from_config``) rebuilds a model's architecture for loading weights.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..weights import ProgressCallback
 from .base import IMAGENET_MEAN, IMAGENET_STD, LogitsOnly, SegModel, logits_to_probs
+from .deeplab_v1v2 import deeplabv1_largefov, deeplabv2
 from .deeplabv3 import (MobileNetDeepLab, Pretrained, deeplabv3_mobilenet_v2, deeplabv3_resnet50_v1c,
                         deeplabv3plus_mobilenet_v2)
+from .fcn import fcn8s, fcn16s, fcn32s
+from .pspnet import pspnet
+from .pyramids import speed_dspp, speed_mdspp, spp
+from .segnet import segnet
+from .unet import unet, unet_mobilenet_v2
 
 __all__ = [
-    "DEFAULT_MODEL", "IMAGENET_MEAN", "IMAGENET_STD", "LogitsOnly", "MobileNetDeepLab", "SegModel",
-    "available_models", "build", "from_config", "logits_to_probs",
+    "ARCHITECTURES", "ArchInfo", "DEFAULT_MODEL", "IMAGENET_MEAN", "IMAGENET_STD", "LogitsOnly",
+    "MobileNetDeepLab", "SegModel", "available_models", "build", "from_config", "logits_to_probs", "short_name",
 ]
 
 #: what a new project fine-tunes on a CPU: the MobileNetV2 backbone with the DeepLabV3+ decoder
 #: (the stride-4 skip is worth +0.12 IoU / +0.24 BIoU at k=20 in 60 s on Weizmann)
 DEFAULT_MODEL = "deeplabv3plus_mobilenet_v2"
 
-_REGISTRY: dict[str, Callable[..., SegModel]] = {
-    "deeplabv3_mobilenet_v2": deeplabv3_mobilenet_v2,
-    "deeplabv3_resnet50_v1c": deeplabv3_resnet50_v1c,
-    "deeplabv3plus_mobilenet_v2": deeplabv3plus_mobilenet_v2,
+@dataclass(frozen=True)
+class ArchInfo:
+    """A registered architecture: its builder and a one-line summary for the UI.
+
+    ``good_for`` says what the architecture's paper shows it for; it is the paper's claim,
+    not a measurement on this project's suite (tests/benchmarks/bench_suite.py --arch measures).
+    """
+
+    builder: Callable[..., SegModel]
+    title: str
+    good_for: str
+    measured: bool = False  # True: good_for is this project's measurement, not the paper's claim
+    short: str = ""         # a few characters for narrow places (the versions table)
+
+    @property
+    def good_for_line(self) -> str:
+        """"Good for …" with where the claim comes from."""
+        where = "measured on the suite" if self.measured else "from the paper; not yet measured here"
+        return f"Good for {self.good_for} ({where})"
+
+
+ARCHITECTURES: dict[str, ArchInfo] = {
+    "deeplabv3plus_mobilenet_v2": ArchInfo(
+        deeplabv3plus_mobilenet_v2, "DeepLabV3+ (MobileNetV2)",
+        "CPU fine-tuning: ASPP context plus a stride-4 skip for sharp boundaries "
+        "(Weizmann k=20, 60 s: 0.73 IoU / 0.42 BIoU vs 0.61 / 0.18 for DeepLabV3)", measured=True),
+    "deeplabv3_mobilenet_v2": ArchInfo(
+        deeplabv3_mobilenet_v2, "DeepLabV3 (MobileNetV2)",
+        "multi-scale context (ASPP); boundaries only as fine as its stride-16 map"),
+    "deeplabv3_resnet50_v1c": ArchInfo(
+        deeplabv3_resnet50_v1c, "DeepLabV3 (ResNet-50-V1c, the seed)",
+        "natural scenes with a GPU (too slow to fine-tune on a CPU)"),
+    "fcn32s": ArchInfo(fcn32s, "FCN-32s (MobileNetV2)",
+                       "a simple baseline; coarse (stride-32) masks"),
+    "fcn16s": ArchInfo(fcn16s, "FCN-16s (MobileNetV2)", "finer detail than FCN-32s (stride-16 skip)"),
+    "fcn8s": ArchInfo(fcn8s, "FCN-8s (MobileNetV2)",
+                      "the finest FCN: stride-16 and stride-8 skips"),
+    "unet": ArchInfo(unet, "U-Net (fresh weights)",
+                     "microscopy / biomedical images with few labels; trains from scratch (full mode)"),
+    "unet_mobilenet_v2": ArchInfo(unet_mobilenet_v2, "U-Net decoder (MobileNetV2)",
+                                  "U-Net's skip at every scale (the microscopy tools' default) on ImageNet features"),
+    "segnet": ArchInfo(segnet, "SegNet (VGG-16, fresh weights)",
+                       "road / indoor scenes, memory-light unpooling; trains from scratch (full mode)"),
+    "pspnet": ArchInfo(pspnet, "PSPNet (MobileNetV2)",
+                       "scene parsing: global context from pyramid pooling, auxiliary loss"),
+    "deeplabv1_largefov": ArchInfo(deeplabv1_largefov, "DeepLab v1 LargeFOV (MobileNetV2)",
+                                   "large field of view, meant to be paired with DenseCRF"),
+    "deeplabv2": ArchInfo(deeplabv2, "DeepLab v2 ASPP (MobileNetV2)",
+                          "objects at several scales (summed atrous branches 6/12/18/24)"),
+    "spp": ArchInfo(spp, "SPP head (MobileNetV2)",
+                    "pooling at 1/2/4 bins for context at any input size"),
+    "speed_dspp": ArchInfo(speed_dspp, "SPEED + DSPP (fresh weights)",
+                           "real-time on low-resource hardware; trains from scratch (full mode)"),
+    "speed_mdspp": ArchInfo(speed_mdspp, "SPEED + MDSPP (fresh weights)",
+                            "SPEED with the mixed pyramid; trains from scratch (full mode)"),
 }
+#: short names for narrow places (the versions table)
+_SHORT = {
+    "deeplabv3plus_mobilenet_v2": "V3+", "deeplabv3_mobilenet_v2": "V3",
+    "deeplabv3_resnet50_v1c": "V3-R50", "fcn32s": "FCN32", "fcn16s": "FCN16", "fcn8s": "FCN8",
+    "unet": "U-Net", "unet_mobilenet_v2": "U-Net-M", "segnet": "SegNet", "pspnet": "PSP",
+    "deeplabv1_largefov": "V1", "deeplabv2": "V2", "spp": "SPP", "speed_dspp": "SPEED",
+    "speed_mdspp": "SPEED-M",
+}
+ARCHITECTURES = {name: replace(info, short=_SHORT.get(name, name)) for name, info in ARCHITECTURES.items()}
+_REGISTRY: dict[str, Callable[..., SegModel]] = {name: info.builder for name, info in ARCHITECTURES.items()}
+
+
+def short_name(arch: str) -> str:
+    """A few characters naming ``arch`` ("V3+", "U-Net", …; an unknown name as is)."""
+    info = ARCHITECTURES.get(arch)
+    return info.short if info else arch
 
 
 def available_models() -> list[str]:
@@ -41,12 +121,13 @@ def build(
     name: str = DEFAULT_MODEL,
     num_classes: int = 2,
     pretrained: Pretrained = True,
-    aux: bool = False,
+    aux: bool | None = None,
     binary_bce: bool = True,
     progress: ProgressCallback | None = None,
     **options: Any,
 ) -> SegModel:
     """Build a registered model. ``options`` are architecture options (e.g. ``output_stride``).
+    ``aux=None``: the architecture's default (an auxiliary head for PSPNet only).
 
     Raises ValueError for an unknown name (the message lists the known ones).
     """

@@ -13,6 +13,16 @@ Conventions
   (backbone frozen) and train only the head.
 * ``meta`` holds how the model was initialised (weights source, which layers were loaded,
   which started fresh). It is JSON-able and meant to go into checkpoint metadata.
+* The decoder names the encoder outputs it reads in ``decoder.inputs`` (default ``("out",)``,
+  or ``("out", "low")`` for a decoder with ``uses_low_level``); it is called with those tensors
+  in that order. A decoder whose logits come out larger than the input (FCN's learned
+  upsampling, SegNet's padded unpooling) sets ``crop_output = True``: ``forward_head`` crops
+  them at the top-left instead of resizing.
+* Training modes: ``fast_mode_ok`` (False → ``fast_mode_reason``) says whether fast mode
+  (frozen encoder, cached features) makes sense; the Trainer trains a model that says no in
+  full mode only. ``freeze_encoder_bn()`` is what full mode freezes of the encoder: its
+  BatchNorm layers when the encoder starts from pretrained statistics (``encoder_bn_frozen``),
+  nothing for a fresh-weight encoder (its statistics must be learned).
 """
 
 from __future__ import annotations
@@ -73,12 +83,42 @@ class SegModel(nn.Module):
         self.aux_head = aux_head
         self.options: dict[str, Any] = dict(options or {})
         self.meta: dict[str, Any] = {}
+        self.fast_mode_ok = True
+        self.fast_mode_reason = ""
+        self.encoder_bn_frozen = True
+
+    def full_mode_only(self, reason: str) -> None:
+        """Declare that this model trains in full mode only (the Trainer honours it), and why."""
+        self.fast_mode_ok = False
+        self.fast_mode_reason = reason
+
+    def freeze_encoder_bn(self) -> None:
+        """Full mode: BatchNorm of a pretrained encoder to eval mode with frozen affine
+        parameters (statistics stay as pretrained); nothing when the encoder is fresh."""
+        if not self.encoder_bn_frozen:
+            return
+        for m in self.encoder.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.eval()
+                for p in m.parameters(recurse=False):
+                    p.requires_grad_(False)
+
+    @property
+    def decoder_inputs(self) -> tuple[str, ...]:
+        """The encoder outputs the decoder reads, in call order."""
+        keys = getattr(self.decoder, "inputs", None)
+        if keys:
+            return tuple(keys)
+        return ("out", "low") if self.uses_low_level else ("out",)
 
     def forward_features(self, x: Tensor) -> dict[str, Tensor]:
-        """Encoder only: ``{"out": last stage, "aux": stage 3 (the aux head's input)}``, plus
-        ``"low"`` (stride-4 features) when the decoder uses them (DeepLabV3+)."""
+        """Encoder only: the decoder's inputs (``decoder_inputs``: ``"out"`` = last stage, plus
+        e.g. ``"low"`` = stride-4 features for DeepLabV3+) and ``"aux"`` (the aux head's input)
+        when the encoder has it."""
         stages = self.encoder(x)
-        keys = ("out", "aux", "low") if self.uses_low_level else ("out", "aux")
+        keys = self.decoder_inputs
+        if "aux" in stages and "aux" not in keys:
+            keys = keys + ("aux",)
         return {k: stages[k] for k in keys}
 
     def max_tail_blocks(self) -> int:
@@ -108,12 +148,16 @@ class SegModel(nn.Module):
         return bool(getattr(self.decoder, "uses_low_level", False))
 
     def forward_head(self, features: dict[str, Tensor], size: tuple[int, int] | torch.Size) -> Tensor:
-        """Decoder on ``features["out"]`` (and ``["low"]``); logits bilinearly upsampled to ``size``."""
-        if self.uses_low_level:
-            logits = self.decoder(features["out"], features["low"])
-        else:
-            logits = self.decoder(features["out"])
-        return F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
+        """Decoder on ``features[k] for k in decoder_inputs``; logits bilinearly resized to
+        ``size`` (cropped at the top-left instead when the decoder has ``crop_output``)."""
+        logits = self.decoder(*[features[k] for k in self.decoder_inputs])
+        size = (int(size[0]), int(size[1]))
+        if getattr(self.decoder, "crop_output", False) and logits.shape[-2] >= size[0] \
+                and logits.shape[-1] >= size[1]:
+            return logits[..., : size[0], : size[1]]
+        if tuple(logits.shape[-2:]) == size:
+            return logits
+        return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
         size = x.shape[-2:]

@@ -64,8 +64,14 @@ def deeplabv3_resnet50_v1c(
     aux: bool = False,
     binary_bce: bool = True,
     progress: ProgressCallback | None = None,
+    output_stride: int = 8,
 ) -> SegModel:
-    """The seed's DeepLabV3: ResNet-50-V1c OS8, ASPP 512 ch at 12/24/36, aux FCN on stage 3."""
+    """The seed's DeepLabV3: ResNet-50-V1c OS8, ASPP 512 ch at 12/24/36, aux FCN on stage 3.
+
+    ``output_stride`` is recorded in ``config()`` and must be 8 (the seed's; accepted so a
+    checkpoint's config rebuilds the model)."""
+    if output_stride != 8:
+        raise ValueError(f"deeplabv3_resnet50_v1c has output stride 8 only, got {output_stride}")
     model = SegModel(
         arch="deeplabv3_resnet50_v1c",
         num_classes=num_classes,

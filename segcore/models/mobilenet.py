@@ -11,7 +11,8 @@ Conventions
   (the same "contract dilation" rule as the ResNet). Only depthwise 3×3 convs change
   (stride/dilation/padding), so the same weights serve every OS.
 * Forward returns ``{"low": features[3] output (24 ch, stride 4), "aux": features[13] output
-  (96 ch, OS16 or 8), "out": 320 ch}``.
+  (96 ch, OS16 or 8), "out": 320 ch}`` by default; ``taps`` (block index → key) names other
+  block outputs for decoders with more skips (U-Net, FCN: ``UNET_TAPS``).
 * Parameter names are torchvision's (``features.N...``) so ImageNet weights load by name.
 """
 
@@ -26,6 +27,11 @@ AUX_INDEX = 13
 LAST_INDEX = 17
 AUX_CHANNELS = 96
 OUT_CHANNELS = 320
+#: the default taps (DeepLab): stride-4 skip and the aux head's input
+DEEPLAB_TAPS: dict[int, str] = {LOW_INDEX: "low", AUX_INDEX: "aux"}
+#: one skip per stride of a non-dilated (OS32) encoder: (index, channels) per key
+UNET_TAPS: dict[int, str] = {1: "s2", LOW_INDEX: "s4", 6: "s8", AUX_INDEX: "s16"}
+TAP_CHANNELS: dict[int, int] = {1: 16, LOW_INDEX: 24, 6: 32, AUX_INDEX: 96, LAST_INDEX: 320}
 #: original stride of every block in features[0..17]
 _ORIGINAL_STRIDES: tuple[int, ...] = (2, 1, 2, 1, 2, 1, 1, 2, 1, 1, 1, 1, 1, 1, 2, 1, 1, 1)
 
@@ -57,9 +63,10 @@ def dilation_plan(output_stride: int) -> list[tuple[int, int]]:
 class MobileNetV2Encoder(nn.Module):
     """MobileNetV2 features with stride converted to dilation above ``output_stride``."""
 
-    def __init__(self, output_stride: int = 16) -> None:
+    def __init__(self, output_stride: int = 16, taps: dict[int, str] | None = None) -> None:
         super().__init__()
         self.features = nn.Sequential(*list(mobilenet_v2(weights=None).features)[: LAST_INDEX + 1])
+        self.taps: dict[int, str] = dict(DEEPLAB_TAPS if taps is None else taps)
         self.output_stride = 32
         self.set_output_stride(output_stride)
 
@@ -79,8 +86,8 @@ class MobileNetV2Encoder(nn.Module):
         return len(self.features)
 
     def max_tail_blocks(self) -> int:
-        """Most trailing blocks ``forward_from`` can run (the stride-4 output must come before)."""
-        return len(self.features) - (LOW_INDEX + 1)
+        """Most trailing blocks ``forward_from`` can run (the first tapped skip comes before)."""
+        return len(self.features) - (min(self.taps, default=LOW_INDEX) + 1)
 
     def tail_modules(self, tail_blocks: int) -> list[nn.Module]:
         """The last ``tail_blocks`` blocks (what fast mode trains on top of cached features)."""
@@ -100,10 +107,9 @@ class MobileNetV2Encoder(nn.Module):
         result: dict[str, Tensor] = {}
         for index in range(start, stop):
             x = self.features[index](x)
-            if index == LOW_INDEX:
-                result["low"] = x
-            elif index == AUX_INDEX:
-                result["aux"] = x
+            key = self.taps.get(index)
+            if key is not None:
+                result[key] = x
         result[last_key] = x
         return result
 

@@ -81,6 +81,9 @@ class TrainConfig:
                                          # measured on Weizmann k=20, 60 s: V3+ 0.73/0.42 IoU/BIoU
                                          # vs the seed-style V3 head 0.61/0.18 (same backbone)
     pretrained: bool = True              # ditto: ImageNet backbone for a fresh model
+    switch_arch: bool = False            # True: when the active version is not an ``arch`` model,
+                                         # start a fresh lineage of ``arch`` (the Advanced panel's
+                                         # architecture choice); False: continue the active version
 
     def validate(self) -> None:
         """Raise ValueError with a clear message when a setting is out of range."""

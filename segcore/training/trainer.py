@@ -54,6 +54,22 @@ def freeze_bn(module: nn.Module) -> None:
                 p.requires_grad_(False)
 
 
+def _freeze_encoder_bn(model: nn.Module) -> None:
+    """Full mode's encoder freeze: the model's own rule (SegModel.freeze_encoder_bn: pretrained
+    BatchNorm statistics stay, a fresh encoder's learn), else every encoder BatchNorm."""
+    method = getattr(model, "freeze_encoder_bn", None)
+    if callable(method):
+        method()
+    else:
+        freeze_bn(model.encoder)
+
+
+def _drop_aux(model: nn.Module, feats: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Cached features without the aux head's input (unless the decoder reads it)."""
+    keep = tuple(getattr(model, "decoder_inputs", ()))
+    return {k: v for k, v in feats.items() if k != "aux" or k in keep}
+
+
 class _Head(nn.Module):
     """forward(features, size) → model.forward_head: lets DDP wrap the decoder-only step."""
 
@@ -129,6 +145,10 @@ class Trainer:
         model = copy.deepcopy(self.source).to(self.device, memory_format=self._fmt)
         history: list[EpochReport] = []
         phases = ["fast", "full"] if cfg.mode == "fast+full" else [cfg.mode]
+        if "fast" in phases and not getattr(model, "fast_mode_ok", True):
+            phases = ["full"]  # e.g. a fresh-weight U-Net: its cached features would be random
+            self.callbacks.on_message(f"{getattr(model, 'arch', 'this model')} trains in full mode only "
+                                      f"({getattr(model, 'fast_mode_reason', '')})")
         reason = "epochs done"
         try:
             for phase in phases:
@@ -394,7 +414,7 @@ class Trainer:
                 labs.append(torch.from_numpy(lab.astype(np.int64)))
             batch_in = torch.stack(imgs).to(self.device).contiguous(memory_format=self._fmt)
             feats = model.cached_features(batch_in, tail)
-            feats = {k: v for k, v in feats.items() if k != "aux"}
+            feats = _drop_aux(model, feats)
             cache.add(feats, torch.stack(labs))
             if i == 0:
                 per_image = cache.nbytes()
@@ -408,7 +428,7 @@ class Trainer:
         for pair in (val if self.preset is None or self.preset.policy == "stretch" else []):
             x = normalize(pair.image, model.mean, model.std).unsqueeze(0).to(self.device)
             f = model.cached_features(x, tail)
-            val_feats.append({k: v[0].to("cpu", torch.float16) for k, v in f.items() if k != "aux"})
+            val_feats.append({k: v[0].to("cpu", torch.float16) for k, v in _drop_aux(model, f).items()})
         return cache, val_feats
 
     def _views_within_budget(self, views: int, n_images: int, first_s: float, deadline: float,
@@ -428,7 +448,7 @@ class Trainer:
         cfg = self.config
         for p in model.parameters():
             p.requires_grad_(True)
-        freeze_bn(model.encoder)  # backbone BN statistics and affine stay as pretrained
+        _freeze_encoder_bn(model)  # backbone BN statistics and affine stay as pretrained
         if model.aux_head is not None and cfg.aux_weight <= 0:
             for p in model.aux_head.parameters():
                 p.requires_grad_(False)
@@ -448,7 +468,7 @@ class Trainer:
 
         def set_train() -> None:
             model.train()
-            freeze_bn(model.encoder)
+            _freeze_encoder_bn(model)
             if freeze_head:
                 for h in heads:
                     freeze_bn(h)
@@ -473,8 +493,9 @@ class Trainer:
                 optimizer.step()
             return loss
 
+        enc_bn = "encoder BN frozen" if getattr(model, "encoder_bn_frozen", True) else "encoder BN learns"
         self.callbacks.on_message(
-            f"full mode: training all weights on {len(train)} images (encoder BN frozen"
+            f"full mode: training all weights on {len(train)} images ({enc_bn}"
             f"{', decoder BN frozen' if freeze_head else ''}, batch {batch}, {self.device})")
         return self._loop("full", self._batches(loader, sampler), len(loader), step, optimizer, epochs,
                           deadline, lambda: self._validate(model, val), history, set_train)

@@ -2,6 +2,7 @@
 
     python -m tests.benchmarks.bench_suite run --label after [--datasets a,b] [--k 5,20,50]
                                               [--orders attention,random] [--ceiling-s 180]
+                                              [--arch pspnet[,unet,...]]
     python -m tests.benchmarks.bench_suite report [--before before] [--after after]
 
 ``run`` drives segcore.simulate (the session protocol: one project, images "corrected" by
@@ -13,6 +14,10 @@ the last N sorted stems, N = 20 % of the set, at most 80 (suite_data.test_count)
 Running it with PYTHONPATH pointing at another checkout measures that code with the same
 harness (how the "before" table is made; multi-class datasets need a simulate() that takes
 ``num_classes``, and are skipped otherwise).
+
+``--arch`` runs the loop with that architecture from the registry (``segcore.models``; a
+comma-separated list runs each in turn; default: the app's default); each row records its
+``arch`` with the model's parameters and GFLOPs at 320² (``segcore.models.complexity``).
 
 ``report`` prints and records (results.md / results.json key "suite") per dataset and k:
 IoU (binary) or mIoU (multi-class), BIoU, the values with the project's CRF decision, seconds
@@ -42,7 +47,7 @@ def _jsonl(label: str) -> Path:
 
 
 def run_one(name: str, label: str, ks: list[int], orders: list[str], ceiling_s: float | None,
-            threads: int) -> int:
+            threads: int, arch: str = "") -> int:
     import torch
     torch.set_num_threads(threads)
     import segcore
@@ -68,16 +73,25 @@ def run_one(name: str, label: str, ks: list[int], orders: list[str], ceiling_s: 
     elif d.split_groups:
         print(f"{name}: this code's simulate() takes no test_stems; the split is the sorted one")
     config = sim.default_config()
+    if arch:
+        config = replace(config, arch=arch)
+    try:
+        from segcore.models.complexity import complexity
+        cost = complexity(config.arch, 320, d.num_classes)
+        cost = {"params_m": cost["params_m"], "gflops": cost["gflops"]}
+    except ImportError:  # older code measured with this harness
+        cost = {}
     out = _jsonl(label)
     code = str(Path(segcore.__file__).resolve().parents[1])
 
     def emit(row: dict) -> None:
         row = {**row, "dataset": name, "label": label, "code": code, "test_last": test_last, "split": split,
+               "arch": config.arch, **cost,
                "time": time.strftime("%Y-%m-%d %H:%M:%S")}
         with open(out, "a") as fh:
             fh.write(json.dumps(_clean(row)) + "\n")
         metric = row.get("miou", row.get("iou"))
-        print(f"  {name} k={row['k']} {row['order']}: {metric:.3f} BIoU {row['biou']:.3f} "
+        print(f"  {name} {config.arch} k={row['k']} {row['order']}: {metric:.3f} BIoU {row['biou']:.3f} "
               f"{row['seconds']:.0f} s", flush=True)
 
     say = lambda m: print(f"  [{name}] {m}", flush=True)
@@ -108,17 +122,21 @@ def _clean(row: dict) -> dict:
 def cmd_run(args: argparse.Namespace) -> int:
     names = [d.name for d in ALL] if args.datasets == "all" else args.datasets.split(",")
     failed = []
-    for name in names:
-        t0 = time.perf_counter()
-        cmd = [sys.executable, "-m", "tests.benchmarks.bench_suite", "_one", name, "--label", args.label,
-               "--k", args.k, "--orders", args.orders, "--threads", str(args.threads)]
-        if args.ceiling_s:
-            cmd += ["--ceiling-s", str(args.ceiling_s)]
-        print(f"=== {name} ({args.label}) ===", flush=True)
-        rc = subprocess.call(cmd, env=dict(os.environ, QT_QPA_PLATFORM="offscreen"))
-        print(f"=== {name}: exit {rc}, {time.perf_counter() - t0:.0f} s ===", flush=True)
-        if rc:
-            failed.append(name)
+    for arch in args.arch.split(",") if args.arch else [""]:
+        for name in names:
+            t0 = time.perf_counter()
+            cmd = [sys.executable, "-m", "tests.benchmarks.bench_suite", "_one", name, "--label", args.label,
+                   "--k", args.k, "--orders", args.orders, "--threads", str(args.threads)]
+            if args.ceiling_s:
+                cmd += ["--ceiling-s", str(args.ceiling_s)]
+            if arch:
+                cmd += ["--arch", arch]
+            what = f"{name} {arch}".strip()
+            print(f"=== {what} ({args.label}) ===", flush=True)
+            rc = subprocess.call(cmd, env=dict(os.environ, QT_QPA_PLATFORM="offscreen"))
+            print(f"=== {what}: exit {rc}, {time.perf_counter() - t0:.0f} s ===", flush=True)
+            if rc:
+                failed.append(what)
     return 1 if failed else 0
 
 
@@ -152,37 +170,40 @@ def _worst(r: dict, n: int = 3) -> str:
 def cmd_report(args: argparse.Namespace) -> int:
     from .common import record, report
     after, before = _load(args.after), _load(args.before)
-    latest = lambda rows: {(r["dataset"], r["k"], r["order"]): r for r in rows}
+    # rows of several architectures in one label are kept apart (rows without "arch" are older)
+    latest = lambda rows: {(r["dataset"], r["k"], r["order"], r.get("arch", "")): r for r in rows}
     new, old = latest(after), latest(before)
-    ceil = {d: r for (d, k, o), r in new.items() if o == "ceiling"}
-    ceil_b = {d: r for (d, k, o), r in old.items() if o == "ceiling"}
-    headers = ["dataset", "k", "order", "IoU/mIoU", "BIoU", "with project CRF", "CRF decision", "s/click",
-               "/ceiling", "before", "after/before", "preset", "worst classes"]
+    ceil = {(d, a): r for (d, k, o, a), r in new.items() if o == "ceiling"}
+    ceil_b = {d: r for (d, k, o, a), r in old.items() if o == "ceiling"}
+    before_any = {(d, k, o): r for (d, k, o, a), r in old.items()}
+    headers = ["dataset", "arch", "k", "order", "IoU/mIoU", "BIoU", "with project CRF", "CRF decision", "s/click",
+               "/ceiling", "before", "after/before", "params M", "GFLOPs 320²", "preset", "worst classes"]
     rows, summary = [], {}
-    for (d, k, o), r in sorted(new.items(), key=lambda x: ([a.name for a in ALL].index(x[0][0]), x[0][2], x[0][1])):
+    order_of = [a.name for a in ALL]
+    for (d, k, o, a), r in sorted(new.items(), key=lambda x: (order_of.index(x[0][0]), x[0][3], x[0][2], x[0][1])):
         if o == "ceiling":
             continue
         m = _metric(r)
-        c = ceil.get(d)
-        b = old.get((d, k, o))
+        c = ceil.get((d, a))
+        b = old.get((d, k, o, a)) or before_any.get((d, k, o))
         mb = _metric(b) if b else None
-        rows.append([d, k, o, m, r.get("mbiou", r.get("biou")), _metric(r, crf=True), r.get("crf_decision", ""),
+        rows.append([d, a, k, o, m, r.get("mbiou", r.get("biou")), _metric(r, crf=True), r.get("crf_decision", ""),
                      r.get("seconds"), (m / _metric(c)) if c and _metric(c) else None, mb,
-                     (m / mb) if mb else None, r.get("preset", ""), _worst(r)])
-        summary.setdefault((k, o), []).append((m, mb))
-    for (k, o), vals in sorted(summary.items()):
+                     (m / mb) if mb else None, r.get("params_m"), r.get("gflops"), r.get("preset", ""), _worst(r)])
+        summary.setdefault((a, k, o), []).append((m, mb))
+    for (a, k, o), vals in sorted(summary.items()):
         ms = [v[0] for v in vals if v[0] is not None]
         pairs = [(v[0], v[1]) for v in vals if v[0] is not None and v[1] is not None]
-        rows.append(["**mean**", k, o, sum(ms) / len(ms) if ms else None, None, None, "", None, None,
+        rows.append(["**mean**", a, k, o, sum(ms) / len(ms) if ms else None, None, None, "", None, None,
                      sum(p[1] for p in pairs) / len(pairs) if pairs else None,
-                     (sum(p[0] for p in pairs) / sum(p[1] for p in pairs)) if pairs else None, "", ""])
-    crows = [[d, _metric(r), r.get("biou"), r.get("seconds"), _metric(ceil_b[d]) if d in ceil_b else None]
-             for d, r in ceil.items()]
+                     (sum(p[0] for p in pairs) / sum(p[1] for p in pairs)) if pairs else None, None, None, "", ""])
+    crows = [[d, a, _metric(r), r.get("biou"), r.get("seconds"), _metric(ceil_b[d]) if d in ceil_b else None]
+             for (d, a), r in ceil.items()]
     record("suite", {"after": after, "before": before})
     report("Suite: one-click loop on every dataset (session protocol, test = last 20 %, <= 80)", headers, rows)
     if crows:
         report("Suite ceilings (one click on every pool image, long budget)",
-               ["dataset", "IoU/mIoU", "BIoU", "seconds", "before ceiling"], crows)
+               ["dataset", "arch", "IoU/mIoU", "BIoU", "seconds", "before ceiling"], crows)
     return 0
 
 
@@ -200,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--orders", default="attention")
         p.add_argument("--ceiling-s", type=float, default=None)
         p.add_argument("--threads", type=int, default=2)
+        p.add_argument("--arch", default="", help="registered architecture(s), comma-separated "
+                                                    "(default: the app's default)")
     p = sub.add_parser("report")
     p.add_argument("--before", default="before")
     p.add_argument("--after", default="after")
@@ -208,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_run(args)
     if args.cmd == "_one":
         return run_one(args.dataset, args.label, [int(k) for k in args.k.split(",")] if args.k else [],
-                       args.orders.split(","), args.ceiling_s, args.threads)
+                       args.orders.split(","), args.ceiling_s, args.threads, args.arch)
     return cmd_report(args)
 
 

@@ -27,6 +27,7 @@ def test_versions_table_fits_a_narrow_dock_and_keeps_full_values_in_tooltips(qtb
     header = table.horizontalHeader()
     assert sum(header.sectionSize(c) for c in range(table.columnCount())) <= table.viewport().width() + 1
     assert table.item(0, 0).text() == "● v3 ← v2" and table.item(1, 0).text() == "v2 ← v1"
-    assert table.item(2, 0).text() == "v1"
+    assert table.item(2, 0).text() == "v1 new V3+"  # a lineage's first version, its architecture
+    assert "new lineage: a fresh deeplabv3plus_mobilenet_v2" in table.item(2, 0).toolTip()
     assert table.item(0, 1).text() == "0.877" and table.item(0, 2).text() == "0.660"
     assert "IoU 0.612 → 0.877" in table.item(0, 1).toolTip() and "mode fast" in table.item(0, 1).toolTip()
