@@ -277,7 +277,7 @@ def _cmd_versions(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------ parser
 def _train_parser(sub: Any) -> None:
-    from .training.config import TrainConfig
+    from .training.config import MODES, TrainConfig
     d = TrainConfig()
     p = sub.add_parser(
         "train", help="fine-tune a model on a folder of images and masks",
@@ -291,9 +291,10 @@ def _train_parser(sub: Any) -> None:
     p.add_argument("--masks", required=True, help="folder of masks named <image stem>.png")
     p.add_argument("--checkpoint", help="start from this checkpoint (default: ImageNet-initialised --arch)")
     p.add_argument("--out", required=True, help="checkpoint file to write (.pt)")
-    p.add_argument("--mode", choices=["fast", "full", "fast+full"], default=d.mode,
+    p.add_argument("--mode", choices=list(MODES), default=d.mode,
                    help="fast: frozen encoder, cached features, decoder only; full: all weights "
-                        "(encoder BN frozen); fast+full: fast warm-up then full (default %(default)s)")
+                        "(encoder BN frozen); fast+full: fast warm-up then full; auto: fast, and for "
+                        "--classes > 2 also class weights and 2x --lr-head (default %(default)s)")
     p.add_argument("--time-budget", type=_positive_float, metavar="S", help="stop after S seconds in total")
     p.add_argument("--epochs", type=_int_at_least(1), metavar="N",
                    help="epochs per phase (default: 20 without --time-budget)")

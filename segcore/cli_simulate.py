@@ -31,7 +31,8 @@ def add_simulate_parser(sub: Any) -> None:
     p.add_argument("--k", default="5,20,50", help="comma-separated numbers of corrected images (default 5,20,50)")
     p.add_argument("--order", default="attention,random", help="attention, random or both (default both)")
     p.add_argument("--time-budget", type=float, metavar="S", help="fine-tune budget (default: the app's)")
-    p.add_argument("--mode", choices=["fast", "full", "fast+full"], help="training mode (default: the app's)")
+    p.add_argument("--mode", choices=["auto", "fast", "full", "fast+full"],
+                   help="training mode (default: the app's)")
     p.add_argument("--no-crf", action="store_true", help="skip the DenseCRF scores")
     p.add_argument("--seed", type=int, default=0, help="random order seed (default 0)")
     p.add_argument("--protocol", choices=["session", "independent"], default="session",

@@ -303,3 +303,19 @@ def test_dice_term_rewards_overlap_and_respects_ignore():
     assert segmentation_loss(shifted, ignored, dice_weight=1.0) - segmentation_loss(shifted, ignored) < 0.05
     two = torch.cat([-good, good], 1)  # the k-class (softmax) path
     assert segmentation_loss(two, labels, dice_weight=1.0) < 0.01
+
+
+def test_auto_settings_resolve_per_kind_of_project():
+    from segcore.training.config import AUTO
+    d = TrainConfig()
+    assert d.mode == "auto" and d.class_balance == "auto"
+    binary, classes = d.for_classes(1), d.for_classes(5)
+    assert (binary.mode, binary.class_balance) == (AUTO["binary"]["mode"], AUTO["binary"]["class_balance"])
+    assert (classes.mode, classes.class_balance) == (AUTO["classes"]["mode"], "sqrt")
+    assert classes.lr_head == d.lr_head * AUTO["classes"]["lr_head_factor"] and binary.lr_head == d.lr_head
+    assert TrainConfig(mode="fast", class_balance="none").for_classes(5).mode == "fast"
+    assert TrainConfig(mode="fast", class_balance="none").for_classes(5).class_balance == "none"
+    trainer = Trainer(_model(), _cfg(mode="auto"))
+    assert trainer.config.mode == AUTO["binary"]["mode"]
+    multi = Trainer(_model(num_classes=4), _cfg(mode="auto"))
+    assert (multi.config.mode, multi.config.class_balance) == (AUTO["classes"]["mode"], "sqrt")

@@ -24,9 +24,10 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QLabel, Q
 from segcore.training import MODES, TrainConfig
 
 MODE_TIPS = {
+    "auto": "auto: fast; with classes also class weights and twice the learning rate",
     "fast": "fast: the encoder stays frozen; only the decoder trains on cached features (quickest)",
     "full": "full: every weight trains (encoder BatchNorm frozen); slower, can learn more",
-    "fast+full": "fast+full: a short decoder-only warm-up, then full fine-tuning (recommended)",
+    "fast+full": "fast+full: a short decoder-only warm-up, then full fine-tuning",
 }
 
 

@@ -13,19 +13,27 @@ Conventions
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, Literal
 
-Mode = Literal["fast", "full", "fast+full"]
-MODES: tuple[str, ...] = ("fast", "full", "fast+full")
+Mode = Literal["auto", "fast", "full", "fast+full"]
+MODES: tuple[str, ...] = ("auto", "fast", "full", "fast+full")
 DEFAULT_EPOCHS = 20
+
+# What "auto" means for ``mode`` and ``class_balance``, per kind of project (chosen on the
+# development suite, tests/benchmarks/results.md "Suite"). Binary projects: the cached-feature
+# fast mode, no class weights. Multi-class projects: fast mode with sqrt class weights and the
+# decoder's learning rate x ``lr_head_factor`` (the rare classes otherwise never get learnt in
+# one click; the k=50 one-click mIoU of every setting tried is in the closing note of issue 10).
+AUTO = {"binary": {"mode": "fast", "class_balance": "none", "lr_head_factor": 1.0},
+        "classes": {"mode": "fast", "class_balance": "sqrt", "lr_head_factor": 2.0}}
 
 
 @dataclass
 class TrainConfig:
     """Everything a training run needs besides the model and the data."""
 
-    mode: str = "fast"                   # CPU default: measured on Weizmann k=20, 60 s (see tuner report)
+    mode: str = "auto"                   # "auto": AUTO[binary | classes]["mode"] (resolved by for_classes)
     epochs: int | None = None            # per phase for "fast"/"full"; full phase for "fast+full"
     fast_epochs: int | None = None       # "fast+full" only: epochs of the warm-up (default = epochs)
     time_budget_s: float | None = 55.0   # from the click to a saved version (segcore.loop.finetune;
@@ -40,7 +48,8 @@ class TrainConfig:
     working_scale: float = 0.0           # "scale": the object factor (0 = chosen from the masks)
     crop_jitter: tuple[float, float] = (0.8, 1.25)  # "scale": factor jitter of training crops
     fg_crop_share: float = 0.5           # "scale": share of crops centred on a labelled object pixel
-    class_balance: str = "none"          # "none" | "sqrt": CE / BCE weights (median freq / freq)^0.5
+    class_balance: str = "auto"          # "none" | "sqrt": CE / BCE weights (median freq / freq)^0.5;
+                                         # "auto": AUTO[binary | classes]["class_balance"]
     batch_size: int = 8
     optimizer: str = "adamw"             # "adamw" | "sgd"
     lr_head: float = 1e-3                # decoder (and aux head)
@@ -95,10 +104,21 @@ class TrainConfig:
             raise ValueError(f"scale_policy must be 'auto', 'stretch' or 'scale', not {self.scale_policy!r}")
         if not (self.working_scale >= 0):
             raise ValueError(f"working_scale must be >= 0, not {self.working_scale}")
-        if self.class_balance not in ("none", "sqrt"):
-            raise ValueError(f"class_balance must be 'none' or 'sqrt', not {self.class_balance!r}")
+        if self.class_balance not in ("auto", "none", "sqrt"):
+            raise ValueError(f"class_balance must be 'auto', 'none' or 'sqrt', not {self.class_balance!r}")
         if not 0.0 < self.fast_share < 1.0:
             raise ValueError(f"fast_share must be in (0, 1), not {self.fast_share}")
+
+    def for_classes(self, num_classes: int) -> "TrainConfig":
+        """This config with "auto" settings resolved for a model of ``num_classes`` outputs
+        (1 logit or 2 classes = binary)."""
+        kind = AUTO["binary" if num_classes <= 2 else "classes"]
+        if self.mode != "auto" and self.class_balance != "auto":
+            return self
+        return replace(self, mode=kind["mode"] if self.mode == "auto" else self.mode,
+                       class_balance=(kind["class_balance"] if self.class_balance == "auto"
+                                      else self.class_balance),
+                       lr_head=self.lr_head * (kind["lr_head_factor"] if self.mode == "auto" else 1.0))
 
     def budget_for(self, n_train: int) -> float | None:
         """The time budget for ``n_train`` training images (None = no limit)."""

@@ -82,7 +82,7 @@ class Trainer:
                  cancel_event: threading.Event | None = None,
                  loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
                  preset: Preset | None = None) -> None:
-        self.config = config or TrainConfig()
+        self.config = (config or TrainConfig()).for_classes(int(getattr(model, "num_classes", 2)))
         self.config.validate()
         self.source = model
         self.callbacks = callbacks or TrainCallbacks()
