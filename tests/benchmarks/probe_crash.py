@@ -24,7 +24,8 @@ image or mask, and the journal replay (segcore.journal's plan, as app/journaling
 it) is applied to the masks on disk. For every finished stroke (mouse button released before
 the kill) it checks whether its band is in the mask; strokes lost are reported by their age at
 the kill, and by whether the stroke was painted on screen just before the kill (a screen grab of
-the stroke rows; on a starved machine the app may not have processed the input yet). A start that fails (timeout, early exit) is retried on a fresh copy (``--retries``).
+the stroke rows; on a starved machine the app may not have processed the input yet). A start
+that fails (timeout, early exit) is retried on a fresh copy (``--retries``).
 
 Every run is appended to a JSON-lines file as soon as it ends (``--out``), so a partial run
 still reports. ``SEGLOOP_JOURNAL=0`` (``--no-journal``) runs the same probe without the journal.
@@ -171,11 +172,13 @@ def start_app(project: Path, env: dict, start_timeout: float, log) -> tuple:
 
 def pick_kind(rng: random.Random, only: list[str] | None = None) -> str:
     x, acc = rng.random(), 0.0
-    for kind, p in KINDS:
+    chosen = KINDS[-1][0]
+    for name, p in KINDS:
         acc += p
         if x < acc:
+            chosen = name
             break
-    return rng.choice(only) if only else kind
+    return rng.choice(only) if only else chosen
 
 
 def one_run(rng, proc, rows, x0, x1, only=None) -> dict:
@@ -305,7 +308,7 @@ def main() -> int:
     # warm-up start (writes the window layout into the settings), then calibration: all rows,
     # then SIGTERM (flush and quit)
     centres = None
-    for attempt in range(args.retries + 1):
+    for _attempt in range(args.retries + 1):
         got = started("warm")
         if got is None:
             return 2
