@@ -71,7 +71,7 @@ class AdvancedSettings(QWidget):
         self.mode.setToolTip("\n".join(MODE_TIPS.values()))
         self.arch = QComboBox()
         self.arch.setObjectName("archCombo")
-        self.arch.addItem("keep the active version's", KEEP_ARCH)
+        self.arch.addItem("keep active", KEEP_ARCH)  # fits the 1280x720 dock
         self.arch.setItemData(0, "Fine-tune the active version (a new project starts "
                                  f"{ARCHITECTURES[DEFAULT_MODEL].title})", Qt.ItemDataRole.ToolTipRole)
         for name, info in ARCHITECTURES.items():
