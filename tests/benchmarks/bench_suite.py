@@ -65,7 +65,9 @@ def run_one(name: str, label: str, ks: list[int], orders: list[str], ceiling_s: 
         print(f"{name}: this code's simulate() is binary only; skipped")
         return 0
     n = len(list((root / "masks").glob("*.png")))
-    test = test_stems(name, list(sim.matched_stems(root / "images", root / "masks")))
+    found = sim.matched_stems(root / "images", root / "masks")
+    found = found[0] if isinstance(found, tuple) else found  # (images, masks) now; a dict before
+    test = test_stems(name, list(found))
     test_last = len(test)
     split = "last sorted stems"
     if d.split_groups and "test_stems" in params:
