@@ -207,8 +207,7 @@ class PredictionWorker(QThread):
                     self._probs[stem] = (image, probs, uncertainty)
                     while len(self._probs) > PROBS_CACHE:
                         self._probs.popitem(last=False)
-            mask = (self._refined_mask(image, probs) if refine
-                    else np.asarray(probs).argmax(axis=0).astype(np.uint8))
+            mask = self._mask(image, probs, refine)
         except Exception as exc:  # noqa: BLE001 - a bad image must not stop the queue
             self.failed.emit(stem, str(exc) or type(exc).__name__)
             return
@@ -226,9 +225,10 @@ class PredictionWorker(QThread):
                 self._refined.discard(stem)
         self.predicted.emit(stem, mask, uncertainty)
 
-    def _refined_mask(self, image: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    def _mask(self, image: np.ndarray, probs: np.ndarray, refine: bool) -> np.ndarray:
+        """The class mask of ``probs``, DenseCRF-refined when ``refine`` and the CRF is on."""
         enabled, params = self._crf
-        if enabled:
+        if enabled and refine:
             from segcore.crf import refine
 
             try:
