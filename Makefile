@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed-runtime
 DEVSTAMP := $(VENV)/.installed-dev
 
-.PHONY: run test check bench bench-quick bench-suite install dev clean demo probe-crash bundle bundle-check
+.PHONY: run test check bench bench-quick bench-suite bench-gui-vs-cli install dev clean demo probe-crash bundle bundle-check
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,11 @@ bench-suite: $(DEVSTAMP)
 	$(PY) -m tests.benchmarks.suite_data
 	$(PY) -m tests.benchmarks.bench_suite run --label $(LABEL) --k 5,20,50 --orders attention $(if $(ARCH),--arch $(ARCH)) $(SUITE_ARGS)
 	$(PY) -m tests.benchmarks.bench_suite report --after $(LABEL) --before $(BEFORE)
+
+# GUI fine-tune path vs `segloop-cli train` on the same 50 images and budget (msrc_v2, ccp_clothing;
+# needs the suite; ~25 min on 2 cores): tests/benchmarks/bench_gui_vs_cli.py.
+bench-gui-vs-cli: $(DEVSTAMP)
+	$(PY) -m tests.benchmarks.bench_gui_vs_cli $(GVC_ARGS)
 
 # Crash probe (not part of `make test`): the real app under Xvfb, painted with xdotool and
 # killed N times; strokes lost by age and kill kind, corrupt masks, index integrity. JOURNAL=0
