@@ -179,7 +179,8 @@ def decide(items: list[tuple[np.ndarray, np.ndarray, np.ndarray]], num_classes: 
     """Should predictions of this model be refined by DenseCRF, and with which parameters?
 
     ``items``: held-out (image RGB uint8, probabilities CxHxW, mask with 255 = void). Scores
-    with segcore.metrics.score_mask; tries CANDIDATES within ``time_limit_s``. Returns a
+    with segcore.metrics.score_mask; tries CANDIDATES within ``time_limit_s``, on the first held-out
+    images that one candidate's pass fits into it (at least MIN_IMAGES). Returns a
     JSON-able record: enabled, params (asdict or None), n, iou_off / biou_off, iou_on /
     biou_on (best candidate), tried, seconds, message (for the Training dock and the CLI).
     """
@@ -195,6 +196,18 @@ def decide(items: list[tuple[np.ndarray, np.ndarray, np.ndarray]], num_classes: 
         return {**out, "message": "CRF off: DenseCRF is not installed"}
     if len(items) < MIN_IMAGES:
         return {**out, "message": f"CRF off: {len(items)} held-out image(s), need {MIN_IMAGES} to decide"}
+    # DenseCRF's cost grows with the number of classes (~1 s per image at 59 classes): decide on
+    # as many held-out images as one pass of the first candidate fits into the time limit
+    t_first = time.monotonic()
+    first = refine(items[0][0], items[0][1], CANDIDATES[0]).argmax(0).astype(np.uint8)
+    per_image = time.monotonic() - t_first
+    fit = max(MIN_IMAGES, int(time_limit_s / max(per_image, 1e-6)))
+    subset = ""
+    if fit < len(items):
+        subset = (f" (of {len(items)}: DenseCRF takes {per_image:.1f} s per image with "
+                  f"{num_classes} classes)")
+        items = items[:fit]
+        out["n"] = len(items)
     off = [score_mask(m, p.argmax(0).astype(np.uint8), num_classes) for _, p, m in items]
     out["iou_off"] = float(np.mean([s.iou for s in off]))
     out["biou_off"] = float(np.mean([s.biou for s in off]))
@@ -202,8 +215,9 @@ def decide(items: list[tuple[np.ndarray, np.ndarray, np.ndarray]], num_classes: 
     for params in CANDIDATES:
         if out["tried"] and time.monotonic() - t0 > time_limit_s:
             break
-        on = [score_mask(m, refine(img, p, params).argmax(0).astype(np.uint8), num_classes)
-              for img, p, m in items]
+        on = [score_mask(m, (first if (i == 0 and params is CANDIDATES[0]) else
+                             refine(img, p, params).argmax(0).astype(np.uint8)), num_classes)
+              for i, (img, p, m) in enumerate(items)]
         out["tried"] += 1
         iou, biou = float(np.mean([s.iou for s in on])), float(np.mean([s.biou for s in on]))
         wins = sum(a.iou > b.iou + 1e-9 for a, b in zip(on, off))
@@ -216,7 +230,7 @@ def decide(items: list[tuple[np.ndarray, np.ndarray, np.ndarray]], num_classes: 
     out["iou_on"], out["biou_on"] = iou, biou
     gain = iou - out["iou_off"]
     text = (f"IoU {out['iou_off']:.3f} → {iou:.3f}, BIoU {biou - out['biou_off']:+.3f} "
-            f"on {len(items)} held-out images")
+            f"on {len(items)} held-out images{subset}")
     if gain >= MIN_GAIN and wins >= losses:
         out.update(enabled=True, params=asdict(params), message=f"CRF on: {text}")
     elif gain < 0:

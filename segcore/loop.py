@@ -228,12 +228,17 @@ def finetune(project: Project, config: TrainConfig | None = None, callbacks: Tra
     preset = config.preset_for([m for _, m, _ in train_pairs]).with_model(model)
     trainer = Trainer(model, config, cbs, cancel_event=cancel_event, preset=preset)
     own = (getattr(model, "meta", None) or {}).get("preset")
+    t_score = time.monotonic()
     parent_scores = per_image_scores(model, val_pairs, None if own else preset, trainer.device)
+    scoring_s = time.monotonic() - t_score  # the new model is scored the same way after training
     start_iou = _mean([v[0] for v in parent_scores.values()])
     start_biou = _mean([v[1] for v in parent_scores.values()])
     if budget is not None:  # the budget counts from the click: loading and saving are inside it
-        reserve = SAVE_RESERVE_S + (CRF_RESERVE_S if val_pairs else 0.0)
-        trainer.config = replace(config, time_budget_s=max(1.0, budget - (time.monotonic() - t0) - reserve))
+        # after training, inside the budget: held-out scores (per class too), CRF decision, save
+        scoring = scoring_s * (2 if project.num_classes > 2 else 1)
+        reserve = SAVE_RESERVE_S + (CRF_RESERVE_S + scoring if val_pairs else 0.0)
+        trainer.config = replace(trainer.config,  # resolved for the model's classes (AUTO)
+                                 time_budget_s=max(1.0, budget - (time.monotonic() - t0) - reserve))
     result = trainer.fit(train_pairs, val_pairs)
     if result.cancelled or result.model is None:
         return FinetuneResult(None, parent, None, held, train_stems, time.monotonic() - t0,
@@ -251,7 +256,7 @@ def finetune(project: Project, config: TrainConfig | None = None, callbacks: Tra
                 result.model, val_pairs, [c.name for c in project.classes], trainer.device)
     stored = metrics or {**result.metrics(), "n_train": len(train_stems), "n_held_out": 0, "crf": crf_decision}
     meta = {"data": {"train": train_stems, "held_out": held}, "run_id": run_id,
-            "train_config": {**config.to_dict(), "time_budget_s": budget}, "started_from": origin,
+            "train_config": {**trainer.config.to_dict(), "time_budget_s": budget}, "started_from": origin,
             "classes": [c.name for c in project.classes], "preset": result.model.meta.get("preset"),
             "crf": crf_decision}
     version = ModelStore(project).save_version(result.model, meta, parent, stored)

@@ -258,3 +258,30 @@ def test_prepared_pairs_keep_the_working_factor():
     # shrunk once to factor*1.25 of the original; the factor left to apply is 1/1.25
     assert pair.image.shape[0] == round(1000 * p.factor(1000, 800) * 1.25)
     assert abs(pair.factor - 0.8) < 0.01
+
+
+def test_crf_decision_stays_within_its_time_limit_on_slow_crf(monkeypatch):
+    """Where one DenseCRF pass is slow (many classes, large images), the decision is made on
+    the first held-out images that fit the time limit, never on all of them, and says so."""
+    pytest.importorskip("pydensecrf")
+    import time as _time
+    real = crf.refine
+
+    def slow(image, probs, params=None):
+        _time.sleep(0.25)
+        return real(image, probs, params)
+
+    monkeypatch.setattr(crf, "refine", slow)
+    items = []
+    for i in range(8):
+        image = np.full((48, 48, 3), 40, np.uint8)
+        mask = np.zeros((48, 48), np.uint8)
+        mask[10:30, 10 + i:30 + i] = 1
+        image[mask == 1] = 220
+        p = np.where(mask == 1, 0.7, 0.3).astype(np.float32)
+        items.append((image, np.stack([1 - p, p]), mask))
+    d = crf.decide(items, 2, time_limit_s=0.6)
+    assert d["n"] == crf.MIN_IMAGES  # 0.6 s fits two 0.25 s passes, not eight
+    assert "(of 8:" in d["message"] and "per image" in d["message"] and d["tried"] >= 1
+    fast = crf.decide(items[:3], 2, time_limit_s=30.0)  # (the patch is still on: 0.25 s per pass)
+    assert fast["n"] == 3 and "(of" not in fast["message"]

@@ -319,3 +319,38 @@ def test_auto_settings_resolve_per_kind_of_project():
     assert trainer.config.mode == AUTO["binary"]["mode"]
     multi = Trainer(_model(num_classes=4), _cfg(mode="auto"))
     assert (multi.config.mode, multi.config.class_balance) == (AUTO["classes"]["mode"], "sqrt")
+
+
+def test_one_click_trains_with_the_auto_recipe_of_its_kind_of_project(demo_project):
+    """The app's path (loop.finetune with a time budget, which re-budgets the Trainer's config)
+    must train with the AUTO recipe resolved for the project: binary = fast mode, no class
+    weights; classes = fast mode, class weights, 2x decoder LR — never an unresolved "auto"."""
+    from segcore import loop
+    from segcore.training import TrainCallbacks
+    from segcore.training.config import AUTO
+    from segcore.versions import read_meta
+
+    project = Project.open(demo_project)
+    for s in project.stems()[:5]:
+        project.save_mask(s, (load_ground_truth(demo_project, s) > 0).astype(np.uint8))
+    said: list[str] = []
+    cfg = _cfg(mode="auto", pretrained=False, time_budget_s=120.0)
+    res = loop.finetune(project, cfg, TrainCallbacks(on_message=said.append))
+    assert any(m.startswith("fast mode") for m in said), said
+    assert not any(m.startswith(("full mode", "class weights")) for m in said), said
+    stored = read_meta(project.models_dir / project.model_version(res.version_id).file)["train_config"]
+    assert stored["mode"] == AUTO["binary"]["mode"] and stored["class_balance"] == "none"
+
+    from segcore.project import ClassInfo
+    project.set_classes([ClassInfo("background", (0, 0, 0)), ClassInfo("a", (255, 0, 0)),
+                         ClassInfo("b", (0, 255, 0))])
+    for i, s in enumerate(project.stems()[:5]):
+        gt = (load_ground_truth(demo_project, s) > 0).astype(np.uint8)
+        project.save_mask(s, np.where(gt > 0, 1 + i % 2, 0).astype(np.uint8))
+    said.clear()
+    res = loop.finetune(project, cfg, TrainCallbacks(on_message=said.append))
+    assert any(m.startswith("fast mode") for m in said) and any(m.startswith("class weights") for m in said)
+    stored = read_meta(project.models_dir / project.model_version(res.version_id).file)["train_config"]
+    assert stored["mode"] == "fast" and stored["class_balance"] == "sqrt"
+    assert stored["lr_head"] == cfg.lr_head * AUTO["classes"]["lr_head_factor"]
+    project.close()

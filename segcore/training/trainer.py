@@ -119,7 +119,8 @@ class Trainer:
         return self._cancel.is_set()
 
     def fit(self, train_pairs: Sequence[Any], val_pairs: Sequence[Any] = ()) -> TrainResult:
-        cfg = self.config
+        # resolved here too: a caller may have replaced self.config (e.g. loop.finetune's budget)
+        cfg = self.config = self.config.for_classes(int(getattr(self.source, "num_classes", 2)))
         if len(train_pairs) == 0:
             raise TrainingError("no training images: correct at least one image first")
         torch.manual_seed(cfg.seed + self.rank)
@@ -145,6 +146,8 @@ class Trainer:
         model = copy.deepcopy(self.source).to(self.device, memory_format=self._fmt)
         history: list[EpochReport] = []
         phases = ["fast", "full"] if cfg.mode == "fast+full" else [cfg.mode]
+        if any(p not in ("fast", "full") for p in phases):
+            raise ValueError(f"training mode {cfg.mode!r} is not resolved to fast / full")
         if "fast" in phases and not getattr(model, "fast_mode_ok", True):
             phases = ["full"]  # e.g. a fresh-weight U-Net: its cached features would be random
             self.callbacks.on_message(f"{getattr(model, 'arch', 'this model')} trains in full mode only "
