@@ -86,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cold-start ranking of 327 images: done about {ranking_s:.1f} s after opening")
     baseline = rss_mb()
     samples: list[float] = []
+    sample_t: list[float] = []
+    events: list[tuple[float, str]] = []  # (monotonic time, the fine-tune's progress message)
     gaps: list[float] = []
     last = [time.monotonic()]
 
@@ -98,11 +100,13 @@ def main(argv: list[str] | None = None) -> int:
             stalls.append((now - t_sampling, gaps[-1]))
         last[0] = now
         samples.append(rss_mb())
+        sample_t.append(now)
 
     timer = QTimer()
     timer.setInterval(10)
     timer.timeout.connect(tick)
     ctl = window.training
+    ctl.worker.message.connect(lambda text: events.append((time.monotonic(), text)))
     if args.quick:
         ctl.panel.advanced.budget.setValue(15)
     budget = ctl.panel.advanced.config().time_budget_s
@@ -127,12 +131,23 @@ def main(argv: list[str] | None = None) -> int:
     gaps_sorted = sorted(gaps[1:]) or [float("nan")]
     p99 = gaps_sorted[int(0.99 * (len(gaps_sorted) - 1))]
     window.close()
+    # where the memory goes: the peak RSS between one progress message and the next
+    marks = [(t0, "click")] + events + [(ctl.timings.get("trained", t0), "model saved: re-predicting"),
+                                       (ctl.timings.get("predicted", t0), "end")]
+    marks.sort(key=lambda m: m[0])
+    phase_rows = []
+    for (ta, what), (tb, _next) in zip(marks, marks[1:]):
+        inside = [r for t, r in zip(sample_t, samples) if ta <= t < tb]
+        if inside:
+            phase_rows.append((what[:90], tb - ta, max(inside), max(inside) / baseline))
     print("GUI stalls over 50 ms (s after the click, ms): "
           + (", ".join(f"{t:.1f} s: {g:.0f} ms" for t, g in stalls) or "none"))
     rows = [("project open (baseline)", baseline, 1.0),
             ("peak while fine-tuning + re-predicting", peak, peak / baseline)]
     report(f"App memory with 327 Weizmann images, k={args.k} corrected",
            ["state", "RSS MB", "ratio to baseline"], rows)
+    report(f"App memory by phase of the click (k={args.k}; peak RSS from each progress message to the next)",
+           ["from the message", "seconds", "peak RSS MB", "ratio to baseline"], phase_rows)
     report("One click (app defaults)",
            ["time budget s", "click → model s", "click → predictions s", "held-out IoU", "held-out BIoU",
             "GUI max gap ms", "GUI p99 gap ms"],
@@ -142,7 +157,9 @@ def main(argv: list[str] | None = None) -> int:
                       "click_to_predictions_s": round(predicted, 1), "time_budget_s": budget,
                       "held_out_iou": m.get("val_iou"), "held_out_biou": m.get("val_biou"),
                       "gui_max_gap_ms": round(max(gaps[1:] or [0]), 1), "gui_p99_gap_ms": round(p99, 1),
-                      "cold_start_ranking_s": None if ranking_s is None else round(ranking_s, 1)})
+                      "cold_start_ranking_s": None if ranking_s is None else round(ranking_s, 1),
+                      "phases": [{"from": w, "seconds": round(d, 1), "peak_rss_mb": round(r, 1)}
+                                 for w, d, r, _ in phase_rows]})
     shutil.rmtree(home, ignore_errors=True)
     return 0
 
