@@ -15,7 +15,9 @@ one of these ways (the "kill kind"):
 - ``sigkill-mid-stroke``: SIGKILL in the middle of the last stroke (mouse button still down);
 - ``sigkill-after-switch``: PgDown (next image) right after the last stroke, SIGKILL 0-0.5 s later;
 - ``sigterm``: SIGTERM 0-1 s after the last stroke (the app flushes and quits; exit code kept);
-- ``ctrl+q``: Ctrl+Q 0-1 s after the last stroke (the normal quit path; exit code kept).
+- ``ctrl+q``: Ctrl+Q 0-1 s after the last stroke (the normal quit path; exit code kept);
+- ``x-connection-loss``: 0-1 s after the last stroke the X server drops the app's connection
+  (``xdotool windowkill``, i.e. XKillClient, as when a remote display goes away); exit code kept.
 
 Then it checks the project the way the next start sees it: the index passes SQLite's
 ``PRAGMA integrity_check`` and ``Project.open`` works (index integrity), every mask file reads
@@ -217,14 +219,19 @@ def one_run(rng, proc, rows, x0, x1, only=None) -> dict:
         xdo("key", "Next")     # PgDown: the next image (the mask of this one is saved)
         time.sleep(rng.uniform(0.0, 0.5))
         kill()
-    elif kind in ("sigterm", "ctrl+q"):
+    elif kind in ("sigterm", "ctrl+q", "x-connection-loss"):
         time.sleep(rng.uniform(0.0, 1.0))
         look()
         state["end_at"] = time.monotonic()
         if kind == "sigterm":
             proc.terminate()
-        else:
+        elif kind == "ctrl+q":
             xdo("key", "ctrl+q")
+        else:
+            wins = xdo("search", "--pid", str(proc.pid)).split()
+            if not wins:
+                raise RuntimeError("x-connection-loss: no window of the app found")
+            xdo("windowkill", wins[0])
         try:
             rc = proc.wait(timeout=QUIT_TIMEOUT_S)
         except subprocess.TimeoutExpired:

@@ -12,8 +12,8 @@ import numpy as np
 
 BUCKETS = (("<0.2 s", 0.0, 0.2), ("0.2-0.5 s", 0.2, 0.5), ("0.5-1 s", 0.5, 1.0),
            ("1-2 s", 1.0, 2.0), (">2 s", 2.0, 1e9))
-KINDS = (("sigkill", 0.55), ("sigkill-mid-stroke", 0.15), ("sigkill-after-switch", 0.12),
-         ("sigterm", 0.10), ("ctrl+q", 0.08))
+KINDS = (("sigkill", 0.49), ("sigkill-mid-stroke", 0.15), ("sigkill-after-switch", 0.12),
+         ("sigterm", 0.10), ("ctrl+q", 0.08), ("x-connection-loss", 0.06))
 
 def index_integrity(project: Path) -> list[str]:
     """SQLite's own check of the index the kill left, then the project's open."""
