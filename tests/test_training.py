@@ -324,7 +324,7 @@ def test_auto_settings_resolve_per_kind_of_project():
 def test_one_click_trains_with_the_auto_recipe_of_its_kind_of_project(demo_project):
     """The app's path (loop.finetune with a time budget, which re-budgets the Trainer's config)
     must train with the AUTO recipe resolved for the project: binary = fast mode, no class
-    weights; classes = fast mode, class weights, 2x decoder LR — never an unresolved "auto"."""
+    weights; classes = AUTO["classes"] (full mode, class weights) — never an unresolved "auto"."""
     from segcore import loop
     from segcore.training import TrainCallbacks
     from segcore.training.config import AUTO
@@ -349,8 +349,9 @@ def test_one_click_trains_with_the_auto_recipe_of_its_kind_of_project(demo_proje
         project.save_mask(s, np.where(gt > 0, 1 + i % 2, 0).astype(np.uint8))
     said.clear()
     res = loop.finetune(project, cfg, TrainCallbacks(on_message=said.append))
-    assert any(m.startswith("fast mode") for m in said) and any(m.startswith("class weights") for m in said)
+    kind = AUTO["classes"]["mode"]
+    assert any(m.startswith(f"{kind} mode") for m in said) and any(m.startswith("class weights") for m in said)
     stored = read_meta(project.models_dir / project.model_version(res.version_id).file)["train_config"]
-    assert stored["mode"] == "fast" and stored["class_balance"] == "sqrt"
+    assert stored["mode"] == kind and stored["class_balance"] == "sqrt"
     assert stored["lr_head"] == cfg.lr_head * AUTO["classes"]["lr_head_factor"]
     project.close()

@@ -33,7 +33,7 @@ from segcore.training import MODES, TrainConfig
 KEEP_ARCH = ""  # combo data of "keep the active version's architecture"
 
 MODE_TIPS = {
-    "auto": "auto: fast; with classes also class weights and twice the learning rate",
+    "auto": "auto: fast; with classes full mode with class weights",
     "fast": "fast: the encoder stays frozen; only the decoder trains on cached features (quickest)",
     "full": "full: every weight trains (encoder BatchNorm frozen); slower, can learn more",
     "fast+full": "fast+full: a short decoder-only warm-up, then full fine-tuning",

@@ -32,8 +32,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--out", required=True, help="checkpoint file to write (.pt)")
     p.add_argument("--mode", choices=list(MODES), default=d.mode,
                    help="fast: frozen encoder, cached features, decoder only; full: all weights "
-                        "(encoder BN frozen); fast+full: fast warm-up then full; auto: fast, and for "
-                        "--classes > 2 also class weights and 2x --lr-head (default %(default)s)")
+                        "(encoder BN frozen); fast+full: fast warm-up then full; auto: fast for binary "
+                        "masks, full with class weights for --classes > 2 (default %(default)s)")
     p.add_argument("--time-budget", type=_positive_float, metavar="S", help="stop after S seconds in total")
     p.add_argument("--epochs", type=_int_at_least(1), metavar="N",
                    help="epochs per phase (default: 20 without --time-budget)")
@@ -106,14 +106,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if not quiet:
             print(f"{len(train_stems)} training images, {len(held)} held out"
                   + (f" (world size {world})" if world > 1 else ""), file=sys.stderr)
-        result = Trainer(model, config, cbs).fit([pairs[s] for s in train_stems], [pairs[s] for s in held])
+        trainer = Trainer(model, config, cbs)
+        result = trainer.fit([pairs[s] for s in train_stems], [pairs[s] for s in held])
         if bar:
             bar.close()
         if args.state_checksum:
             Path(f"{args.state_checksum}.rank{rank}").write_text(state_checksum(result.model))
         if rank == 0:
             meta = {"data": {"train": train_stems, "held_out": held}, "metrics": result.metrics(),
-                    "train_config": config.to_dict(), "world_size": world,
+                    "train_config": trainer.config.to_dict(), "world_size": world,
                     "parent": str(args.checkpoint) if args.checkpoint else None,
                     "parent_meta_created": start_meta.get("created")}
             save_checkpoint(args.out, result.model, meta)

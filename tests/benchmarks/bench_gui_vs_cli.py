@@ -47,6 +47,11 @@ def _miou(name: str, scores: dict) -> float:
     return float(np.mean(vals))
 
 
+def _recipe(cfg: dict) -> str:
+    """What a run trained with, from its stored (resolved) train_config."""
+    return f"{cfg['mode']}, {cfg['class_balance']} weights, lr {cfg['lr_head']:g}"
+
+
 def _link_folder(stems: list[str], paths: dict[str, Path], folder: Path) -> None:
     folder.mkdir(parents=True)
     for s in stems:
@@ -58,7 +63,7 @@ def run_dataset(name: str, n: int, seeds: list[int], sample_seed: int,
     from segcore import simulate as sim
     from segcore.loop import finetune
     from segcore.training import TrainConfig
-    from segcore.versions import ModelStore, load_checkpoint
+    from segcore.versions import ModelStore, load_checkpoint, read_meta
     d = BY_NAME[name]
     root = dataset_dir(name)
     if root is None:
@@ -83,7 +88,9 @@ def run_dataset(name: str, n: int, seeds: list[int], sample_seed: int,
                 t0 = time.perf_counter()
                 result = finetune(project, config)
                 gui_s = time.perf_counter() - t0
-                gui_model = ModelStore(project).load(result.version_id)
+                store = ModelStore(project)
+                gui_model = store.load(result.version_id)
+                gui_cfg = read_meta(store.path(result.version_id))["train_config"]
                 gui_hist = result.history
             finally:
                 project.close()
@@ -103,6 +110,7 @@ def run_dataset(name: str, n: int, seeds: list[int], sample_seed: int,
             cli_model, cli_meta = load_checkpoint(ckpt)
         row = {"dataset": name, "seed": seed, "n_images": len(chosen), "n_train_gui": n_train,
                "n_train_cli": len(cli_meta["data"]["train"]), "budget_s": budget,
+               "recipe_gui": _recipe(gui_cfg), "recipe_cli": _recipe(cli_meta["train_config"]),
                "time": time.strftime("%Y-%m-%d %H:%M:%S")}
         for label, model, secs, epochs in (("gui", gui_model, gui_s, len(gui_hist)),
                                            ("cli", cli_model, cli_s, len(cli_meta["metrics"].get("history", [])))):
@@ -126,16 +134,16 @@ def report(rows: list[dict]) -> None:
     from .common import record, report as md
     table = []
     for r in rows:
-        table.append([r["dataset"], r["seed"], r["n_train_gui"], r["n_train_cli"], r["budget_s"],
+        table.append([r["dataset"], r["seed"], r["recipe_gui"], r["recipe_cli"], r["n_train_gui"], r["n_train_cli"], r["budget_s"],
                       r["gui_miou"], r["cli_miou"], r["diff"], r["gui_seconds"], r["cli_seconds"]])
     for name in sorted({r["dataset"] for r in rows}):
         rs = [r for r in rows if r["dataset"] == name]
-        table.append([f"**{name} mean**", len(rs), None, None, None,
+        table.append([f"**{name} mean**", len(rs), "", "", None, None, None,
                       float(np.mean([r["gui_miou"] for r in rs])), float(np.mean([r["cli_miou"] for r in rs])),
                       float(np.mean([r["diff"] for r in rs])), None, None])
     record("gui_vs_cli", {"rows": rows})
     md("GUI fine-tune path vs CLI train, same 50 images and budget (suite mIoU on the test split)",
-       ["dataset", "seed", "GUI train imgs", "CLI train imgs", "budget s", "GUI mIoU", "CLI mIoU",
+       ["dataset", "seed", "GUI recipe", "CLI recipe", "GUI train imgs", "CLI train imgs", "budget s", "GUI mIoU", "CLI mIoU",
         "GUI − CLI", "GUI s", "CLI s"], table)
 
 
