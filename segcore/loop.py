@@ -141,9 +141,7 @@ class _LoggingCallbacks(TrainCallbacks):
     def on_epoch(self, report: EpochReport) -> None:
         try:
             self.project.log_epoch(None, self.run_id, len(self.project.epoch_history(self.run_id)) + 1,
-                                   {"phase": report.phase, "phase_epoch": report.epoch,
-                                    "train_loss": report.train_loss, "val_iou": report.val_iou,
-                                    "val_biou": report.val_biou, "elapsed_s": report.elapsed_s})
+                                   report.to_row())
         except Exception:  # noqa: BLE001 - a read-only/closed index must not stop training
             pass
         self.inner.on_epoch(report)

@@ -222,10 +222,7 @@ class TrainingController(QObject):
         except Exception:  # noqa: BLE001 - an old or closed index: nothing to plot
             return
         for row in rows:
-            self.panel.chart.add(EpochReport(
-                row.get("phase", ""), int(row.get("phase_epoch", row["epoch"])), len(rows),
-                float(row.get("train_loss", float("nan"))), row.get("val_iou"), row.get("val_biou"),
-                float(row.get("elapsed_s", 0.0)), 0.0))
+            self.panel.chart.add(EpochReport.from_row(row, len(rows)))
         self.panel.set_start_iou((active.metrics or {}).get("start_val_iou"))
 
     def _apply_model_decisions(self, active: Any) -> None:
