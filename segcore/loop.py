@@ -290,7 +290,7 @@ def predict_project(project: Project, predictor: Any, stems: Sequence[str],
     on_progress(done, total, stem) after each image. Per-image failures → project.set_error.
     """
     from . import metrics
-    active = project.active_version()
+    active = project.models.active(rebuild=False)
     version = active.id if active is not None else None
     stems = list(dict.fromkeys(stems))
     by_path = {str(project.image_path(s)): s for s in stems}
