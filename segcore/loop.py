@@ -141,9 +141,7 @@ class _LoggingCallbacks(TrainCallbacks):
     def on_epoch(self, report: EpochReport) -> None:
         try:
             self.project.log_epoch(None, self.run_id, len(self.project.epoch_history(self.run_id)) + 1,
-                                   {"phase": report.phase, "phase_epoch": report.epoch,
-                                    "train_loss": report.train_loss, "val_iou": report.val_iou,
-                                    "val_biou": report.val_biou, "elapsed_s": report.elapsed_s})
+                                   report.to_row())
         except Exception:  # noqa: BLE001 - a read-only/closed index must not stop training
             pass
         self.inner.on_epoch(report)
@@ -297,7 +295,7 @@ def predict_project(project: Project, predictor: Any, stems: Sequence[str],
     on_progress(done, total, stem) after each image. Per-image failures → project.set_error.
     """
     from . import metrics
-    active = project.active_version()
+    active = project.models.active(rebuild=False)
     version = active.id if active is not None else None
     stems = list(dict.fromkeys(stems))
     by_path = {str(project.image_path(s)): s for s in stems}

@@ -6,10 +6,8 @@ Layout::
     <folder>/masks/<stem>.png              the user's masks (the truth; see segcore.io.write_mask)
     <folder>/.segloop/index.sqlite         SQLite index (WAL); rebuilt from the files if lost
     <folder>/.segloop/predictions/<stem>.png   latest prediction per image
-    <folder>/.segloop/models/              checkpoints (ModelVersion.file is relative to this)
-    <folder>/.segloop/models/ACTIVE        file name of the active version ("" = none), written
-                                           atomically with every activation, so rebuilding a
-                                           lost index restores it (a rollback survives)
+    <folder>/.segloop/models/              checkpoints and ACTIVE: ``project.models``
+                                           (segcore.versions.ModelStore) owns them and their rows
     <folder>/.segloop/backup/<stem>.<time>.png  masks set aside by reset_image
 
 Image status (``ImageStatus``): unlabelled → predicted → in progress → done · skipped. Only DONE
@@ -45,34 +43,31 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from segcore import _index, io
-from segcore._atomic import atomic_write_bytes, os_error_reason, remove_stale_temps
+from segcore._atomic import os_error_reason, remove_stale_temps
 from segcore import roles
 from segcore._records import (DEFAULT_CLASSES, ROLE_HELD_OUT, ROLE_TRAIN, USER_STATUSES, ClassInfo,
                               ImageRecord, ImageStatus, ModelVersion)
 from segcore.errors import MaskReadError, MaskWriteError, ProjectError, ReadOnlyProjectError
+
+if TYPE_CHECKING:  # the type only: segcore.versions imports torch
+    from segcore.versions import ModelStore
 
 
 __all__ = ["ClassInfo", "DEFAULT_CLASSES", "ImageRecord", "ImageStatus", "ModelVersion", "Project",
            "ROLE_HELD_OUT", "ROLE_TRAIN", "STATE_DIR"]
 
 STATE_DIR = ".segloop"
-ACTIVE_FILE = "ACTIVE"  # in models_dir: the active version's file name, outside the index
 _IMAGE_COLS = "stem, filename, status, updated, uncertainty, iou, biou, error, model_version, role"
 _USER_SQL = "('in_progress', 'done', 'skipped')"  # USER_STATUSES in SQL
 
 
 def _record(row: tuple) -> ImageRecord:
     return ImageRecord(row[0], row[1], ImageStatus(row[2]), *row[3:])
-
-
-def _version(row: tuple) -> ModelVersion:
-    return ModelVersion(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]),
-                        json.loads(row[6]), bool(row[7]))
 
 
 def _opt_float(value: float | None) -> float | None:
@@ -194,6 +189,16 @@ class Project:
         with self._lock:
             try:
                 return self._db().execute(sql, args).fetchall()
+            except sqlite3.Error as exc:
+                raise ProjectError(f"{self.state_dir / 'index.sqlite'}: {exc}") from exc
+
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """Lock + the connection for reads; sqlite errors become ProjectError. With _txn, what
+        segcore's table owners (segcore.versions.ModelStore) run their SQL in."""
+        with self._lock:
+            try:
+                yield self._db()
             except sqlite3.Error as exc:
                 raise ProjectError(f"{self.state_dir / 'index.sqlite'}: {exc}") from exc
 
@@ -498,98 +503,12 @@ class Project:
             conn.executemany("INSERT INTO classes (idx, name, r, g, b)"
                              " VALUES (?, ?, ?, ?, ?)", rows)
 
-    # ------------------------------------------------------------------ model versions
-    def add_model_version(self, parent: int | None, arch: str, file: str, metrics: dict,
-                          meta: dict) -> int:
-        """Register a checkpoint (not activated); returns its id.
-
-        Idempotent per file: a file that is already registered (e.g. by a concurrent index
-        rebuild) keeps its row, which gets these values."""
-        self._writable()
-        with self._txn() as conn:
-            return self._register(conn, parent, arch, str(file), metrics, meta, update=True)
-
-    @staticmethod
-    def _register(conn: sqlite3.Connection, parent: int | None, arch: str, file: str,
-                  metrics: dict, meta: dict, update: bool) -> int:
-        row = conn.execute("SELECT id FROM model_versions WHERE file = ? ORDER BY id LIMIT 1",
-                           (file,)).fetchone()
-        values = (parent, arch, json.dumps(metrics or {}), json.dumps(meta or {}))
-        if row is not None:
-            if update:
-                conn.execute("UPDATE model_versions SET parent = ?, arch = ?, metrics = ?, meta = ?"
-                             " WHERE id = ?", (*values, row[0]))
-            return int(row[0])
-        cur = conn.execute("INSERT INTO model_versions (parent, arch, metrics, meta, created, file)"
-                           " VALUES (?, ?, ?, ?, ?, ?)", (*values, time.time(), file))
-        assert cur.lastrowid is not None  # an INSERT always sets it
-        return int(cur.lastrowid)
-
-    def register_model_versions(self, entries: list[tuple[str, str | None, str, dict, dict]]) -> list[int]:
-        """Rebuild: register ``(file, parent_file, arch, metrics, meta)`` entries, oldest first,
-        in one write transaction; files already registered are left alone (idempotent, so
-        several threads or processes rebuilding at once register each file once). If then no
-        version is active, the one named in ``models/ACTIVE`` is activated (an empty ACTIVE:
-        none), else the last entry. Returns the ids of the entries."""
-        self._writable()
-        with self._txn() as conn:
-            ids: dict[str, int] = {f: i for i, f in conn.execute(
-                "SELECT id, file FROM model_versions ORDER BY id DESC")}
-            out = []
-            for file, parent_file, arch, metrics, meta in entries:
-                if file not in ids:
-                    parent = ids.get(parent_file) if parent_file else None
-                    ids[file] = self._register(conn, parent, arch, file, metrics, meta, update=False)
-                out.append(ids[file])
-            if out and conn.execute("SELECT 1 FROM model_versions WHERE active = 1").fetchone() is None:
-                recorded = self._recorded_active()
-                active = out[-1] if recorded is None else ids.get(recorded) if recorded else None
-                conn.execute("UPDATE model_versions SET active = (id IS ?)", (active,))
-            return out
-
-    def _recorded_active(self) -> str | None:
-        """File name in models/ACTIVE ("" = no active version), None if absent or unreadable."""
-        try:
-            return (self.models_dir / ACTIVE_FILE).read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError):
-            return None
-
-    def model_versions(self) -> list[ModelVersion]:
-        """All versions, oldest first."""
-        return [_version(r) for r in self._query("SELECT * FROM model_versions ORDER BY id")]
-
-    def model_version(self, version_id: int) -> ModelVersion:
-        rows = self._query("SELECT * FROM model_versions WHERE id = ?", (version_id,))
-        if not rows:
-            raise ProjectError(f"{self.root}: no model version {version_id}")
-        return _version(rows[0])
-
-    def active_version(self) -> ModelVersion | None:
-        rows = self._query("SELECT * FROM model_versions WHERE active = 1 ORDER BY id DESC LIMIT 1")
-        return _version(rows[0]) if rows else None
-
-    def set_active_version(self, version_id: int | None) -> None:
-        """Make ``version_id`` the only active version (None: no version is active)."""
-        self._writable()
-        file = self.model_version(version_id).file if version_id is not None else ""
-        with self._txn() as conn:
-            conn.execute("UPDATE model_versions SET active = (id IS ?)", (version_id,))
-            # inside the transaction: if ACTIVE cannot be written, the index change rolls back
-            self.models_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(self.models_dir / ACTIVE_FILE, f"{file}\n".encode(),
-                               error=ProjectError)
-
-    def update_version_metrics(self, version_id: int, metrics: dict) -> None:
-        """Merge ``metrics`` into the version's metrics (existing keys are overwritten)."""
-        self._writable()
-        with self._txn() as conn:
-            rows = conn.execute("SELECT metrics FROM model_versions WHERE id = ?",
-                                (version_id,)).fetchall()
-            if not rows:
-                raise ProjectError(f"{self.root}: no model version {version_id}")
-            merged = {**json.loads(rows[0][0]), **metrics}
-            conn.execute("UPDATE model_versions SET metrics = ? WHERE id = ?",
-                         (json.dumps(merged), version_id))
+    # ------------------------------------------------------------------ model versions, epoch log
+    @property
+    def models(self) -> ModelStore:
+        """The project's model versions (segcore.versions.ModelStore: the one API for them)."""
+        from segcore.versions import ModelStore
+        return ModelStore(self)
 
     def log_epoch(self, version_id: int | None, run_id: str, epoch: int, metrics: dict) -> None:
         self._write("INSERT INTO epochs (version_id, run_id, epoch, created, metrics)"

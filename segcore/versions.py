@@ -9,13 +9,15 @@ num_classes, mean, std, created (epoch seconds), torch_version, plus whatever th
 (parent, parent_file, data (stems), metrics, weights_source, train_config...).
 
 Versions: ``<project>/.segloop/models/v0001.pt``, ``v0002.pt``... registered in the project index
-(Project.add_model_version). A sidecar ``v0001.json`` holds the same metadata for fast listing.
+(its ``model_versions`` table; SQL in segcore._version_rows). ModelStore (``project.models``) is
+the one public API of versions. A sidecar ``v0001.json`` holds the same metadata for fast listing.
 File names are allocated atomically: the next free ``vNNNN.pt`` is created with ``O_EXCL``
 before the weights are written into it, so two fine-tunes finishing together get two files.
 If the index lost its versions (``.segloop/index`` deleted but models/ kept), ModelStore
 re-registers them from the files, rebuilding parent links from ``parent_file``, once (a lock per
 models folder within a process; one index transaction that skips registered files across
-processes), and re-activates the version named in ``models/ACTIVE`` (see segcore.project).
+processes), and re-activates the version named in ``models/ACTIVE`` (rewritten atomically with
+every activation, so a rollback survives the loss of the index).
 
 Loading refuses, with the file named: a file that is not a zip (torch.save's format), pickled
 objects, a foreign dict, weights that do not fit the architecture, and NaN/inf weights.
@@ -35,12 +37,15 @@ from typing import Any, TYPE_CHECKING
 import torch
 from torch import nn
 
+from . import _version_rows as _rows
 from ._atomic import atomic_write, atomic_write_bytes
+from ._records import ModelVersion
 from .errors import CheckpointError, ProjectError
 
 if TYPE_CHECKING:  # the type only: no import cycle at run time
     from .project import Project
 
+ACTIVE_FILE = "ACTIVE"  # in models_dir: the active version's file name ("" = none), outside the index
 FORMAT = "segloop-checkpoint"
 FORMAT_VERSION = 1
 _VERSION_FILE = re.compile(r"^v(\d{4,})\.pt$")
@@ -207,33 +212,45 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
 
 
 class ModelStore:
-    """The model versions of one project (files in project.models_dir, rows in its index)."""
+    """The model versions of one project: the files in ``project.models_dir`` (``vNNNN.pt``, their
+    ``.json`` sidecars, ``ACTIVE``) and their rows in the project index. The one public API of
+    versions; ``project.models`` returns one.
+
+    Reads rebuild the rows from the files when the index lost them (``rebuild=False``: the index
+    as it is). Writes raise ReadOnlyProjectError in a read-only project."""
 
     def __init__(self, project: Project) -> None:
         self.project = project
         self.dir = Path(project.models_dir)
 
     # ------------------------------------------------------------ listing
-    def versions(self) -> list[Any]:
-        """project.model_versions(), re-registered from the files if the index lost them."""
-        rows = self.project.model_versions()
-        if not rows and self._files():
+    def versions(self, rebuild: bool = True) -> list[ModelVersion]:
+        """All versions, oldest first; re-registered from the files if the index lost them."""
+        rows = self._rows()
+        if rebuild and not rows and self._files():
             with _rebuild_lock(self.dir):  # single flight: the others wait, then see the rows
-                rows = self.project.model_versions()
+                rows = self._rows()
                 if not rows:
                     self.rescan()
-                    rows = self.project.model_versions()
+                    rows = self._rows()
         return rows
 
-    def get(self, version_id: int) -> Any:
+    def _rows(self) -> list[ModelVersion]:
+        with self.project._reading() as conn:
+            return _rows.all_versions(conn)
+
+    def get(self, version_id: int) -> ModelVersion:
         for v in self.versions():
             if v.id == version_id:
                 return v
         raise ProjectError(f"{self.dir}: there is no model version {version_id}")
 
-    def active(self) -> Any | None:
-        self.versions()
-        return self.project.active_version()
+    def active(self, rebuild: bool = True) -> ModelVersion | None:
+        """The active version, or None."""
+        if rebuild:
+            self.versions()
+        with self.project._reading() as conn:
+            return _rows.active_version(conn)
 
     def path(self, version_id: int) -> Path:
         return self.dir / self.get(version_id).file
@@ -243,11 +260,18 @@ class ModelStore:
             return []
         return sorted(p for p in self.dir.iterdir() if _VERSION_FILE.match(p.name))
 
+    def _recorded_active(self) -> str | None:
+        """File name in models/ACTIVE ("" = no active version), None if absent or unreadable."""
+        try:
+            return (self.dir / ACTIVE_FILE).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            return None
+
     def _allocate_file(self) -> str:
         """Create the next free vNNNN.pt (empty) with O_EXCL and return its name: two savers
         never get the same file, whatever the timing."""
         numbers = [int(_VERSION_FILE.match(p.name).group(1)) for p in self._files()]
-        numbers += [v.id for v in self.project.model_versions()]
+        numbers += [v.id for v in self._rows()]
         n = max(numbers, default=0) + 1
         while True:
             name = f"v{n:04d}.pt"
@@ -264,6 +288,16 @@ class ModelStore:
             return name
 
     # ------------------------------------------------------------ writing
+    def register(self, file: str, arch: str, parent: int | None = None, metrics: dict | None = None,
+                 meta: dict | None = None) -> int:
+        """Register a checkpoint already in models_dir (not activated); returns its id.
+
+        Idempotent per file: a file that is already registered (e.g. by a concurrent index
+        rebuild) keeps its row, which gets these values."""
+        self.project._writable()
+        with self.project._txn() as conn:
+            return _rows.register(conn, parent, arch, str(file), metrics or {}, meta or {}, update=True)
+
     def save_version(self, model: nn.Module, meta: dict[str, Any] | None = None,
                      parent: int | None = None, metrics: dict[str, Any] | None = None,
                      activate: bool = True) -> int:
@@ -290,17 +324,31 @@ class ModelStore:
                 except OSError:
                     pass
             raise
-        vid = self.project.add_model_version(parent, saved_meta["arch"], name, full["metrics"], saved_meta)
+        vid = self.register(name, saved_meta["arch"], parent, full["metrics"], saved_meta)
         if activate:
-            self.project.set_active_version(vid)
+            self.activate(vid)
         return vid
 
     def load(self, version_id: int) -> nn.Module:
         return load_checkpoint(self.path(version_id))[0]
 
-    def activate(self, version_id: int) -> None:
-        self.get(version_id)
-        self.project.set_active_version(version_id)
+    def activate(self, version_id: int | None) -> None:
+        """Make ``version_id`` the only active version (None: no version is active). models/ACTIVE
+        is rewritten in the same index transaction (if it cannot be, the change rolls back), so
+        a rebuilt index restores the choice (a rollback survives)."""
+        self.project._writable()
+        file = self.get(version_id).file if version_id is not None else ""
+        with self.project._txn() as conn:
+            _rows.set_active(conn, version_id)
+            self.dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(self.dir / ACTIVE_FILE, f"{file}\n".encode(), error=ProjectError)
+
+    def update_metrics(self, version_id: int, metrics: dict) -> None:
+        """Merge ``metrics`` into the version's metrics (existing keys are overwritten)."""
+        self.project._writable()
+        with self.project._txn() as conn:
+            if not _rows.merge_metrics(conn, version_id, metrics):
+                raise ProjectError(f"{self.dir}: there is no model version {version_id}")
 
     def rollback(self) -> int:
         """Activate the active version's parent; return its id. ProjectError when there is none."""
@@ -321,8 +369,9 @@ class ModelStore:
     def rescan(self) -> list[int]:
         """Register every vNNNN.pt in models_dir not yet in the index (oldest first), in one
         index transaction; if no version is active, activate the one recorded in models/ACTIVE
-        (else the newest). Idempotent. Returns the ids of the readable files."""
-        entries = []
+        (else the newest). Idempotent (several threads or processes rebuilding at once register
+        each file once). Returns the ids of the readable files."""
+        entries: list[_rows.Entry] = []
         for path in self._files():
             try:
                 meta = read_meta(path)
@@ -330,7 +379,11 @@ class ModelStore:
                 continue  # unreadable (or still being written) files are skipped
             entries.append((path.name, meta.get("parent_file"), meta.get("arch", "unknown"),
                             meta.get("metrics") or {}, meta))
-        return self.project.register_model_versions(entries) if entries else []
+        if not entries:
+            return []
+        self.project._writable()
+        with self.project._txn() as conn:
+            return _rows.register_files(conn, entries, self._recorded_active)
 
 
 def _rebuild_lock(folder: Path) -> threading.Lock:

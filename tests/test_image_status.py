@@ -155,7 +155,7 @@ def test_held_out_roles_are_stable_across_ten_fine_tunes(tmp_path):
             assert not set(held) & set(result.train)
             assert len(held) == roles.held_out_target(len(train) + len(held))
         assert len(roles_seen) == 30
-        versions = {v.id: v for v in p.model_versions()}
+        versions = {v.id: v for v in p.models.versions()}
         last = versions[results[-1].version_id]
         assert set(last.metrics["held_out_scores"]) == set(results[-1].held_out)
         parent = versions[last.parent]

@@ -343,12 +343,12 @@ def test_switching_architecture_starts_a_new_lineage(demo_project):
     cfg = TrainConfig(mode="fast", epochs=1, time_budget_s=None, input_size=64, batch_size=4, fast_views=1,
                       pretrained=False, scale_policy="stretch")
     first = loop.finetune(project, cfg)
-    assert project.model_version(first.version_id).arch == cfg.arch
+    assert project.models.get(first.version_id).arch == cfg.arch
     from dataclasses import replace
     kept = loop.finetune(project, replace(cfg, arch="fcn8s"))  # no switch asked: the lineage continues
-    assert kept.parent_id == first.version_id and project.model_version(kept.version_id).arch == cfg.arch
+    assert kept.parent_id == first.version_id and project.models.get(kept.version_id).arch == cfg.arch
     switched = loop.finetune(project, replace(cfg, arch="fcn8s", switch_arch=True))
-    v = project.model_version(switched.version_id)
+    v = project.models.get(switched.version_id)
     assert switched.parent_id is None and v.parent is None and v.arch == "fcn8s"
     assert v.meta["model_config"]["name"] == "fcn8s"
     again = loop.finetune(project, replace(cfg, arch="fcn8s", switch_arch=True))

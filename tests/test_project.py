@@ -271,32 +271,32 @@ def test_classes_and_multiclass_masks(proj):
 
 
 def test_model_versions_and_epoch_log(proj, folder):
-    assert proj.model_versions() == [] and proj.active_version() is None
-    v1 = proj.add_model_version(None, "deeplabv3_mobilenet_v2", "v1.pt", {"iou": 0.5}, {"n": 3})
-    v2 = proj.add_model_version(v1, "deeplabv3_mobilenet_v2", "v2.pt", {}, {})
-    assert proj.active_version() is None
-    proj.set_active_version(v2)
-    assert proj.active_version().id == v2 and proj.active_version().parent == v1
-    proj.set_active_version(v1)
-    assert [v.active for v in proj.model_versions()] == [True, False]
-    proj.update_version_metrics(v1, {"biou": 0.3})
-    assert proj.model_versions()[0].metrics == {"iou": 0.5, "biou": 0.3}
+    assert proj.models.versions() == [] and proj.models.active() is None
+    v1 = proj.models.register("v1.pt", "deeplabv3_mobilenet_v2", None, {"iou": 0.5}, {"n": 3})
+    v2 = proj.models.register("v2.pt", "deeplabv3_mobilenet_v2", v1, {}, {})
+    assert proj.models.active() is None
+    proj.models.activate(v2)
+    assert proj.models.active().id == v2 and proj.models.active().parent == v1
+    proj.models.activate(v1)
+    assert [v.active for v in proj.models.versions()] == [True, False]
+    proj.models.update_metrics(v1, {"biou": 0.3})
+    assert proj.models.versions()[0].metrics == {"iou": 0.5, "biou": 0.3}
     with pytest.raises(ProjectError, match="no model version 99"):
-        proj.set_active_version(99)
+        proj.models.activate(99)
     with pytest.raises(ProjectError):
-        proj.update_version_metrics(99, {})
+        proj.models.update_metrics(99, {})
     proj.log_epoch(v2, "run1", 2, {"loss": 0.2})
     proj.log_epoch(v2, "run1", 1, {"loss": 0.4, "val_iou": 0.6})
     proj.log_epoch(None, "run2", 1, {"loss": 9.0})
     hist = proj.epoch_history("run1")
     assert [h["epoch"] for h in hist] == [1, 2] and hist[0]["val_iou"] == 0.6
     assert hist[1]["loss"] == 0.2 and hist[1]["version_id"] == v2
-    proj.set_active_version(None)
-    assert proj.active_version() is None
-    proj.set_active_version(v1)
+    proj.models.activate(None)
+    assert proj.models.active() is None
+    proj.models.activate(v1)
     proj.close()
     with Project.open(folder) as p:
-        assert p.active_version().id == v1 and p.active_version().meta == {"n": 3}
+        assert p.models.active().id == v1 and p.models.active().meta == {"n": 3}
 
 
 def _assert_all_writes_refused(p: Project) -> None:
@@ -308,9 +308,9 @@ def _assert_all_writes_refused(p: Project) -> None:
         lambda: p.set_error("a", "x"),
         lambda: p.set_setting("k", 1),
         lambda: p.set_classes([ClassInfo("a", (0, 0, 0)), ClassInfo("b", (1, 1, 1))]),
-        lambda: p.add_model_version(None, "x", "x.pt", {}, {}),
-        lambda: p.set_active_version(None),
-        lambda: p.update_version_metrics(1, {}),
+        lambda: p.models.register("x.pt", "x", None, {}, {}),
+        lambda: p.models.activate(None),
+        lambda: p.models.update_metrics(1, {}),
         lambda: p.log_epoch(None, "r", 1, {}),
     ]
     for write in writes:

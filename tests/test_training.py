@@ -247,13 +247,13 @@ def test_finetune_versions_and_predict_project(demo_project):
     cfg = _cfg(pretrained=False)
     few = loop.finetune(project, cfg)
     assert few.metrics is None and few.held_out == [] and "too few" in few.message
-    assert project.active_version().id == few.version_id and few.parent_id is None
+    assert project.models.active().id == few.version_id and few.parent_id is None
     for s in stems[2:5]:
         project.save_mask(s, (load_ground_truth(demo_project, s) > 0).astype(np.uint8))
     res = loop.finetune(project, cfg)
     train, held = project.training_split()
     assert res.held_out == held and len(held) >= 1 and not set(held) & set(res.train)
-    assert res.parent_id == few.version_id and project.active_version().id == res.version_id
+    assert res.parent_id == few.version_id and project.models.active().id == res.version_id
     assert res.metrics["val_iou"] is not None and "start_val_iou" in res.metrics
     corrected = project.corrected_stems()
     before = {s: project.mask_path(s).read_bytes() for s in corrected}

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from segcore import models, versions
-from segcore.project import ACTIVE_FILE, Project
-from segcore.versions import ModelStore, load_checkpoint
+from segcore.project import Project
+from segcore.versions import ACTIVE_FILE, ModelStore, load_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def test_two_saves_at_the_same_moment_get_two_files(tmp_path, tiny_model, monkey
     [t.join() for t in threads]
     assert not errors
     with Project.open(tmp_path) as project:
-        rows = project.model_versions()
+        rows = project.models.versions(rebuild=False)
         files = sorted(p.name for p in project.models_dir.glob("v*.pt"))
         assert files == ["v0001.pt", "v0002.pt"]
         assert sorted(r.file for r in rows) == files
@@ -93,7 +93,7 @@ def test_rebuild_from_several_threads_registers_each_version_once(tmp_path, tiny
     threads = [threading.Thread(target=look, args=(p,)) for p in projects]
     [t.start() for t in threads]
     [t.join() for t in threads]
-    rows = projects[0].model_versions()
+    rows = projects[0].models.versions(rebuild=False)
     assert [r.file for r in rows] == ["v0001.pt", "v0002.pt", "v0003.pt"]
     assert [r.parent for r in rows] == [None, rows[0].id, rows[1].id]
     assert [r.metrics["val_iou"] for r in rows] == [0.1, 0.2, 0.3]
@@ -111,7 +111,7 @@ def test_rescan_is_idempotent_across_processes(tmp_path, tiny_model):
     with Project.open(tmp_path) as project:
         first = ModelStore(project).rescan()
         again = ModelStore(project).rescan()
-        assert first == again and len(project.model_versions()) == 2
+        assert first == again and len(project.models.versions(rebuild=False)) == 2
 
 
 def test_rollback_survives_index_loss(tmp_path, tiny_model):
@@ -129,10 +129,10 @@ def test_rollback_survives_index_loss(tmp_path, tiny_model):
 def test_no_active_version_survives_index_loss(tmp_path, tiny_model):
     with Project.open(tmp_path) as project:
         ModelStore(project).save_version(tiny_model, {}, None, {})
-        project.set_active_version(None)
+        project.models.activate(None)
     _lose_index(tmp_path)
     with Project.open(tmp_path) as project:
-        assert len(ModelStore(project).versions()) == 1 and project.active_version() is None
+        assert len(ModelStore(project).versions()) == 1 and project.models.active(rebuild=False) is None
 
 
 def test_without_active_file_the_newest_is_activated(tmp_path, tiny_model):
@@ -160,5 +160,5 @@ def test_failed_save_frees_its_file_name(tmp_path, tiny_model, monkeypatch):
         with pytest.raises(CheckpointError, match="no space"):
             store.save_version(tiny_model, {}, None, {})
         monkeypatch.undo()
-        assert list(project.models_dir.glob("v*")) == [] and project.model_versions() == []
-        assert project.model_version(store.save_version(tiny_model, {}, None, {})).file == "v0001.pt"
+        assert list(project.models_dir.glob("v*")) == [] and project.models.versions(rebuild=False) == []
+        assert project.models.get(store.save_version(tiny_model, {}, None, {})).file == "v0001.pt"

@@ -185,7 +185,7 @@ class TrainingController(QObject):
         project = s.project
         try:
             train, held = project.training_split()
-            versions = project.model_versions()
+            versions = project.models.versions(rebuild=False)
         except Exception:  # noqa: BLE001 - closed or broken index: keep the last view
             return
         self.panel.set_held_out(train, held)
@@ -222,10 +222,7 @@ class TrainingController(QObject):
         except Exception:  # noqa: BLE001 - an old or closed index: nothing to plot
             return
         for row in rows:
-            self.panel.chart.add(EpochReport(
-                row.get("phase", ""), int(row.get("phase_epoch", row["epoch"])), len(rows),
-                float(row.get("train_loss", float("nan"))), row.get("val_iou"), row.get("val_biou"),
-                float(row.get("elapsed_s", 0.0)), 0.0))
+            self.panel.chart.add(EpochReport.from_row(row, len(rows)))
         self.panel.set_start_iou((active.metrics or {}).get("start_val_iou"))
 
     def _apply_model_decisions(self, active: Any) -> None:
@@ -269,7 +266,7 @@ class TrainingController(QObject):
             return False
         s.saver.flush()  # the last stroke counts
         config = self.panel.advanced.config()
-        active = s.project.active_version()
+        active = s.project.models.active(rebuild=False)
         self.last_result, self.last_error = None, None
         self.timings = {"click": time.monotonic()}
         self.panel.set_repredict(None)
@@ -386,7 +383,7 @@ class TrainingController(QObject):
             return
         if self.repredictor is not None:
             self.repredictor.stop()
-        active = self.session.project.active_version()
+        active = self.session.project.models.active(rebuild=False)
         label = f"v{active.id}" if active else "the pretrained model"
         self.repredictor = r = Repredictor(self.session, self)
         r.progress.connect(lambda d, t: self.panel.set_repredict(f"Re-predicting with {label}: {d} / {t}"))

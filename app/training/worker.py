@@ -33,7 +33,7 @@ import segcore.inference
 import segcore.models  # noqa: F401
 
 from segcore.errors import CheckpointError, ReadOnlyProjectError, TrainingError
-from segcore.training import EpochReport, TrainCallbacks, TrainConfig
+from segcore.training import EpochReport, StepEta, TrainCallbacks, TrainConfig
 
 PROGRESS_INTERVAL_S = 0.1
 KEEP = "The previous model is unchanged and still active."
@@ -69,31 +69,18 @@ class _Forwarder(TrainCallbacks):
         self.worker = worker
         self.config = config
         self.t0 = time.monotonic()
-        self.first_step: float | None = None
         self.last_emit = 0.0
-        self.fit_start: float | None = None  # Trainer.fit's start (its budget clock), from epochs
-
-    def eta(self, step: int, total: int) -> float:
-        now = time.monotonic()
-        by_steps = float("nan")
-        if self.first_step is not None and step > 1:
-            by_steps = (now - self.first_step) / (step - 1) * max(total - step, 0)
-        if self.config.time_budget_s is not None and self.first_step is not None:
-            start = self.fit_start if self.fit_start is not None else self.first_step
-            by_budget = max(0.0, start + self.config.time_budget_s - now)
-            return by_budget if by_steps != by_steps else min(by_budget, by_steps)
-        return by_steps
+        self.eta = StepEta(config.time_budget_s)  # segcore's ETA between epochs
 
     def on_step(self, step: int, total: int, loss: float) -> None:
         now = time.monotonic()
-        if self.first_step is None:
-            self.first_step = now
+        self.eta.step(now)
         if now - self.last_emit >= PROGRESS_INTERVAL_S or step >= total:
             self.last_emit = now
-            self.worker.progress.emit(step, total, self.eta(step, total), now - self.t0)
+            self.worker.progress.emit(step, total, self.eta.eta(step, total, now), now - self.t0)
 
     def on_epoch(self, report: EpochReport) -> None:
-        self.fit_start = time.monotonic() - report.elapsed_s
+        self.eta.epoch(report)
         self.worker.epoch.emit(report)
 
     def on_message(self, text: str) -> None:

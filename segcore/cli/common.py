@@ -101,6 +101,31 @@ def examples(*commands: str) -> str:
 EPILOG = examples()  # top-level --help: every subcommand's examples
 
 
+def command(sub: Any, name: str, help: str, description: str, epilog: str | None = None
+            ) -> argparse.ArgumentParser:
+    """A subcommand's parser: its one-line help, the description, and (default) its examples
+    as the epilog, both printed as written."""
+    return sub.add_parser(name, help=help, description=description,
+                          epilog=examples(name) if epilog is None else epilog,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def add_pair_folders(p: argparse.ArgumentParser, masks: str = "masks") -> None:
+    """--images and --masks (required): images and their ``masks`` named <image stem>.png."""
+    p.add_argument("--images", required=True, help="folder of images")
+    p.add_argument("--masks", required=True, help=f"folder of {masks} named <image stem>.png")
+
+
+def add_label_args(p: argparse.ArgumentParser, use: str, classes: str | None = "") -> None:
+    """--ignore-index (the void value, which ``use`` leaves out) and, unless ``classes`` is None,
+    --classes K (2..256, default binary; ``classes``: what K > 2 adds)."""
+    if classes is not None:
+        p.add_argument("--classes", type=_int_at_least(2, 256), default=2, metavar="K",
+                       help="number of classes incl. background (default 2 = binary)" + classes)
+    p.add_argument("--ignore-index", type=int, default=None, metavar="V",
+                   help=f"mask value meaning 'not labelled': {use} (255 always is in a multi-class mask)")
+
+
 class Progress:
     """A one-line text progress bar on stderr.
 

@@ -10,24 +10,21 @@ from typing import Any
 
 from ..errors import SegLoopError
 from ..pairing import match_pairs
-from .common import INPUT_SIZE, CLIError, Progress, _err, _json_clean, _predictor, _reason, examples
+from .common import (INPUT_SIZE, CLIError, Progress, _err, _json_clean, _predictor, _reason, add_label_args,
+                     add_pair_folders, command)
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("eval", help="score a checkpoint against ground-truth masks",
-                       epilog=examples("eval"),
-                       formatter_class=argparse.RawDescriptionHelpFormatter,
-                       description="Predict every image that has a mask and print PA, MPA, IoU per "
-                                   "class, mIoU, FWIoU (summed confusion matrix over all images) and "
-                                   "Boundary IoU (per-image mean; both masks empty counts as 1.0).")
-    p.add_argument("--images", required=True, help="folder of images")
-    p.add_argument("--masks", required=True, help="folder of ground-truth masks named <stem>.png")
+    p = command(sub, "eval", "score a checkpoint against ground-truth masks",
+                "Predict every image that has a mask and print PA, MPA, IoU per class, mIoU, FWIoU "
+                "(summed confusion matrix over all images) and Boundary IoU (per-image mean; both "
+                "masks empty counts as 1.0).")
+    add_pair_folders(p, "ground-truth masks")
     p.add_argument("--checkpoint", required=True, help="checkpoint file (.pt)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.add_argument("--crf", nargs="?", const="on", default="off", choices=["auto", "on", "off"],
                    help="refine with DenseCRF before scoring: on, auto (the model's own decision), off (default)")
-    p.add_argument("--ignore-index", type=int, default=None, metavar="V",
-                   help="mask value meaning 'not labelled': never scored (255 always is)")
+    add_label_args(p, "never scored", classes=None)
     p.add_argument("--input-size", type=INPUT_SIZE, default=None,
                    help="side of the square the model sees (default: the size it was trained at)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")

@@ -7,16 +7,15 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from .common import EPILOG, _err
+from .common import EPILOG, _err, command
 from ..errors import SegLoopError
 from ..export import FORMAT_TEXT, FORMATS
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser(
-        "export", help="export a project's masks (PNG, palette, COCO RLE, overlays, dataset)",
-        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
-        description="Write the masks of a project's done images (or all with --all) to OUT in "
+    p = command(
+        sub, "export", "export a project's masks (PNG, palette, COCO RLE, overlays, dataset)",
+        epilog=EPILOG, description="Write the masks of a project's done images (or all with --all) to OUT in "
                     "one format:\n" + "\n".join(f"  {k:8} {v}" for k, v in FORMAT_TEXT.items())
                     + "\nEvery export also writes classes.json. Example:\n"
                       "  segloop-cli export --project photos/ --format coco --out coco/")
@@ -26,10 +25,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--all", action="store_true", help="every image with a mask, not only done ones")
     p.set_defaults(func=_cmd_export)
 
-    p = sub.add_parser(
-        "import", help="import masks into a project (masks/, labels/, <stem>_mask.*, JPEG, RGB)",
-        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
-        description="Find masks for a project's images (in --from, else masks/, labels/, "
+    p = command(
+        sub, "import", "import masks into a project (masks/, labels/, <stem>_mask.*, JPEG, RGB)",
+        epilog=EPILOG, description="Find masks for a project's images (in --from, else masks/, labels/, "
                     "annotations/ and <stem>_mask.* beside the images), decode them (palette, "
                     "0/255, class indices, instance ids, JPEG with cleaning) and save them as done "
                     "masks. Existing masks are kept. RGB colour-coded masks need their colours "

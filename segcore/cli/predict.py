@@ -16,23 +16,22 @@ from typing import Any
 
 from ..pairing import list_images, output_stems
 from .common import (INPUT_SIZE, CLIError, Progress, _about, _ensure_writable_folder, _err, _predictor,
-                     _reason, examples)
+                     _reason, command)
 from ..errors import SegLoopError
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("predict", help="write predicted masks for a folder of images", epilog=examples("predict"),
-                       formatter_class=argparse.RawDescriptionHelpFormatter,
-                       description="Predict a mask for every image in --images and write <stem>.png "
-                                   "into --out. The model is --checkpoint, else the active version of "
-                                   "--project, else the untrained ImageNet model. With --project and "
-                                   "no --out the predictions are stored in the project (.segloop/"
-                                   "predictions, what the app shows); corrected masks are never "
-                                   "touched. --out may not be a project's masks/ folder, and existing "
-                                   "files in --out are only replaced with --overwrite. Output names: "
-                                   "<stem>.png; when images share a stem (a.jpg, a.png) the first in "
-                                   "name order keeps it, the others use their full name "
-                                   "(a.png -> a.png.png), as project masks do.")
+    p = command(sub, "predict", "write predicted masks for a folder of images",
+                "Predict a mask for every image in --images and write <stem>.png "
+                "into --out. The model is --checkpoint, else the active version of "
+                "--project, else the untrained ImageNet model. With --project and "
+                "no --out the predictions are stored in the project (.segloop/"
+                "predictions, what the app shows); corrected masks are never "
+                "touched. --out may not be a project's masks/ folder, and existing "
+                "files in --out are only replaced with --overwrite. Output names: "
+                "<stem>.png; when images share a stem (a.jpg, a.png) the first in "
+                "name order keeps it, the others use their full name "
+                "(a.png -> a.png.png), as project masks do.")
     p.add_argument("--images", help="folder of images (default: the --project folder)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--checkpoint", help="checkpoint file (.pt) written by train or the app")

@@ -9,29 +9,28 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .common import _err, _json_clean, examples
+from .common import _err, _json_clean, add_label_args, add_pair_folders, command
 from ..errors import SegLoopError
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser(
-        "simulate", help="estimate how many corrections a folder needs (simulated annotator)",
-        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=examples("simulate"),
-        description="Simulate the app's loop on a folder that already has masks: the last N sorted "
+    from ..training.config import MODES
+    p = command(
+        sub, "simulate", "estimate how many corrections a folder needs (simulated annotator)",
+        "Simulate the app's loop on a folder that already has masks: the last N sorted "
                     "images are the test set (never trained on); for each k, k other images are "
                     "'corrected' by copying their masks, the app's one-click fine-tune runs from the "
                     "ImageNet model, and the test images are re-predicted. Prints held-out IoU and "
                     "Boundary IoU (without and with DenseCRF) and the seconds from click to updated "
                     "predictions. --order attention picks the images the app flags first (highest "
                     "uncertainty; before any model, typical and varied images first); random picks a "
-                "seeded random sample.")
-    p.add_argument("--images", required=True, help="folder of images")
-    p.add_argument("--masks", required=True, help="folder of ground-truth masks named <stem>.png")
+        "seeded random sample.")
+    add_pair_folders(p, "ground-truth masks")
     p.add_argument("--test-last", type=int, default=80, metavar="N", help="test = last N sorted stems (default 80)")
     p.add_argument("--k", default="5,20,50", help="comma-separated numbers of corrected images (default 5,20,50)")
     p.add_argument("--order", default="attention,random", help="attention, random or both (default both)")
     p.add_argument("--time-budget", type=float, metavar="S", help="fine-tune budget (default: the app's)")
-    p.add_argument("--mode", choices=["auto", "fast", "full", "fast+full"],
+    p.add_argument("--mode", choices=list(MODES),
                    help="training mode (default: the app's)")
     p.add_argument("--no-crf", action="store_true", help="skip the DenseCRF scores")
     p.add_argument("--seed", type=int, default=0, help="random order seed (default 0)")
@@ -39,12 +38,7 @@ def add_parser(sub: Any) -> None:
                    help="session (default): one project corrected in batches up to each k, one click "
                         "per k, each from the previous model, as in the app; independent: every k "
                         "from the ImageNet model with one click")
-    p.add_argument("--classes", type=int, default=2, metavar="K",
-                   help="number of classes incl. background (default 2 = binary); K > 2 reports mIoU, "
-                        "mean BIoU and per-class IoU")
-    p.add_argument("--ignore-index", type=int, default=None, metavar="V",
-                   help="mask value that means 'not labelled' (never trained on, never scored); "
-                        "255 is always void in a multi-class mask")
+    add_label_args(p, "never trained on, never scored", "; K > 2 reports mIoU, mean BIoU and per-class IoU")
     p.add_argument("--json", action="store_true", help="print a JSON list of rows")
     p.set_defaults(func=_cmd_simulate)
 

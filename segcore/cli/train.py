@@ -12,22 +12,20 @@ from typing import Any
 from ..errors import SegLoopError
 from ..pairing import match_pairs
 from .common import (INPUT_SIZE, CLIError, Progress, _ensure_writable_folder, _err, _int_at_least,
-                     _positive_float, _reason, examples)
+                     _positive_float, _reason, add_label_args, add_pair_folders, command)
 
 
 def add_parser(sub: Any) -> None:
     from ..training.config import MODES, TrainConfig
     d = TrainConfig()
-    p = sub.add_parser(
-        "train", help="fine-tune a model on a folder of images and masks",
-        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=examples("train"),
-        description="Fine-tune a segmentation model on (image, mask) pairs matched by file name. "
+    p = command(
+        sub, "train", "fine-tune a model on a folder of images and masks",
+        "Fine-tune a segmentation model on (image, mask) pairs matched by file name. "
                     "Every 5th image (by a stable hash of its name, at least one when there are 4 "
                     "or more) is held out to report IoU and Boundary IoU; it is never trained on. "
                     "Under torchrun, training runs with DistributedDataParallel (gloo on CPU, nccl "
                     "on GPU) and only rank 0 writes the checkpoint.")
-    p.add_argument("--images", required=True, help="folder of images")
-    p.add_argument("--masks", required=True, help="folder of masks named <image stem>.png")
+    add_pair_folders(p)
     p.add_argument("--checkpoint", help="start from this checkpoint (default: ImageNet-initialised --arch)")
     p.add_argument("--out", required=True, help="checkpoint file to write (.pt)")
     p.add_argument("--mode", choices=list(MODES), default=d.mode,
@@ -38,10 +36,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--epochs", type=_int_at_least(1), metavar="N",
                    help="epochs per phase (default: 20 without --time-budget)")
     p.add_argument("--arch", default=d.arch, help="architecture of a fresh model (default %(default)s)")
-    p.add_argument("--classes", type=_int_at_least(2, 256), default=2,
-                   help="number of classes incl. background (default 2)")
-    p.add_argument("--ignore-index", type=int, default=None, metavar="V",
-                   help="mask value meaning 'not labelled': never trained on (255 always is)")
+    add_label_args(p, "never trained on")
     p.add_argument("--scale-policy", choices=["auto", "stretch", "scale"], default=d.scale_policy,
                    help="what the model sees: auto (chosen from the masks' object sizes), stretch "
                         "(whole image to one square view) or scale (working scale, aspect kept, tiles)")

@@ -9,15 +9,14 @@ import time
 from typing import Any
 
 from ..errors import SegLoopError
-from .common import _err, _reason, examples
+from .common import _err, _reason, command
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("versions", help="list, activate or roll back a project's model versions",
-                       epilog=examples("versions"), formatter_class=argparse.RawDescriptionHelpFormatter,
-                       description="List the model versions of a project (* = active), with their "
-                                   "held-out IoU / Boundary IoU. --activate ID or --rollback (to the "
-                                   "active version's parent) changes the active version first.")
+    p = command(sub, "versions", "list, activate or roll back a project's model versions",
+                "List the model versions of a project (* = active), with their "
+                "held-out IoU / Boundary IoU. --activate ID or --rollback (to the "
+                "active version's parent) changes the active version first.")
     p.add_argument("--project", required=True, help="project folder")
     act = p.add_mutually_exclusive_group()
     act.add_argument("--activate", type=int, metavar="ID", help="make version ID the active one")

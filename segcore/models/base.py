@@ -22,7 +22,8 @@ Conventions
   (frozen encoder, cached features) makes sense; the Trainer trains a model that says no in
   full mode only. ``freeze_encoder_bn()`` is what full mode freezes of the encoder: its
   BatchNorm layers when the encoder starts from pretrained statistics (``encoder_bn_frozen``),
-  nothing for a fresh-weight encoder (its statistics must be learned).
+  nothing for a fresh-weight encoder (its statistics must be learned). ``freeze_encoder(n)`` is
+  fast mode's: everything but the decoder and the encoder's last ``n`` blocks.
 """
 
 from __future__ import annotations
@@ -35,6 +36,15 @@ from torch import Tensor, nn
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+
+def freeze_bn(module: nn.Module) -> None:
+    """BatchNorm layers of ``module``: eval mode (running stats fixed) and affine params frozen."""
+    for m in module.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.eval()
+            for p in m.parameters(recurse=False):
+                p.requires_grad_(False)
 
 
 def logits_to_probs(logits: Tensor) -> Tensor:
@@ -95,13 +105,23 @@ class SegModel(nn.Module):
     def freeze_encoder_bn(self) -> None:
         """Full mode: BatchNorm of a pretrained encoder to eval mode with frozen affine
         parameters (statistics stay as pretrained); nothing when the encoder is fresh."""
-        if not self.encoder_bn_frozen:
-            return
-        for m in self.encoder.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.eval()
-                for p in m.parameters(recurse=False):
-                    p.requires_grad_(False)
+        if self.encoder_bn_frozen:
+            freeze_bn(self.encoder)
+
+    def freeze_encoder(self, tail_blocks: int = 0) -> list[nn.Module]:
+        """Fast mode: only the decoder and the encoder's last ``tail_blocks`` blocks train (the
+        aux head, which reads the frozen encoder, does not); the BatchNorm of those tail blocks
+        stays as pretrained. Returns the tail blocks (``tail_modules``)."""
+        tail = self.tail_modules(tail_blocks)
+        for p in self.parameters():
+            p.requires_grad_(False)
+        for p in self.decoder.parameters():
+            p.requires_grad_(True)
+        for m in tail:
+            for p in m.parameters():
+                p.requires_grad_(True)
+            freeze_bn(m)
+        return tail
 
     @property
     def decoder_inputs(self) -> tuple[str, ...]:

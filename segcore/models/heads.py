@@ -1,4 +1,6 @@
-"""Decoder heads: the seed's ASPP head and the auxiliary FCN head.
+"""Decoder heads: the seed's ASPP head and the auxiliary FCN head, and the two steps the other
+decoders share: pyramid pooling levels (``pyramid_levels``: PSPNet, SPP, SPEED's DSPP / MDSPP)
+and skip fusion (``fuse_skips``: SPEED's and the MobileNetV2 U-Net's decoders).
 
 Built from torchvision's pieces (``ASPPConv``, ``ASPPPooling``, ``FCNHead``). The ASPP head
 differs from torchvision's ``DeepLabHead`` on purpose, to match the seed exactly:
@@ -9,15 +11,32 @@ concat (5·channels) → 3×3 conv to ``channels`` (BN+ReLU) → Dropout2d(0.1) 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models.segmentation.deeplabv3 import ASPP, ASPPConv, ASPPPooling
 from torchvision.models.segmentation.fcn import FCNHead
 from torchvision.ops.misc import Conv2dNormActivation
 
-__all__ = ["ASPPHead", "FCNHead", "LightPlusHead", "aux_fcn_head"]
+__all__ = ["ASPPHead", "FCNHead", "LightPlusHead", "aux_fcn_head", "fuse_skips", "pyramid_levels"]
+
+
+def pyramid_levels(x: Tensor, levels: Iterable[nn.Module]) -> list[Tensor]:
+    """Each level (a pooling to a few bins, then convs) applied to ``x`` and bilinearly resized
+    back to x's size: what a pyramid pooling module concatenates."""
+    size = x.shape[-2:]
+    return [F.interpolate(level(x), size=size, mode="bilinear", align_corners=False) for level in levels]
+
+
+def fuse_skips(x: Tensor, blocks: Iterable[nn.Module], skips: Iterable[Tensor]) -> Tensor:
+    """Decoder stages: per (block, skip), ``x`` bilinearly resized to the skip, concatenated
+    with it (x first), through the block."""
+    for block, skip in zip(blocks, skips):
+        x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+        x = block(torch.cat([x, skip], dim=1))
+    return x
 
 
 class ASPPHead(nn.Module):

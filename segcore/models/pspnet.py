@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.ops.misc import Conv2dNormActivation
 
@@ -26,6 +25,7 @@ from ..weights import ProgressCallback
 from ._assemble import assemble, check_aux
 from . import backbones as _backbones
 from .base import SegModel
+from .heads import pyramid_levels
 from .deeplabv3 import Pretrained
 
 PSP_BINS: tuple[int, ...] = (1, 2, 3, 6)
@@ -44,9 +44,7 @@ class PyramidPooling(nn.Module):
         self.out_channels = in_channels + width * len(bins)
 
     def forward(self, x: Tensor) -> Tensor:
-        size = x.shape[-2:]
-        return torch.cat([x] + [F.interpolate(level(x), size=size, mode="bilinear", align_corners=False)
-                                for level in self.levels], dim=1)
+        return torch.cat([x, *pyramid_levels(x, self.levels)], dim=1)
 
 
 class PSPHead(nn.Module):

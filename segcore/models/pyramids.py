@@ -29,7 +29,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.ops.misc import Conv2dNormActivation
 
@@ -38,6 +37,7 @@ from . import backbones as _backbones
 from ._assemble import assemble
 from .backbones import Backbone
 from .base import SegModel
+from .heads import fuse_skips, pyramid_levels
 from .deeplabv3 import Pretrained
 from .pspnet import PSPHead
 
@@ -64,9 +64,7 @@ class DSPP(nn.Module):
         self.out_channels = channels + width * len(bins)
 
     def forward(self, x: Tensor) -> Tensor:
-        size = x.shape[-2:]
-        return torch.cat([x] + [F.interpolate(b(x), size=size, mode="bilinear", align_corners=False)
-                                for b in self.branches], dim=1)
+        return torch.cat([x, *pyramid_levels(x, self.branches)], dim=1)
 
 
 class MDSPP(nn.Module):
@@ -89,8 +87,7 @@ class MDSPP(nn.Module):
         self.out_channels = channels + 2 * width
 
     def forward(self, x: Tensor) -> Tensor:
-        size = x.shape[-2:]
-        ups = [F.interpolate(b(x), size=size, mode="bilinear", align_corners=False) for b in self.branches]
+        ups = pyramid_levels(x, self.branches)
         even, odd = torch.cat(ups[0::2], dim=1), torch.cat(ups[1::2], dim=1)
         return torch.cat([x, self.pairs[0](even), self.pairs[1](odd)], dim=1)
 
@@ -124,11 +121,7 @@ class SpeedDecoder(nn.Module):
         self.classifier = nn.Conv2d(64, out_channels, kernel_size=1)
 
     def forward(self, out: Tensor, *skips: Tensor) -> Tensor:
-        x = out
-        for stage, skip in zip(self.stages, skips):
-            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
-            x = stage(torch.cat([x, skip], dim=1))
-        return self.classifier(x)
+        return self.classifier(fuse_skips(out, self.stages, skips))
 
 
 def spp(num_classes: int = 2, pretrained: Pretrained = True, aux: bool | None = None, binary_bce: bool = True,

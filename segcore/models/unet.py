@@ -29,6 +29,7 @@ from ..weights import ProgressCallback
 from ._assemble import assemble
 from .backbones import Backbone, backbone
 from .base import SegModel
+from .heads import fuse_skips
 from .deeplabv3 import Pretrained
 from .mobilenet import UNET_TAPS
 
@@ -98,11 +99,7 @@ class SkipDecoder(nn.Module):
         self.classifier = nn.Conv2d(widths[-1], out_channels, kernel_size=1)
 
     def forward(self, out: Tensor, *skips: Tensor) -> Tensor:
-        x = out
-        for block, skip in zip(self.blocks, skips):
-            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
-            x = block(torch.cat([x, skip], dim=1))
-        return self.classifier(x)
+        return self.classifier(fuse_skips(out, self.blocks, skips))
 
 
 def unet(num_classes: int = 2, pretrained: Pretrained = True, aux: bool | None = None, binary_bce: bool = True,

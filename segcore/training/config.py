@@ -166,6 +166,19 @@ class EpochReport:
     elapsed_s: float    # since fit() started
     eta_s: float        # estimated seconds left for the whole run
 
+    def to_row(self) -> dict[str, Any]:
+        """The JSON-able metrics row the project's epoch log stores (Project.log_epoch)."""
+        return {"phase": self.phase, "phase_epoch": self.epoch, "train_loss": self.train_loss,
+                "val_iou": self.val_iou, "val_biou": self.val_biou, "elapsed_s": self.elapsed_s}
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any], epochs: int) -> "EpochReport":
+        """A stored row (Project.epoch_history) back as a report of a finished run of ``epochs``
+        logged epochs (its ETA is 0); rows without ``phase_epoch`` use the run's ``epoch``."""
+        return cls(row.get("phase", ""), int(row.get("phase_epoch", row["epoch"])), epochs,
+                   float(row.get("train_loss", float("nan"))), row.get("val_iou"), row.get("val_biou"),
+                   float(row.get("elapsed_s", 0.0)), 0.0)
+
 
 class TrainCallbacks:
     """Override what you need, or pass functions: TrainCallbacks(on_epoch=print).

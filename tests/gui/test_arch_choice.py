@@ -57,7 +57,7 @@ def test_next_fine_tune_builds_the_architecture_picked_in_advanced(qtbot, tmp_pa
         _click_train(qtbot, ctrl)
     result = blocker.args[0]
     assert not result.cancelled and result.version_id is not None
-    v = project.model_version(result.version_id)
+    v = project.models.get(result.version_id)
     assert v.arch == "fcn8s" and v.parent is None and result.parent_id is None and v1 != v.id
     loaded = ModelStore(project).load(v.id)
     assert loaded.arch == "fcn8s" and type(loaded.decoder).__name__ == "FCNDecoder"

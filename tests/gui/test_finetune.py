@@ -35,7 +35,7 @@ def versioned_model(monkeypatch):
     loaded: list[int | None] = []
 
     def factory(project):
-        active = project.active_version()
+        active = project.models.active()
         vid = active.id if active is not None else None
         loaded.append(vid)
         return prediction.LoadedModel(FakePredictor(), vid, f"v{vid}" if vid else "fake pretrained")
@@ -139,7 +139,7 @@ def test_fine_tune_end_to_end_then_roll_back(qtbot, ft_dir, versioned_model):
     assert m["val_iou"] > m["start_val_iou"], m
     v2 = result.version_id
     store = ModelStore(project)
-    assert store.path(v2).is_file() and project.active_version().id == v2
+    assert store.path(v2).is_file() and project.models.active().id == v2
     # the panel shows the run
     assert ctrl.panel.chart.points()["loss"], "no loss points drawn"
     assert ctrl.panel.chart.points()["IoU"]
@@ -159,9 +159,9 @@ def test_fine_tune_end_to_end_then_roll_back(qtbot, ft_dir, versioned_model):
     # roll back: v1 is active again, the worker loads it, its weights are v1's
     assert ctrl.panel.rollback_button.isEnabled()
     ctrl.panel.rollback_button.click()
-    assert project.active_version().id == v1
+    assert project.models.active().id == v1
     qtbot.waitUntil(lambda: versioned_model[-1] == v1, timeout=30000)
-    loaded = store.load(project.active_version().id).state_dict()
+    loaded = store.load(project.models.active().id).state_dict()
     for key, value in base.state_dict().items():
         assert torch.equal(loaded[key], value), key
     trained = store.load(v2).state_dict()
@@ -170,7 +170,7 @@ def test_fine_tune_end_to_end_then_roll_back(qtbot, ft_dir, versioned_model):
     # and activate v2 again from the table
     ctrl.panel.versions.select_version(v2)
     ctrl.panel.activate_button.click()
-    assert project.active_version().id == v2
+    assert project.models.active().id == v2
     qtbot.waitUntil(lambda: versioned_model[-1] == v2, timeout=30000)
     window.close()
 
@@ -190,7 +190,7 @@ def test_cancel_keeps_the_previous_model(qtbot, ft_dir, versioned_model):
         qtbot.mouseClick(ctrl.panel.cancel_button, __import__("PySide6.QtCore").QtCore.Qt.MouseButton.LeftButton)
     print(f"cancel → finished signal: {time.monotonic() - t0:.2f} s")
     assert blocker.args[0].cancelled and blocker.args[0].version_id is None
-    assert project.active_version() is None and project.model_versions() == []
+    assert project.models.active() is None and project.models.versions() == []
     assert not list(project.models_dir.glob("v*.pt"))
     qtbot.waitUntil(lambda: not ctrl.worker.is_running(), timeout=10000)
     assert ctrl.panel.train_button.isEnabled() and not ctrl.panel.cancel_button.isEnabled()
@@ -226,7 +226,7 @@ def test_failure_is_shown_and_the_app_keeps_working(qtbot, ft_dir, versioned_mod
     assert expected in ctrl.panel.result_label.text()
     qtbot.waitUntil(lambda: not ctrl.worker.is_running(), timeout=10000)
     assert ctrl.panel.train_button.isEnabled()
-    assert project.active_version() is None
+    assert project.models.active() is None
     window.show_stem(project.stems()[3])  # browsing still works
     assert window.current_stem() == project.stems()[3]
     window.close()

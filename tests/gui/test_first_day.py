@@ -12,10 +12,10 @@ def _after_a_run(window, qtbot):
     """The Training dock as it looks after a fine-tune: two versions, result, re-predict line."""
     ctrl = window.training
     project = window.session.project
-    v1 = project.add_model_version(None, "deeplabv3plus_mobilenet_v2", "v1.pt", {}, {})
-    v2 = project.add_model_version(v1, "deeplabv3plus_mobilenet_v2", "v2.pt",
-                                   {"val_iou": 0.812, "val_biou": 0.433}, {})
-    project.set_active_version(v2)
+    v1 = project.models.register("v1.pt", "deeplabv3plus_mobilenet_v2", None, {}, {})
+    v2 = project.models.register("v2.pt", "deeplabv3plus_mobilenet_v2", v1,
+                                 {"val_iou": 0.812, "val_biou": 0.433}, {})
+    project.models.activate(v2)
     ctrl._check_session()
     ctrl.refresh()
     p = ctrl.panel
