@@ -2,7 +2,7 @@
 
 A panel is given the window as a :class:`PanelHost` and uses nothing else of it: no polling,
 no ``getattr`` probing, no private members. The main window (:class:`app.main_window.MainWindow`)
-implements this protocol.
+implements this protocol; it is a QMainWindow, so a panel may parent its QObjects to it.
 
 - ``session`` is the open project's :class:`app.session.Session` (None when no folder is open);
   ``sessionChanged(session)`` is emitted after a folder has been opened (the new session, its

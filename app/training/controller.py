@@ -29,6 +29,7 @@ from .worker import FinetuneWorker
 
 if TYPE_CHECKING:
     from ..host import PanelHost
+    from ..session import Session
 
 DOCK_AREA = Qt.DockWidgetArea.BottomDockWidgetArea
 DOCK_HEIGHT = 300       # default height of the bottom dock, at most DOCK_SHARE of the window
@@ -55,12 +56,12 @@ def _fmt(v: Any) -> str:
 
 class TrainingController(QObject):
     def __init__(self, window: PanelHost) -> None:
-        super().__init__(window)  # type: ignore[arg-type]  # the host is a QMainWindow
+        super().__init__(window)  # parented to the host (a QMainWindow): lives as long as it
         self.window = window
         self.panel = TrainingPanel(window.settings)
 
         self.worker = FinetuneWorker(self)
-        self.session: Any = None
+        self.session: Session | None = None
         self.repredictor: Repredictor | None = None
         self.last_result: FinetuneResult | None = None
         self.last_error: str | None = None
@@ -131,7 +132,8 @@ class TrainingController(QObject):
                                                  else Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
 
     # -- session tracking -------------------------------------------------------------------
-    def set_session(self, session: Any) -> None:  # Session | None (the host's sessionChanged)
+    def set_session(self, session: Session | None) -> None:
+        """The host's ``sessionChanged``: follow the project now open (None: none)."""
         if session is self.session:
             return
         if self.repredictor is not None:
