@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt, QThread, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QUndoGroup
 from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QFrame, QMainWindow, QMenu,
                                QMessageBox, QScrollArea, QStackedWidget, QToolBar, QVBoxLayout,
@@ -28,11 +28,12 @@ from .display import DisplayController
 from .editor_state import EditorState
 from .image_status import StatusChip
 from .folder_watch import FolderWatch
+from .mask_checks import MaskChecks
 from .panels.banner import Banner
 from .panels.crf_popover import CRFPopover
 from .panels.classes_panel import ClassesDialog
 from .panels.dialogs import RecentMenu, ask_adopt_classes, ask_mask_resize
-from .panels.export_dialog import BackgroundJob, ExportDialog, ImportDialog
+from .panels.export_dialog import ExportDialog, ImportDialog
 from .panels.image_list import ImageListPanel
 from .panels.pages import MessagePage
 from .panels.shortcuts_dialog import ShortcutsDialog
@@ -92,6 +93,7 @@ class MainWindow(QMainWindow):
         self.display = DisplayController(self)
         self.crf_popover = CRFPopover(self.editor, self)
         self.folder_watch = FolderWatch(self)
+        self.mask_checks = MaskChecks(self)
         self._build_menus()
         self._build_toolbar()
         self.ask_mask_resize = lambda stem, m, i: ask_mask_resize(self, stem, m, i)
@@ -277,8 +279,7 @@ class MainWindow(QMainWindow):
                                  "This folder has no images (PNG, JPEG, TIFF, BMP, WebP)."
                                  if not project.stems() else "")
         self.folder_watch.watch(project)
-        self._offer_import(project)
-        self._check_mask_values(project)
+        self.mask_checks.project_opened(project)
         stems = self.image_list.model.stems() or project.stems()
         last = project.get_setting("last_image") if not project.read_only else None
         if stems:
@@ -328,65 +329,9 @@ class MainWindow(QMainWindow):
             self.status.showMessage(f"No class {idx}: this project has classes 1–{n - 1} "
                                     "(Tools ▸ Classes… adds more)", 4000)
 
-    def _check_mask_values(self, project: Project) -> None:
-        """Read the masks in a background thread; values beyond the project's classes lead to
-        an offer to adopt the classes (names from classes.json / classes.txt beside the masks),
-        else to a report. Fine-tuning checks again and leaves such masks out."""
-        from segcore.classes import mask_values
-
-        if project.read_only or not any(project.masks_dir.glob("*.png")):
-            return
-        self._wait_mask_job()
-        self._mask_job = BackgroundJob(lambda: mask_values(project))
-        self._mask_job.done.connect(lambda values: self._mask_values_ready(project, values))
-        self._mask_job.start(QThread.Priority.LowPriority)
-
-    def _wait_mask_job(self) -> None:
-        job = getattr(self, "_mask_job", None)
-        if job is not None:
-            job.wait()
-            self._mask_job = None
-
-    def _mask_values_ready(self, project: Project, values) -> None:  # MaskValues
-        if self.session is None or self.session.project is not project or not values.outside:
-            return
-        from segcore.classes import change_classes, next_color
-        from segcore.mask_import import proposed_classes
-        from segcore.project import ClassInfo
-
-        names = proposed_classes(project.masks_dir, values.max_index + 1)
-        if self.ask_adopt_classes(names, values.message(project.num_classes)):
-            new: list = []
-            for i, name in enumerate(names):
-                own = project.classes[i] if i < project.num_classes else None
-                generic = name in ("background", f"class {i}")  # no classes.json / .txt name
-                new.append(ClassInfo(own.name if own and generic else name,
-                                     own.color if own else next_color(new)))
-            self.session.saver.flush()
-            change_classes(project, new)
-            self.classes_changed()
-        else:
-            self.status.showMessage("⚠ " + values.message(project.num_classes), 20000)
-
-    def _offer_import(self, project: Project) -> None:
-        """Masks beside the images that the project does not use yet: say so (File ▸ Import)."""
-        if project.read_only:
-            return
-        from segcore.mask_import import find_masks
-
-        try:
-            found = find_masks(project)
-        except Exception:  # noqa: BLE001 - an unreadable folder: nothing to offer
-            return
-        if found:
-            where = sorted({p.parent.name + "/" for p in found.values()})
-            self.model_banner.show_message(
-                f"{len(found)} mask file(s) in {', '.join(where)} match images without a mask "
-                "(other names or formats). File ▸ Import Masks… (Ctrl+I) reads them.")
-
     def close_project(self) -> None:
         self.folder_watch.watch(None)
-        self._wait_mask_job()
+        self.mask_checks.wait()
         if self.session is None:
             return
         session, self.session = self.session, None
