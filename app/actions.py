@@ -44,6 +44,10 @@ def _session(call: Callable[[Any], object]) -> Handler:
     return lambda w, _checked: w.session is not None and call(w.session)
 
 
+def _pick_class(idx: int) -> Handler:
+    return lambda w, _checked: w.pick_class(idx)
+
+
 SPECS: tuple[ActionSpec, ...] = (
     # File
     ActionSpec("open_folder", "&Open Folder…", "File", "Open a folder of images as a project",
@@ -95,7 +99,7 @@ SPECS: tuple[ActionSpec, ...] = (
                "stays void (not labelled), which training and scoring ignore", ("P",),
                checkable=True, handler=lambda w, on: w.session is not None and w.session.status.set_partial(on)),
     *(ActionSpec(f"class_{i}", f"Class {i}", "Classes", f"Paint class {i} (if the project has it)",
-                 (str(i),), handler=lambda w, _, k=i: w.pick_class(k)) for i in range(1, 10)),
+                 (str(i),), handler=_pick_class(i)) for i in range(1, 10)),
     ActionSpec("brush_smaller", "Brush &Smaller", "Tools", "Decrease the brush size", ("[",),
                handler=lambda w, _: w.editor.step_brush(-1)),
     ActionSpec("brush_larger", "Brush &Larger", "Tools", "Increase the brush size", ("]",),
