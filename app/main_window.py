@@ -1,18 +1,21 @@
 """SegLoop's main window: menus, toolbar, docks and status bar around the canvas.
 
 Thin composition only. Project logic lives in :class:`app.session.Session`; panels in
-``app/panels``; commands in ``app/actions.py``; persistence in ``app/settings.py`` and
-``app/tool_state.py``. Default layout: image list (left dock), canvas (centre), tools (right
-dock); ``add_panel_dock`` is the place for further panels (e.g. training).
+``app/panels``; commands and what they do in ``app/actions.py``; the editor's settings (tool,
+brush, class, layers, DenseCRF) in the one :class:`app.editor_state.EditorState`, which the
+canvas, the Tools panel, the actions and the CRF popover bind to; persistence in
+``app/settings.py``. Default layout: image list (left dock), canvas (centre), tools (right
+dock). Further panels (the Training dock) use the window only through the
+:class:`app.host.PanelHost` protocol, which this class implements.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt, QThread
-from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QUndoGroup
-from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QFrame, QMainWindow,
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QUndoGroup
+from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QFrame, QMainWindow, QMenu,
                                QMessageBox, QScrollArea, QStackedWidget, QToolBar, QVBoxLayout,
                                QWidget)
 
@@ -22,14 +25,15 @@ from . import recovery, theme
 from .actions import MENUS, Actions
 from .canvas import MaskCanvas
 from .display import DisplayController
+from .editor_state import EditorState
 from .image_status import StatusChip
 from .folder_watch import FolderWatch
-from .navigation import Navigator
+from .mask_checks import MaskChecks
 from .panels.banner import Banner
 from .panels.crf_popover import CRFPopover
 from .panels.classes_panel import ClassesDialog
 from .panels.dialogs import RecentMenu, ask_adopt_classes, ask_mask_resize
-from .panels.export_dialog import BackgroundJob, ExportDialog, ImportDialog
+from .panels.export_dialog import ExportDialog, ImportDialog
 from .panels.image_list import ImageListPanel
 from .panels.pages import MessagePage
 from .panels.shortcuts_dialog import ShortcutsDialog
@@ -38,9 +42,7 @@ from .panels.tools_panel import ToolsPanel
 from .resources import app_icon
 from .session import Session
 from .settings import Settings
-from .tool_state import restore_tool_state, save_tool_state
 from .training import attach_training
-from .wiring import connect_window
 from .workers.thumbnails import ThumbnailProvider
 
 TOOLBAR = ("open_folder", None, "previous_image", "next_image", "next_unlabelled", None, "undo",
@@ -62,10 +64,14 @@ def default_size(available: QSize) -> QSize:
 
 
 class MainWindow(QMainWindow):
+    sessionChanged = Signal(object)  # Session | None: a folder was opened / closed
+    closing = Signal()               # the window closes for good (the user did not cancel)
+
     def __init__(self, settings: Settings | None = None) -> None:
         super().__init__()
         self.settings = settings or Settings()
         self.session: Session | None = None
+        self.editor = EditorState(self)
         self.non_interactive_close = False  # SIGTERM/SIGHUP: no dialogs (app/recovery.py)
         self.setWindowTitle("SegLoop")
         self.setWindowIcon(app_icon())
@@ -74,29 +80,28 @@ class MainWindow(QMainWindow):
         self.actions = Actions(self)
         self.undo_group = QUndoGroup(self)
         self.thumbs = ThumbnailProvider(self)
-        self.canvas = MaskCanvas()
+        self.canvas = MaskCanvas(state=self.editor)
         self.status_chip = StatusChip(self.canvas)
         self.status = StatusBar(self)
         self.setStatusBar(self.status)
         self._build_central()
         self.image_list = ImageListPanel(self.thumbs)
-        self.tools = ToolsPanel(self.actions)
+        self.tools = ToolsPanel(self.actions, self.editor)
         self.images_dock = self.add_panel_dock("Images", self.image_list, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.tools_dock = self.add_panel_dock("Tools", _scrollable(self.tools),
                                               Qt.DockWidgetArea.RightDockWidgetArea)
         self.display = DisplayController(self)
-        self.crf_popover = CRFPopover(parent=self)
-        self.crf_params = self.crf_popover.params()
-        self.nav = Navigator(self)
+        self.crf_popover = CRFPopover(self.editor, self)
         self.folder_watch = FolderWatch(self)
+        self.mask_checks = MaskChecks(self)
         self._build_menus()
         self._build_toolbar()
         self.ask_mask_resize = lambda stem, m, i: ask_mask_resize(self, stem, m, i)
         self.ask_adopt_classes = lambda names, why: ask_adopt_classes(self, names, why)
-        connect_window(self)
+        self._connect()
         self.training = attach_training(self)  # before restore_window: its dock has a saved place
-        restore_tool_state(self)
-        self.crf_popover.set_params(self.crf_params)
+        self.editor.restore(self.settings)
+        self.image_list.restore(self.settings)
         self.resize(default_size(self.screen().availableGeometry().size()))
         # narrower side docks below 1400 px leave the training dock room for its three boxes
         self.resizeDocks([self.images_dock, self.tools_dock],
@@ -170,6 +175,38 @@ class MainWindow(QMainWindow):
         self.menus["Image"].addActions(a.in_menu("Image"))
         self.menus["Help"].addActions([a.shortcuts, a.about])
 
+    def _connect(self) -> None:
+        """What the actions do is in their ActionSpecs; these are the views' own signals."""
+        a, c = self.actions, self.canvas
+        a.bind_editor(self.editor)
+        self.editor.crfEnabledChanged.connect(self._apply_crf)
+        self.editor.crfParamsChanged.connect(lambda _p: self.editor.crf_enabled and self._apply_crf(True))
+        self.empty_page.button.clicked.connect(self.choose_folder)
+        self.tools.classes_button.clicked.connect(self.show_classes)
+        self.undo_group.canUndoChanged.connect(a.undo.setEnabled)
+        self.undo_group.canRedoChanged.connect(a.redo.setEnabled)
+        c.undoStackChanged.connect(self._set_undo_stack)
+        c.zoomChanged.connect(self.status.set_zoom)
+        c.cursorMoved.connect(self.status.set_pixel)
+        self.image_list.stemActivated.connect(self.show_stem)
+        self.thumbs.failed.connect(self._thumb_failed)
+
+    def menu(self, title: str) -> QMenu:
+        """The menu called ``title``; a new one (before Help) for a panel's commands."""
+        if title not in self.menus:
+            menu = QMenu(f"&{title}", self.menuBar())
+            self.menuBar().insertMenu(self.menus["Help"].menuAction(), menu)
+            self.menus[title] = menu
+        return self.menus[title]
+
+    def add_toolbar_action(self, action: QAction) -> None:
+        """Put a panel's action at the end of the main toolbar, after a separator."""
+        self.toolbar.addSeparator()
+        self.toolbar.addAction(action)
+
+    def show_message(self, text: str, ms: int = 10000) -> None:
+        self.status.showMessage(text, ms)
+
     def _build_toolbar(self) -> None:
         bar = QToolBar("Main toolbar", self)
         bar.setObjectName("toolbar_main")
@@ -225,13 +262,12 @@ class MainWindow(QMainWindow):
         self.actions.partial_labels.blockSignals(True)
         self.actions.partial_labels.setChecked(session.status.partial)
         self.actions.partial_labels.blockSignals(False)
-        session.worker.set_crf(self.actions.crf.isChecked(), self.crf_params)
+        session.worker.set_crf(self.editor.crf_enabled, self.editor.crf_params)
         self.thumbs.set_project(project)
         self.image_list.set_project(project)
         self.display.project_opened(project)  # mask colour (automatic or the project's)
         session.shown.connect(self.display.image_shown)
-        self.tools.set_classes(project.classes)
-        self.canvas.set_active_class(self.tools.active_class())
+        self.tools.set_classes(project.classes)  # and the active class, if the project lacks it
         self._apply_read_only(project)
         self.model_banner.hide()
         self.settings.add_recent_project(project.root)
@@ -243,8 +279,7 @@ class MainWindow(QMainWindow):
                                  "This folder has no images (PNG, JPEG, TIFF, BMP, WebP)."
                                  if not project.stems() else "")
         self.folder_watch.watch(project)
-        self._offer_import(project)
-        self._check_mask_values(project)
+        self.mask_checks.project_opened(project)
         stems = self.image_list.model.stems() or project.stems()
         last = project.get_setting("last_image") if not project.read_only else None
         if stems:
@@ -255,6 +290,7 @@ class MainWindow(QMainWindow):
         notice = recovery.other_projects_notice(project.root)
         if notice:
             self.status.showMessage(notice, 15000)
+        self.sessionChanged.emit(session)
         return True
 
     def may_close_project(self, action: str) -> bool:
@@ -280,7 +316,6 @@ class MainWindow(QMainWindow):
         classes = s.project.classes
         self.canvas.set_class_colors([c.color for c in classes])
         self.tools.set_classes(classes)
-        self.canvas.set_active_class(self.tools.active_class())
         self.image_list.model.refresh()
         self.image_list.select_stem(s.current)
         self.training.schedule_refresh()
@@ -294,65 +329,9 @@ class MainWindow(QMainWindow):
             self.status.showMessage(f"No class {idx}: this project has classes 1–{n - 1} "
                                     "(Tools ▸ Classes… adds more)", 4000)
 
-    def _check_mask_values(self, project: Project) -> None:
-        """Read the masks in a background thread; values beyond the project's classes lead to
-        an offer to adopt the classes (names from classes.json / classes.txt beside the masks),
-        else to a report. Fine-tuning checks again and leaves such masks out."""
-        from segcore.classes import mask_values
-
-        if project.read_only or not any(project.masks_dir.glob("*.png")):
-            return
-        self._wait_mask_job()
-        self._mask_job = BackgroundJob(lambda: mask_values(project))
-        self._mask_job.done.connect(lambda values: self._mask_values_ready(project, values))
-        self._mask_job.start(QThread.Priority.LowPriority)
-
-    def _wait_mask_job(self) -> None:
-        job = getattr(self, "_mask_job", None)
-        if job is not None:
-            job.wait()
-            self._mask_job = None
-
-    def _mask_values_ready(self, project: Project, values) -> None:  # MaskValues
-        if self.session is None or self.session.project is not project or not values.outside:
-            return
-        from segcore.classes import change_classes, next_color
-        from segcore.mask_import import proposed_classes
-        from segcore.project import ClassInfo
-
-        names = proposed_classes(project.masks_dir, values.max_index + 1)
-        if self.ask_adopt_classes(names, values.message(project.num_classes)):
-            new: list = []
-            for i, name in enumerate(names):
-                own = project.classes[i] if i < project.num_classes else None
-                generic = name in ("background", f"class {i}")  # no classes.json / .txt name
-                new.append(ClassInfo(own.name if own and generic else name,
-                                     own.color if own else next_color(new)))
-            self.session.saver.flush()
-            change_classes(project, new)
-            self.classes_changed()
-        else:
-            self.status.showMessage("⚠ " + values.message(project.num_classes), 20000)
-
-    def _offer_import(self, project: Project) -> None:
-        """Masks beside the images that the project does not use yet: say so (File ▸ Import)."""
-        if project.read_only:
-            return
-        from segcore.mask_import import find_masks
-
-        try:
-            found = find_masks(project)
-        except Exception:  # noqa: BLE001 - an unreadable folder: nothing to offer
-            return
-        if found:
-            where = sorted({p.parent.name + "/" for p in found.values()})
-            self.model_banner.show_message(
-                f"{len(found)} mask file(s) in {', '.join(where)} match images without a mask "
-                "(other names or formats). File ▸ Import Masks… (Ctrl+I) reads them.")
-
     def close_project(self) -> None:
         self.folder_watch.watch(None)
-        self._wait_mask_job()
+        self.mask_checks.wait()
         if self.session is None:
             return
         session, self.session = self.session, None
@@ -365,6 +344,7 @@ class MainWindow(QMainWindow):
         session.deleteLater()
         self.thumbs.set_project(None)
         self.image_list.set_project(None)
+        self.sessionChanged.emit(None)
 
     def _apply_read_only(self, project: Project) -> None:
         ro = bool(project.read_only)
@@ -372,7 +352,7 @@ class MainWindow(QMainWindow):
             self.banner.show_message(
                 f"Read-only project: {project.read_only_reason or 'the folder is not writable'}. "
                 "Corrections cannot be saved, so editing is disabled.")
-            self.canvas.set_tool("pan")
+            self.editor.set_tool("pan")
         else:
             self.banner.hide()
         for name in ("tool_brush", "tool_eraser", "tool_fill", "clear_mask", *LABEL_ACTIONS):
@@ -447,9 +427,22 @@ class MainWindow(QMainWindow):
             s is not None and not s.read_only and self.canvas.prediction() is not None)
 
     # -- images -----------------------------------------------------------------------------
-    def show_stem(self, stem: str) -> None:
+    def show_stem(self, stem: str | None) -> None:
         if self.session is not None and stem:
             self.session.show(stem)
+
+    def show_neighbour(self, delta: int) -> None:
+        """Next (+1) or previous (-1) image in the order the list shows."""
+        self.show_stem(self.image_list.model.neighbour(self.current_stem(), delta))
+
+    def show_next_unfinished(self) -> None:
+        """The next image (wrapping around) that is not done, skipped or unreadable."""
+        model = self.image_list.model
+        stem = model.next_unfinished(self.current_stem())
+        if stem is not None:
+            self.show_stem(stem)
+        elif model.rowCount():
+            self.status.showMessage("Every image is done or skipped", 5000)
 
     def current_stem(self) -> str | None:
         return self.session.current if self.session else None
@@ -465,8 +458,8 @@ class MainWindow(QMainWindow):
         self.stack.setCurrentWidget(self.canvas)
         self._ensure_focus(self.canvas)
         self.image_list.select_stem(stem)
-        if self.session and self.session.read_only and self.canvas.tool() != "pan":
-            self.canvas.set_tool("pan")
+        if self.session and self.session.read_only:
+            self.editor.set_tool("pan")
         if self.session is not None:
             name = self.session.project.image_path(stem).name
             h, w = self.canvas.mask().shape[:2]
@@ -487,7 +480,7 @@ class MainWindow(QMainWindow):
 
     def _thumb_failed(self, stem: str, message: str) -> None:
         if self.session is not None:
-            self.session._image_failed(stem, message)
+            self.session.image_failed(stem, message)
 
     def _set_undo_stack(self, stack) -> None:  # QUndoStack
         if stack not in self.undo_group.stacks():
@@ -508,7 +501,9 @@ class MainWindow(QMainWindow):
         self.status.model.setToolTip(message)
         self.model_banner.show_message(f"{message}. You can still correct masks by hand.")
 
-    def _crf_toggled(self, on: bool) -> None:
+    def _apply_crf(self, on: bool) -> None:
+        """DenseCRF was switched (or its parameters changed while on): tell the worker and
+        refine the shown image again."""
         from segcore.crf import crf_available
 
         ok, reason = crf_available()
@@ -516,13 +511,11 @@ class MainWindow(QMainWindow):
         if on and not ok:
             self.status.showMessage(reason or "DenseCRF unavailable", 10000)
         if self.session is not None:
-            self.session.worker.set_crf(on and ok, self.crf_params)
+            self.session.worker.set_crf(on and ok, self.editor.crf_params)
             self.session.request_predictions(force_current=True)
 
-    def _crf_params_changed(self, params) -> None:  # CRFParams
-        self.crf_params = params
-        if self.actions.crf.isChecked():
-            self._crf_toggled(True)
+    def show_crf_settings(self) -> None:
+        self.crf_popover.popup_at(self.tools.crf_settings_button)
 
     # -- theme, dialogs, drops --------------------------------------------------------------
     def set_theme(self, name: str) -> None:
@@ -556,7 +549,9 @@ class MainWindow(QMainWindow):
         if not self.may_close_project("quit"):
             event.ignore()
             return
-        save_tool_state(self)
+        self.closing.emit()
+        self.editor.save(self.settings)
+        self.image_list.save(self.settings)
         self.settings.save_window(self)
         self.settings.sync()
         self.close_project()

@@ -66,7 +66,7 @@ class Session(QObject):
         self.metrics.updated.connect(self.recordChanged)
         self.worker = PredictionWorker(project, parent=self)
         self.worker.predicted.connect(self._predicted)
-        self.worker.failed.connect(self._image_failed)
+        self.worker.failed.connect(self.image_failed)
         self.worker.modelReady.connect(self.modelReady)
         self.worker.modelFailed.connect(self.modelFailed)
         self.worker.busyChanged.connect(self.predictionBusy)
@@ -108,7 +108,7 @@ class Session(QObject):
             size = io.image_size(self.project.image_path(stem))
             image = self.project.load_image(stem)
         except Exception as exc:  # noqa: BLE001 - ImageReadError and anything PIL throws
-            self._image_failed(stem, str(exc) or type(exc).__name__)
+            self.image_failed(stem, str(exc) or type(exc).__name__)
             self.showFailed.emit(stem, str(exc))
             self.worker.request(self.neighbours(stem))
             return False
@@ -244,7 +244,8 @@ class Session(QObject):
         if self.project.mask_path(stem).is_file():
             self.metrics.schedule(self.project, stem)
 
-    def _image_failed(self, stem: str, message: str) -> None:
+    def image_failed(self, stem: str, message: str) -> None:
+        """``stem`` cannot be read (decoder, thumbnailer, worker): its row says why."""
         try:
             self.project.set_error(stem, message)
         except Exception:  # noqa: BLE001 - the row keeps its status

@@ -18,13 +18,8 @@ _TOOL_KEYS = {Qt.Key.Key_B: "brush", Qt.Key.Key_E: "eraser", Qt.Key.Key_G: "fill
 _LAYER_KEYS = {Qt.Key.Key_M: "mask", Qt.Key.Key_O: "boundary", Qt.Key.Key_D: "diff"}
 
 
-def brush_step(size: int) -> int:
-    """Size increment for one `]` press / wheel notch: ~10 %, at least 1 px."""
-    return max(1, int(round(size * 0.1)))
-
-
 class CanvasInputMixin:
-    """Needs MaskCanvas's attributes: _tool, _doc, _cursor_item, set_* methods."""
+    """Needs MaskCanvas's attributes: state (EditorState), _tool, _doc, _cursor_item."""
 
     def _init_input(self) -> None:
         self._space_down = False
@@ -129,10 +124,7 @@ class CanvasInputMixin:
             return
         if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
             notches = max(1, abs(dy) // 120)
-            size = self.brush_size()
-            for _ in range(notches):
-                size += brush_step(size) if dy > 0 else -brush_step(size)
-            self.set_brush_size(size)
+            self.state.step_brush(notches if dy > 0 else -notches)
         else:
             self.set_zoom(self.zoom() * (WHEEL_ZOOM_BASE ** dy), event.position())
         event.accept()
@@ -148,9 +140,9 @@ class CanvasInputMixin:
             event.accept()
             return
         if text == "]" or key == Qt.Key.Key_BracketRight:
-            self.set_brush_size(self.brush_size() + brush_step(self.brush_size()))
+            self.state.step_brush(+1)
         elif text == "[" or key == Qt.Key.Key_BracketLeft:
-            self.set_brush_size(self.brush_size() - brush_step(self.brush_size()))
+            self.state.step_brush(-1)
         elif key == Qt.Key.Key_Escape and self._tool.active():
             self._tool.cancel(self)
         elif mods != Qt.KeyboardModifier.NoModifier:
@@ -160,7 +152,7 @@ class CanvasInputMixin:
             self.set_tool(_TOOL_KEYS[key])
         elif key in _LAYER_KEYS:
             name = _LAYER_KEYS[key]
-            self._set_layer(name, not self.layer_visible(name))
+            self.state.set_layer_visible(name, not self.state.layer_visible(name))
         elif key == Qt.Key.Key_F:
             self.fit_to_view()
         elif key == Qt.Key.Key_1:

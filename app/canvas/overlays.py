@@ -2,11 +2,13 @@
 
 Visible layers are updated per dirty rect; a hidden boundary/diff layer is only marked
 stale and recomputed in full when it is shown again (lazy), so hidden layers cost nothing.
+Which layers are visible, the mask's opacity and the boundary width are read from the
+:class:`app.editor_state.EditorState`; the canvas calls ``apply_*`` when one of them changes.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from PySide6.QtWidgets import QGraphicsScene
 
@@ -14,20 +16,20 @@ from app.canvas import render
 from app.canvas.document import MaskDocument, Rect
 from app.canvas.layers import (BOUNDARY_COLOR, DEFAULT_CLASS_COLORS, DIFF_ADDED_COLOR,
                                DIFF_REMOVED_COLOR, OverlayItem, argb, class_lut)
+from app.editor_state import LAYERS
+
+if TYPE_CHECKING:
+    from app.editor_state import EditorState
 
 PREDICTION_GAP_ALPHA = 60  # a prediction's stripes alternate full colour with this alpha
-
-LAYERS = ("mask", "boundary", "diff")
 
 
 class OverlaySet:
     """Owns the overlay items for the current image and keeps them in sync with the mask."""
 
-    def __init__(self) -> None:
+    def __init__(self, state: EditorState) -> None:
+        self.state = state
         self.items: dict[str, OverlayItem] = {}
-        self.visible = {"mask": True, "boundary": False, "diff": False}
-        self.opacity = 0.5
-        self.boundary_width = 2
         self.colors: list[tuple[int, int, int]] = list(DEFAULT_CLASS_COLORS)
         self.lut = class_lut(self.colors)
         self.boundary_argb = argb(BOUNDARY_COLOR)
@@ -39,6 +41,17 @@ class OverlaySet:
         self.partial = False  # partial labels: void pixels show the prediction hatched
         self.light_lut = class_lut(self.colors, alpha=PREDICTION_GAP_ALPHA)
 
+    @property
+    def opacity(self) -> float:
+        return self.state.opacity
+
+    @property
+    def boundary_width(self) -> int:
+        return self.state.boundary_width
+
+    def _shown(self, name: str) -> bool:
+        return self.state.layer_visible(name)
+
     # ---- lifetime ---------------------------------------------------------------------------
     def attach(self, scene: QGraphicsScene, doc: MaskDocument) -> None:
         """Create fresh items for ``doc`` in ``scene`` (the old ones went with scene.clear())."""
@@ -47,11 +60,11 @@ class OverlaySet:
                       (("mask", 10), ("boundary", 20), ("diff", 30))}
         for name, item in self.items.items():
             scene.addItem(item)
-            item.setVisible(self.visible[name])
+            item.setVisible(self._shown(name))
         self.items["mask"].setOpacity(self.opacity)
         self._stale = {name: True for name in LAYERS}
         for name in LAYERS:
-            if self.visible[name]:
+            if self._shown(name):
                 self._rebuild(name)
 
     # ---- updates ----------------------------------------------------------------------------
@@ -61,7 +74,7 @@ class OverlaySet:
         if doc is None or rect.is_empty():
             return
         for name in LAYERS:
-            if not self.visible[name]:
+            if not self._shown(name):
                 self._stale[name] = True
             elif self._stale[name]:
                 self._rebuild(name)
@@ -71,7 +84,7 @@ class OverlaySet:
     def refresh_all(self) -> None:
         for name in LAYERS:
             self._stale[name] = True
-            if self.visible[name]:
+            if self._shown(name):
                 self._rebuild(name)
 
     def _rebuild(self, name: str) -> None:
@@ -96,17 +109,17 @@ class OverlaySet:
                                                 self.added_argb, self.removed_argb))
 
     # ---- settings ---------------------------------------------------------------------------
-    def set_visible(self, name: str, visible: bool) -> None:
-        self.visible[name] = bool(visible)
+    def apply_visibility(self, name: str) -> None:
+        """The state's visibility of layer ``name`` changed: show (catching up) or hide it."""
         item = self.items.get(name)
         if item is None:
             return
+        visible = self._shown(name)
         if visible and self._stale[name]:
             self._rebuild(name)
-        item.setVisible(bool(visible))
+        item.setVisible(visible)
 
-    def set_opacity(self, opacity: float) -> None:
-        self.opacity = min(1.0, max(0.0, float(opacity)))
+    def apply_opacity(self) -> None:
         if "mask" in self.items:
             self.items["mask"].setOpacity(self.opacity)
 
@@ -115,7 +128,7 @@ class OverlaySet:
         self.lut = class_lut(self.colors)
         self.light_lut = class_lut(self.colors, alpha=PREDICTION_GAP_ALPHA)
         self._stale["mask"] = True
-        if self.visible["mask"]:
+        if self._shown("mask"):
             self._rebuild("mask")
 
     def set_hatched(self, hatched: bool) -> None:
@@ -124,7 +137,7 @@ class OverlaySet:
             return
         self.hatched = bool(hatched)
         self._stale["mask"] = True
-        if self.visible["mask"]:
+        if self._shown("mask"):
             self._rebuild("mask")
 
     def set_partial(self, partial: bool) -> None:
@@ -132,20 +145,19 @@ class OverlaySet:
             return
         self.partial = bool(partial)
         self._stale["mask"] = True
-        if self.visible["mask"]:
+        if self._shown("mask"):
             self._rebuild("mask")
 
-    def set_boundary_width(self, width: int) -> None:
-        self.boundary_width = max(1, int(width))
+    def apply_boundary_width(self) -> None:
         self._stale["boundary"] = True
-        if self.visible["boundary"]:
+        if self._shown("boundary"):
             self._rebuild("boundary")
 
     def prediction_changed(self) -> None:
         if self.partial:
             self._stale["mask"] = True
-            if self.visible["mask"]:
+            if self._shown("mask"):
                 self._rebuild("mask")
         self._stale["diff"] = True
-        if self.visible["diff"]:
+        if self._shown("diff"):
             self._rebuild("diff")

@@ -1,8 +1,11 @@
-"""MaskCanvas: the QGraphicsView the user paints on (public API fixed by /work/contract.md).
+"""MaskCanvas: the QGraphicsView the user paints on.
 
 Data lives in ``MaskDocument`` (numpy); this class wires it to the scene items, the tools,
 the per-image undo stacks and the signals. Mouse/keyboard handling is in ``input.py``.
 Scene coordinates are image pixel coordinates (pixel (x, y) covers [x, x+1) x [y, y+1)).
+Tool, brush size, active class and the layer settings are read from an
+:class:`app.editor_state.EditorState` (the window's, or the canvas's own when it stands alone);
+``set_tool`` / ``set_brush_size`` / ... write to that state, and the canvas follows its signals.
 """
 
 from __future__ import annotations
@@ -23,11 +26,11 @@ from app.canvas.layers import BrushCursorItem, ImageItem
 from app.canvas.overlays import OverlaySet
 from app.canvas.tools import Tool, make_tools
 from app.canvas.undo import PatchCommand, make_stack
+from app.editor_state import EditorState
 
 log = logging.getLogger(__name__)
 
 MAX_KEPT_STACKS = 32  # undo history is kept for this many recently shown images
-MIN_BRUSH, MAX_BRUSH = 1, 512
 
 
 def _fingerprint(mask: np.ndarray) -> int:
@@ -55,13 +58,13 @@ class MaskCanvas(CanvasInputMixin, QGraphicsView):
     zoomChanged = Signal(float)
     brushSizeChanged = Signal(int)
     cursorMoved = Signal(int, int)
-    # Additions to the contract (for the shell to keep its actions in sync):
     toolChanged = Signal(str)
     layerVisibilityChanged = Signal(str, bool)   # "mask" | "boundary" | "diff"
     undoStackChanged = Signal(object)            # the QUndoStack of the image just shown
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, state: EditorState | None = None) -> None:
         super().__init__(parent)
+        self.state = state if state is not None else EditorState(self)
         self._scene = QGraphicsScene(self)
         self.setScene(self._scene)
         self.setFrameShape(QFrame.Shape.NoFrame)
@@ -77,18 +80,22 @@ class MaskCanvas(CanvasInputMixin, QGraphicsView):
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self._doc: MaskDocument | None = None
         self._stem: str | None = None
-        self._overlays = OverlaySet()
+        self._overlays = OverlaySet(self.state)
         self._cursor_item: BrushCursorItem | None = None
         self._tools: dict[str, Tool] = make_tools()
-        self._tool: Tool = self._tools["brush"]
-        self._brush_size = 15
-        self._active_class = 1
+        self._tool: Tool = self._tools[self.state.tool]
         self._stacks: OrderedDict[str, QUndoStack] = OrderedDict()
         self._fingerprints: dict[str, int] = {}
         self._fit_mode = True
         self._image_item: ImageItem | None = None
         self._display_lut: np.ndarray | None = None
         self._init_input()
+        st = self.state
+        st.toolChanged.connect(self._tool_changed)
+        st.brushSizeChanged.connect(self._brush_size_changed)
+        st.layerVisibilityChanged.connect(self._layer_changed)
+        st.opacityChanged.connect(lambda _v: self._overlays.apply_opacity())
+        st.boundaryWidthChanged.connect(lambda _w: self._overlays.apply_boundary_width())
 
     # ---- image / mask ----------------------------------------------------------------------
     def set_image(self, stem: str, image_rgb: np.ndarray, mask: np.ndarray | None,
@@ -109,7 +116,7 @@ class MaskCanvas(CanvasInputMixin, QGraphicsView):
         self._doc, self._stem = doc, stem
         self._overlays.attach(self._scene, doc)
         self._cursor_item = BrushCursorItem()
-        self._cursor_item.set_size(self._brush_size)
+        self._cursor_item.set_size(self.state.brush_size)
         self._cursor_item.setVisible(False)
         self._scene.addItem(self._cursor_item)
         self._scene.setSceneRect(QRectF(0, 0, doc.width, doc.height))
@@ -153,13 +160,12 @@ class MaskCanvas(CanvasInputMixin, QGraphicsView):
         stack = self._stacks.get(self._stem or "")
         return stack is not None and not stack.isClean()
 
-    # ---- tools ------------------------------------------------------------------------------
+    # ---- tools (the settings live in self.state) -------------------------------------------
     def set_tool(self, name: str) -> None:
-        if name not in self._tools:
-            raise ValueError(f"unknown tool {name!r}; expected one of {sorted(self._tools)}")
-        if self._tools[name] is self._tool:
-            return
-        self._finish_active_edit()
+        self.state.set_tool(name)
+
+    def _tool_changed(self, name: str) -> None:
+        self._finish_active_edit()  # the stroke of the previous tool ends here
         self._tool = self._tools[name]
         self._update_cursor_shape()
         self.toolChanged.emit(name)
@@ -168,22 +174,21 @@ class MaskCanvas(CanvasInputMixin, QGraphicsView):
         return self._tool.name
 
     def set_brush_size(self, px: int) -> None:
-        px = int(min(MAX_BRUSH, max(MIN_BRUSH, int(px))))
-        if px == self._brush_size:
-            return
-        self._brush_size = px
+        self.state.set_brush_size(px)
+
+    def _brush_size_changed(self, px: int) -> None:
         if self._cursor_item is not None:
             self._cursor_item.set_size(px)
         self.brushSizeChanged.emit(px)
 
     def brush_size(self) -> int:
-        return self._brush_size
+        return self.state.brush_size
 
     def set_active_class(self, idx: int) -> None:
-        self._active_class = int(max(0, min(255, idx)))
+        self.state.set_active_class(idx)
 
     def active_class(self) -> int:
-        return self._active_class
+        return self.state.active_class
 
     # ---- display (never changes image data or mask) ----------------------------------------
     def set_display_lut(self, lut: np.ndarray | None) -> None:
@@ -212,35 +217,33 @@ class MaskCanvas(CanvasInputMixin, QGraphicsView):
     def mask_is_prediction(self) -> bool:
         return self._overlays.hatched
 
-    def _set_layer(self, name: str, visible: bool) -> None:
-        if self._overlays.visible[name] == bool(visible):
-            return
-        self._overlays.set_visible(name, visible)
-        self.layerVisibilityChanged.emit(name, bool(visible))
+    def _layer_changed(self, name: str, visible: bool) -> None:
+        self._overlays.apply_visibility(name)
+        self.layerVisibilityChanged.emit(name, visible)
 
     def set_mask_visible(self, visible: bool) -> None:
-        self._set_layer("mask", visible)
+        self.state.set_layer_visible("mask", visible)
 
     def set_boundary_visible(self, visible: bool) -> None:
-        self._set_layer("boundary", visible)
+        self.state.set_layer_visible("boundary", visible)
 
     def set_diff_visible(self, visible: bool) -> None:
-        self._set_layer("diff", visible)
+        self.state.set_layer_visible("diff", visible)
 
     def layer_visible(self, name: str) -> bool:
-        return self._overlays.visible[name]
+        return self.state.layer_visible(name)
 
     def set_mask_opacity(self, opacity: float) -> None:
-        self._overlays.set_opacity(opacity)
+        self.state.set_opacity(opacity)
 
     def mask_opacity(self) -> float:
-        return self._overlays.opacity
+        return self.state.opacity
 
     def set_boundary_width(self, width: int) -> None:
-        self._overlays.set_boundary_width(width)
+        self.state.set_boundary_width(width)
 
     def boundary_width(self) -> int:
-        return self._overlays.boundary_width
+        return self.state.boundary_width
 
     # ---- undo -------------------------------------------------------------------------------
     def undo_stack(self) -> QUndoStack:

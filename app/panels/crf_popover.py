@@ -1,18 +1,19 @@
 """A small popup with the DenseCRF settings (iterations and kernel weights).
 
-Emits ``paramsChanged(CRFParams)`` when the user presses Apply. The popup is a frameless
-``Qt.Popup`` frame shown under the button that opened it.
+It shows the editor state's ``crf_params`` and writes them back when the user presses Apply
+(:class:`app.editor_state.EditorState`). The popup is a frameless ``Qt.Popup`` frame shown
+under the button that opened it.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
-from PySide6.QtCore import QPoint, Qt, Signal
+from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import (QDoubleSpinBox, QFormLayout, QFrame, QHBoxLayout, QLabel,
                                QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from segcore.crf import CRFParams
+
+from ..editor_state import EditorState
 
 FIELDS: tuple[tuple[str, str, str, float, float, float], ...] = (
     # name, label, tooltip, min, max, step
@@ -28,10 +29,9 @@ FIELDS: tuple[tuple[str, str, str, float, float, float], ...] = (
 
 
 class CRFPopover(QFrame):
-    paramsChanged = Signal(object)
-
-    def __init__(self, params: CRFParams | None = None, parent: QWidget | None = None) -> None:
+    def __init__(self, state: EditorState, parent: QWidget | None = None) -> None:
         super().__init__(parent, Qt.WindowType.Popup)
+        self.state = state
         self.setObjectName("popover")
         self.setFrameShape(QFrame.Shape.StyledPanel)
         title = QLabel("<b>DenseCRF refinement</b>")
@@ -70,9 +70,11 @@ class CRFPopover(QFrame):
         layout.addLayout(buttons)
         reset.clicked.connect(lambda: self.set_params(CRFParams()))
         apply_.clicked.connect(self._apply)
-        self.set_params(params or CRFParams())
+        self.set_params(state.crf_params)
+        state.crfParamsChanged.connect(self.set_params)
 
     def set_params(self, params: CRFParams) -> None:
+        """Show ``params`` in the fields (Apply makes them the editor's)."""
         self.iterations.setValue(int(params.iterations))
         for name, spin in self.spins.items():
             spin.setValue(float(getattr(params, name)))
@@ -82,7 +84,7 @@ class CRFPopover(QFrame):
         return CRFParams(iterations=self.iterations.value(), **values)
 
     def _apply(self) -> None:
-        self.paramsChanged.emit(self.params())
+        self.state.set_crf_params(self.params())
         self.hide()
 
     def popup_at(self, anchor: QWidget) -> None:
@@ -106,16 +108,3 @@ class CRFPopover(QFrame):
             y = min(max(y, area.top()), area.bottom() + 1 - h)
         self.move(x, y)
 
-
-def params_to_dict(params: CRFParams) -> dict:
-    return asdict(params)
-
-
-def params_from_dict(data: dict | None) -> CRFParams:
-    if not isinstance(data, dict):
-        return CRFParams()
-    known = {k: v for k, v in data.items() if k in CRFParams.__dataclass_fields__}
-    try:
-        return CRFParams(**known)
-    except TypeError:
-        return CRFParams()

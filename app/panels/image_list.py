@@ -5,6 +5,8 @@ at a time (``update_stem``) when a prediction, save, metric or error arrives. Th
 requested from a :class:`ThumbnailProvider` only when the view asks for a row's decoration,
 i.e. for visible rows (uniform item sizes keep the view from asking for all of them).
 Sort keys: ``"name"`` (stem order) or ``"attention"`` (``project.attention_order()``).
+Navigation (next / previous / next unfinished image) follows the order the list shows:
+``ImageListModel.neighbour`` and ``ImageListModel.next_unfinished``.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ STATUS_TEXT: dict[ImageStatus, str] = {
     ImageStatus.IN_PROGRESS: "✎ in progress", ImageStatus.DONE: "✓ done",
     ImageStatus.SKIPPED: "skipped", ImageStatus.ERROR: "error",
 }
+FINISHED = (ImageStatus.DONE, ImageStatus.SKIPPED, ImageStatus.ERROR)  # "Next Unfinished" skips these
 HELD_OUT_COLOR = "#4aa3df"
 HELD_OUT_TEXT = "held out"
 ROW_HEIGHT = 68
@@ -110,6 +113,32 @@ class ImageListModel(QAbstractListModel):
 
     def record_at(self, row: int) -> ImageRecord | None:
         return self._rows[row] if 0 <= row < len(self._rows) else None
+
+    # -- navigation (in the order shown) ----------------------------------------------------
+    def neighbour(self, current: str | None, delta: int) -> str | None:
+        """The stem ``delta`` rows from ``current``, stopping at the ends (from the first or
+        last row when ``current`` is not listed); None if that is ``current`` or no rows."""
+        if not self._rows:
+            return None
+        row = self._row_of.get(current) if current is not None else None
+        if row is None:
+            i = 0 if delta > 0 else len(self._rows) - 1
+        else:
+            i = max(0, min(len(self._rows) - 1, row + delta))
+        stem = self._rows[i].stem
+        return None if stem == current else stem
+
+    def next_unfinished(self, current: str | None) -> str | None:
+        """The next row after ``current`` (wrapping around) that is not done, skipped or
+        unreadable, other than ``current``; None if there is none."""
+        n = len(self._rows)
+        row = self._row_of.get(current) if current is not None else None
+        start = row + 1 if row is not None else 0
+        for k in range(n):
+            record = self._rows[(start + k) % n]
+            if _status(record) not in FINISHED and record.stem != current:
+                return record.stem
+        return None
 
     # -- Qt model ---------------------------------------------------------------------------
     def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: B008
@@ -305,6 +334,15 @@ class ImageListPanel(QWidget):
 
     def set_project(self, project) -> None:
         self.model.set_project(project)
+
+    def restore(self, settings) -> None:  # Settings
+        """Sort and filter from the settings (QSettings ``tools/list_sort``, ``tools/list_filter``)."""
+        self.set_sort(settings.tool("list_sort", "name", str))
+        self.set_filter(settings.tool("list_filter", "", str) or None)
+
+    def save(self, settings) -> None:  # Settings
+        settings.set_tool("list_sort", self.model.sort_key)
+        settings.set_tool("list_filter", self.model.status_filter or "")
 
     def set_filter(self, status: str | None) -> None:
         i = self.filter_combo.findData(status)

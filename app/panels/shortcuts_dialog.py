@@ -1,9 +1,9 @@
-"""Help ▸ Shortcuts: every action of the window with its shortcuts and what it does."""
+"""Help ▸ Shortcuts: every action of the one action table (the window's and the panels') with
+its shortcuts and what it does, plus the canvas's mouse gestures."""
 
 from __future__ import annotations
 
-from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QMenu
+from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (QAbstractItemView, QDialog, QDialogButtonBox, QHeaderView,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
@@ -18,8 +18,6 @@ EXTRA_SHORTCUTS: tuple[tuple[str, str, str, str], ...] = (
 
 class ShortcutsDialog(QDialog):
     def __init__(self, actions: Actions, parent: QWidget | None = None) -> None:
-        """Lists ``actions`` plus any other shortcut-carrying QAction of ``parent`` (e.g. the
-        Model menu that the training controller adds)."""
         super().__init__(parent)
         self.setWindowTitle("Keyboard Shortcuts")
         self.resize(900, 620)
@@ -28,8 +26,6 @@ class ShortcutsDialog(QDialog):
             keys = ", ".join(s.toString(QKeySequence.SequenceFormat.NativeText)
                              for s in action.shortcuts()) or "—"
             rows.append((spec.menu, spec.text.replace("&", "").rstrip("…"), keys, spec.tip))
-        if parent is not None:
-            rows.extend(_other_actions(parent, {id(a) for _, a in actions.all()}))
         rows.extend(EXTRA_SHORTCUTS)
         self.table = QTableWidget(len(rows), 4)
         self.table.setHorizontalHeaderLabels(["Menu", "Action", "Shortcut", "Description"])
@@ -55,15 +51,3 @@ class ShortcutsDialog(QDialog):
     def action_names(self) -> list[str]:
         return [self.table.item(r, 1).text() for r in range(self.table.rowCount())]
 
-
-def _other_actions(parent: QWidget, known: set[int]) -> list[tuple[str, str, str, str]]:
-    rows = []
-    for action in parent.findChildren(QAction):
-        if id(action) in known or not action.shortcuts() or not action.text():
-            continue
-        menus = [o for o in action.associatedObjects() if isinstance(o, QMenu)]
-        menu = menus[0].title().replace("&", "") if menus else "Other"
-        keys = ", ".join(s.toString(QKeySequence.SequenceFormat.NativeText) for s in action.shortcuts())
-        tip = action.statusTip() or action.toolTip()
-        rows.append((menu, action.text().replace("&", "").rstrip("…"), keys, tip))
-    return rows

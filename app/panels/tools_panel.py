@@ -1,8 +1,10 @@
 """Right-hand panel: tools, brush size, class picker, layer toggles, DenseCRF, accept.
 
-Pure view: tool and layer buttons wrap the window's QActions (so menus, shortcuts and buttons
-stay in sync); value widgets emit the signals below, and ``set_*`` methods update them without
-echoing a signal back.
+Pure view over the editor state: tool and layer buttons wrap the window's QActions (so menus,
+shortcuts and buttons stay in sync); the brush size, class, opacity and boundary widgets write
+to the :class:`app.editor_state.EditorState` and show what it holds (its signals update them
+without echo). Mask colour and brightness / contrast are display settings of the open project
+(app/display.py): those widgets emit the signals below.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from PySide6.QtWidgets import (QColorDialog, QComboBox, QGridLayout, QGroupBox, 
 
 from ..actions import Actions
 from ..canvas.levels import LEVEL_RANGE
+from ..editor_state import MAX_BOUNDARY, MAX_BRUSH, MIN_BOUNDARY, MIN_BRUSH, EditorState
 
-MAX_BRUSH = 500
+SLIDER_MAX_BRUSH = 200  # the slider covers the usual sizes; the spin box goes to MAX_BRUSH
 
 
 def _tool_button(action, text: bool = True) -> QToolButton:  # QAction
@@ -46,18 +49,15 @@ def _layer_row(action, extra: QWidget | None = None) -> QHBoxLayout:
 
 
 class ToolsPanel(QWidget):
-    brushSizeChanged = Signal(int)
-    classChanged = Signal(int)
-    opacityChanged = Signal(float)
-    boundaryWidthChanged = Signal(int)
     maskColorChosen = Signal(object)        # (r, g, b) picked by the user
     maskColorAutoRequested = Signal()       # back to the contrast-aware colour
     levelsChanged = Signal(int, int)        # brightness, contrast (display only)
     autoLevelsRequested = Signal()
 
-    def __init__(self, actions: Actions, parent: QWidget | None = None) -> None:
+    def __init__(self, actions: Actions, state: EditorState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.actions = actions
+        self.state = state
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 2, 8, 4)
         layout.setSpacing(4)
@@ -66,6 +66,13 @@ class ToolsPanel(QWidget):
         layout.addWidget(self._display_box())
         layout.addWidget(self._model_box())
         layout.addStretch(1)
+        self._show_brush_size(state.brush_size)
+        self._show_opacity(state.opacity)
+        self._show_boundary_width(state.boundary_width)
+        state.brushSizeChanged.connect(self._show_brush_size)
+        state.activeClassChanged.connect(self._show_class)
+        state.opacityChanged.connect(self._show_opacity)
+        state.boundaryWidthChanged.connect(self._show_boundary_width)
 
     # -- sections ---------------------------------------------------------------------------
     def _tools_box(self) -> QGroupBox:
@@ -75,10 +82,10 @@ class ToolsPanel(QWidget):
         for i, name in enumerate(("tool_brush", "tool_eraser", "tool_fill", "tool_pan")):
             grid.addWidget(_tool_button(self.actions[name]), 0, i)
         self.brush_slider = QSlider(Qt.Orientation.Horizontal)
-        self.brush_slider.setRange(1, 200)
+        self.brush_slider.setRange(MIN_BRUSH, SLIDER_MAX_BRUSH)
         self.brush_slider.setToolTip("Brush diameter in image pixels ( [ and ] or Ctrl+wheel )")
         self.brush_spin = QSpinBox()
-        self.brush_spin.setRange(1, MAX_BRUSH)
+        self.brush_spin.setRange(MIN_BRUSH, MAX_BRUSH)
         self.brush_spin.setSuffix(" px")
         self.brush_spin.setToolTip(self.brush_slider.toolTip())
         grid.addWidget(QLabel("Size"), 1, 0)
@@ -94,10 +101,10 @@ class ToolsPanel(QWidget):
         grid.addWidget(self.class_label, 2, 0)
         grid.addWidget(self.class_combo, 2, 1, 1, 2)
         grid.addWidget(self.classes_button, 2, 3)
-        self.brush_slider.valueChanged.connect(self._brush_from_slider)
-        self.brush_spin.valueChanged.connect(self._brush_from_spin)
+        self.brush_slider.valueChanged.connect(self.state.set_brush_size)
+        self.brush_spin.valueChanged.connect(self.state.set_brush_size)
         self.class_combo.currentIndexChanged.connect(
-            lambda i: self.classChanged.emit(int(self.class_combo.itemData(i) or 1)))
+            lambda i: self.state.set_active_class(int(self.class_combo.itemData(i) or 1)))
         return box
 
     def _layers_box(self) -> QGroupBox:
@@ -120,7 +127,7 @@ class ToolsPanel(QWidget):
         self.color_auto_action = menu.addAction("Automatic: stands out from the image")
         self.color_auto_action.setCheckable(True)
         self.color_auto_action.triggered.connect(lambda: self.maskColorAutoRequested.emit())
-        menu.addAction("Choose colour…", self._choose_color)
+        menu.addAction("Choose colour…", self.choose_color)
         self.color_button.setMenu(menu)
         mask_extra = QWidget()
         mrow = QHBoxLayout(mask_extra)
@@ -131,14 +138,14 @@ class ToolsPanel(QWidget):
         mrow.addWidget(self.opacity_value)
         self.set_mask_color((255, 64, 64), True)
         self.boundary_spin = QSpinBox()
-        self.boundary_spin.setRange(1, 20)
+        self.boundary_spin.setRange(MIN_BOUNDARY, MAX_BOUNDARY)
         self.boundary_spin.setSuffix(" px")
         self.boundary_spin.setToolTip("Width of the boundary line (screen pixels)")
         v.addLayout(_layer_row(self.actions.show_mask, mask_extra))
         v.addLayout(_layer_row(self.actions.show_boundary, self.boundary_spin))
         v.addLayout(_layer_row(self.actions.show_diff, self._diff_legend()))
-        self.opacity_slider.valueChanged.connect(self._opacity_moved)
-        self.boundary_spin.valueChanged.connect(self.boundaryWidthChanged.emit)
+        self.opacity_slider.valueChanged.connect(lambda v: self.state.set_opacity(v / 100))
+        self.boundary_spin.valueChanged.connect(self.state.set_boundary_width)
         return box
 
     def _diff_legend(self) -> QLabel:
@@ -211,8 +218,8 @@ class ToolsPanel(QWidget):
     def refresh_icons(self) -> None:
         self.accept_button.setIcon(self.actions.accept_prediction.icon())
 
-    # -- setters (no echo) ------------------------------------------------------------------
-    def set_brush_size(self, px: int) -> None:
+    # -- the editor state, shown (no echo) --------------------------------------------------
+    def _show_brush_size(self, px: int) -> None:
         for w in (self.brush_slider, self.brush_spin):
             w.blockSignals(True)
         self.brush_spin.setValue(int(px))
@@ -220,11 +227,29 @@ class ToolsPanel(QWidget):
         for w in (self.brush_slider, self.brush_spin):
             w.blockSignals(False)
 
-    def set_opacity(self, value: float) -> None:
+    def _show_opacity(self, value: float) -> None:
         self.opacity_slider.blockSignals(True)
         self.opacity_slider.setValue(round(value * 100))
         self.opacity_slider.blockSignals(False)
         self.opacity_value.setText(f"{self.opacity_slider.value()}%")
+
+    def _show_boundary_width(self, px: int) -> None:
+        self.boundary_spin.blockSignals(True)
+        self.boundary_spin.setValue(int(px))
+        self.boundary_spin.blockSignals(False)
+
+    def _show_class(self, idx: int) -> None:
+        i = self.class_combo.findData(int(idx))
+        if i >= 0 and i != self.class_combo.currentIndex():
+            self.class_combo.blockSignals(True)
+            self.class_combo.setCurrentIndex(i)
+            self.class_combo.blockSignals(False)
+
+    def set_opacity(self, value: float) -> None:
+        """Same as moving the opacity slider: the editor state (and so the canvas) changes."""
+        self.state.set_opacity(value)
+
+    # -- display settings (app/display.py) ----------------------------------------------------
 
     def set_mask_color(self, rgb: tuple[int, int, int], auto: bool) -> None:
         """The binary class's colour on the swatch; ``auto``: chosen for contrast per image."""
@@ -255,14 +280,11 @@ class ToolsPanel(QWidget):
     def levels(self) -> tuple[int, int]:
         return self.brightness_slider.value(), self.contrast_slider.value()
 
-    def set_boundary_width(self, px: int) -> None:
-        self.boundary_spin.blockSignals(True)
-        self.boundary_spin.setValue(int(px))
-        self.boundary_spin.blockSignals(False)
-
+    # -- classes ------------------------------------------------------------------------------
     def set_classes(self, classes: list) -> None:  # list[ClassInfo]
-        """Fill the class picker: the foreground classes (key = index), then void (255)."""
-        keep = self.class_combo.currentData()
+        """Fill the class picker: the foreground classes (key = index), then void (255); the
+        active class stays if the project has it, else the first class becomes active."""
+        keep = self.state.active_class
         self.class_combo.blockSignals(True)
         self.class_combo.clear()
         for idx, info in enumerate(classes):
@@ -277,25 +299,16 @@ class ToolsPanel(QWidget):
         i = self.class_combo.findData(keep)
         self.class_combo.setCurrentIndex(i if i >= 0 else 0)
         self.class_combo.blockSignals(False)
+        self.state.set_active_class(int(self.class_combo.currentData() or 1))
 
     def select_class(self, idx: int) -> bool:
-        """Pick class ``idx`` (emits classChanged); False if the project has no such class."""
-        i = self.class_combo.findData(int(idx))
-        if i < 0:
+        """Make class ``idx`` the active one; False if the project has no such class."""
+        if self.class_combo.findData(int(idx)) < 0:
             return False
-        self.class_combo.setCurrentIndex(i)
-        self.classChanged.emit(int(idx))
+        self.state.set_active_class(int(idx))
         return True
 
-    def active_class(self) -> int:
-        data = self.class_combo.currentData()
-        return int(data) if data is not None else 1
-
     # -- internal ---------------------------------------------------------------------------
-    def _opacity_moved(self, value: int) -> None:
-        self.opacity_value.setText(f"{value}%")
-        self.opacityChanged.emit(value / 100)
-
     def _levels_moved(self, _value: int) -> None:
         self._show_levels()
         self.levelsChanged.emit(*self.levels())
@@ -305,19 +318,8 @@ class ToolsPanel(QWidget):
         self.display_box.setTitle("Display" if not b and not c
                                   else f"Display: brightness {b:+d}, contrast {c:+d}")
 
-    def _choose_color(self) -> None:
+    def choose_color(self) -> None:
+        """The "Choose colour…" menu entry: a colour dialog, then ``maskColorChosen``."""
         color = QColorDialog.getColor(QColor(*self.mask_color), self, "Mask colour")
         if color.isValid():
             self.maskColorChosen.emit((color.red(), color.green(), color.blue()))
-
-    def _brush_from_slider(self, value: int) -> None:
-        self.brush_spin.blockSignals(True)
-        self.brush_spin.setValue(value)
-        self.brush_spin.blockSignals(False)
-        self.brushSizeChanged.emit(value)
-
-    def _brush_from_spin(self, value: int) -> None:
-        self.brush_slider.blockSignals(True)
-        self.brush_slider.setValue(min(value, self.brush_slider.maximum()))
-        self.brush_slider.blockSignals(False)
-        self.brushSizeChanged.emit(value)

@@ -1,4 +1,4 @@
-"""Fine-tuning in the GUI: worker thread, training dock, glue to the main window.
+"""Fine-tuning in the GUI: worker thread, training dock, glue to the main window (app.host).
 
 Entry point: :func:`app.training.controller.attach_training` (``attach_training(window)``).
 """

@@ -2,32 +2,35 @@
 
 ``attach_training(window)`` (called once by MainWindow) adds the "Training" dock (bottom area,
 laid out side by side there; stacked when the user moves it to a side or floats it), a "Model"
-menu (Fine-tune Ctrl+T, Cancel Training, Versions…) and a toolbar button. It follows
-``window.session`` (the open project; polled, since a project can be opened at any time),
-enables Fine-tune once at least one image is done, starts/cancels runs, shows progress,
-and after a run or an Activate / Roll back reloads the prediction worker's model and
-re-predicts (shown image first; see app/training/repredict.py).
+menu (:data:`SPECS`: Fine-tune Ctrl+T, Cancel Training, Versions…, registered in the window's
+action table) and a toolbar button. The window is used only through :class:`app.host.PanelHost`:
+the controller follows ``sessionChanged`` (the open project), enables Fine-tune once at least
+one image is done, starts/cancels runs, shows progress, and after a run or an Activate / Roll
+back reloads the prediction worker's model and re-predicts (shown image first; see
+app/training/repredict.py).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QEvent, QObject, Qt, QTimer
-from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QFrame, QMainWindow, QScrollArea
+from PySide6.QtCore import QObject, Qt, QTimer
+from PySide6.QtWidgets import QDockWidget, QFrame, QScrollArea
 
 from segcore.loop import FinetuneResult
 from segcore.training import EpochReport
 
-from ..resources import icon
+from ..actions import ActionSpec
 from .panel import TrainingPanel
 from .repredict import Repredictor
 from .worker import FinetuneWorker
 
-POLL_MS = 300
+if TYPE_CHECKING:
+    from ..host import PanelHost
+    from ..session import Session
+
 DOCK_AREA = Qt.DockWidgetArea.BottomDockWidgetArea
 DOCK_HEIGHT = 300       # default height of the bottom dock, at most DOCK_SHARE of the window
 DOCK_SHARE = 0.37       # 1280x720: a 266 px dock leaves the canvas ~350 px (was 289)
@@ -35,18 +38,30 @@ MIN_DOCK_HEIGHT = 220
 REFRESH_DEBOUNCE_MS = 250
 
 
+# The Model menu, in the window's one action table (handlers get the controller).
+SPECS: tuple[ActionSpec, ...] = (
+    ActionSpec("fine_tune", "&Fine-tune", "Model", "Train the model on the done images",
+               ("Ctrl+T",), "fine-tune", handler=lambda c, _: c.start()),
+    ActionSpec("cancel_training", "&Cancel Training", "Model",
+               "Stop training; the current model stays active", ("Ctrl+Shift+T",),
+               handler=lambda c, _: c.cancel()),
+    ActionSpec("model_versions", "&Versions…", "Model",
+               "Show the model versions (activate, roll back)", handler=lambda c, _: c.show_versions()),
+)
+
+
 def _fmt(v: Any) -> str:
     return f"{v:.3f}" if isinstance(v, (int, float)) and math.isfinite(v) else "–"
 
 
 class TrainingController(QObject):
-    def __init__(self, window: QMainWindow) -> None:
-        super().__init__(window)
+    def __init__(self, window: PanelHost) -> None:
+        super().__init__(window)  # parented to the host (a QMainWindow): lives as long as it
         self.window = window
-        self.panel = TrainingPanel(getattr(window, "settings", None))
+        self.panel = TrainingPanel(window.settings)
 
         self.worker = FinetuneWorker(self)
-        self.session: Any = None
+        self.session: Session | None = None
         self.repredictor: Repredictor | None = None
         self.last_result: FinetuneResult | None = None
         self.last_error: str | None = None
@@ -73,51 +88,19 @@ class TrainingController(QObject):
         self._refresh_timer.setSingleShot(True)
         self._refresh_timer.setInterval(REFRESH_DEBOUNCE_MS)
         self._refresh_timer.timeout.connect(self.refresh)
-        self._poll = QTimer(self)
-        self._poll.setInterval(POLL_MS)
-        self._poll.timeout.connect(self._check_session)
-        self._poll.start()
-        window.installEventFilter(self)
-        self._check_session()
+        window.sessionChanged.connect(self.set_session)
+        window.closing.connect(self.shutdown)
+        self.set_session(window.session)
 
     # -- construction -----------------------------------------------------------------------
     def _make_actions(self) -> None:
         w = self.window
-        self.fine_tune_action = QAction("&Fine-tune", w)
-        self.fine_tune_action.setObjectName("action_fine_tune")
-        self.fine_tune_action.setShortcut(QKeySequence("Ctrl+T"))
-        self.fine_tune_action.setIcon(icon("fine-tune"))
-        self.fine_tune_action.setStatusTip("Train the model on the done images")
-        self.cancel_action = QAction("&Cancel Training", w)
-        self.cancel_action.setObjectName("action_cancel_training")
-        self.cancel_action.setShortcut(QKeySequence("Ctrl+Shift+T"))
-        self.cancel_action.setToolTip("Stop training; the current model stays active (Ctrl+Shift+T)")
-        self.versions_action = QAction("&Versions…", w)
-        self.versions_action.setObjectName("action_model_versions")
-        self.versions_action.setToolTip("Show the model versions (activate, roll back)")
-        menu = self._model_menu()
+        self.fine_tune_action, self.cancel_action, self.versions_action = w.actions.register(SPECS, self)
+        menu = w.menu("Model")
         menu.addActions([self.fine_tune_action, self.cancel_action])
         menu.addSeparator()
         menu.addAction(self.versions_action)
-        toolbar = getattr(w, "toolbar", None)
-        if toolbar is not None:
-            toolbar.addSeparator()
-            toolbar.addAction(self.fine_tune_action)
-
-    def _model_menu(self) -> Any:
-        menus = getattr(self.window, "menus", {})
-        if "Model" in menus:
-            return menus["Model"]
-        bar = self.window.menuBar()
-        help_menu = menus.get("Help")
-        menu = bar.addMenu("&Model") if help_menu is None else None
-        if menu is None:
-            from PySide6.QtWidgets import QMenu
-            menu = QMenu("&Model", bar)
-            bar.insertMenu(help_menu.menuAction(), menu)
-        if isinstance(menus, dict):
-            menus["Model"] = menu
-        return menu
+        w.add_toolbar_action(self.fine_tune_action)
 
     def _connect(self) -> None:
         p, w = self.panel, self.worker
@@ -125,28 +108,19 @@ class TrainingController(QObject):
         p.cancelRequested.connect(self.cancel)
         p.activateRequested.connect(self.activate)
         p.rollbackRequested.connect(self.rollback)
-        self.fine_tune_action.triggered.connect(self.start)
-        self.cancel_action.triggered.connect(self.cancel)
-        self.versions_action.triggered.connect(self.show_versions)
         w.progress.connect(p.set_progress)
         w.epoch.connect(self._epoch)
         w.message.connect(self._message)
         w.finished.connect(self._finished)
         w.failed.connect(self._failed)
         w.runningChanged.connect(self._running_changed)
-        actions = getattr(self.window, "actions", None)
-        for name in ("theme_dark", "theme_light"):
-            action = getattr(actions, name, None) if actions is not None else None
-            if action is not None:
-                action.triggered.connect(lambda *_: self.fine_tune_action.setIcon(icon("fine-tune")))
 
     def default_height(self) -> int:
         return max(MIN_DOCK_HEIGHT, min(DOCK_HEIGHT, round(self.window.height() * DOCK_SHARE)))
 
     def _default_height(self) -> None:
         """Give a too-short bottom dock its default height (a restored, user-sized one is kept)."""
-        settings = getattr(self.window, "settings", None)
-        saved = settings is not None and settings.qs.value("window/state") is not None
+        saved = self.window.settings.value("window/state") is not None
         low = MIN_DOCK_HEIGHT if saved else self.default_height()
         if self.window.dockWidgetArea(self.dock) == DOCK_AREA and self.dock.height() < low:
             self.window.resizeDocks([self.dock], [self.default_height()], Qt.Orientation.Vertical)
@@ -158,8 +132,8 @@ class TrainingController(QObject):
                                                  else Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
 
     # -- session tracking -------------------------------------------------------------------
-    def _check_session(self) -> None:
-        session = getattr(self.window, "session", None)
+    def set_session(self, session: Session | None) -> None:
+        """The host's ``sessionChanged``: follow the project now open (None: none)."""
         if session is self.session:
             return
         if self.repredictor is not None:
@@ -243,13 +217,11 @@ class TrainingController(QObject):
             return
         from segcore.crf import params_from
         params = params_from(decision)
-        action = getattr(getattr(self.window, "actions", None), "crf", None)
-        popover = getattr(self.window, "crf_popover", None)
-        if params is not None and popover is not None:
-            popover.set_params(params)
-            self.window.crf_params = params
-        if action is not None and action.isEnabled():
-            action.setChecked(params is not None)
+        editor = self.window.editor
+        if params is not None:
+            editor.set_crf_params(params)
+        if self.window.actions.crf.isEnabled():
+            editor.set_crf_enabled(params is not None)
 
     def _sync_actions(self) -> None:
         running = self.worker.is_running()
@@ -260,7 +232,6 @@ class TrainingController(QObject):
     # -- runs -------------------------------------------------------------------------------
     def start(self) -> bool:
         """Start fine-tuning on the open project (no-op with a message if impossible)."""
-        self._check_session()
         s = self.session
         if s is None or self.worker.is_running() or not self.panel.train_button.isEnabled():
             return False
@@ -290,8 +261,7 @@ class TrainingController(QObject):
         self.panel.set_status(text)
 
     def _status(self, text: str, ms: int = 10000) -> None:
-        status = getattr(self.window, "status", None) or self.window.statusBar()
-        status.showMessage(text, ms)
+        self.window.show_message(text, ms)
 
     def _running_changed(self, running: bool) -> None:
         self.panel.set_running(running)
@@ -401,21 +371,19 @@ class TrainingController(QObject):
                      15000)
 
     # -- lifetime ---------------------------------------------------------------------------
-    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
-        if obj is self.window and event.type() == QEvent.Type.Close:
-            self.shutdown()
-        return False
-
     def shutdown(self) -> None:
         """Window closing: cancel a run and wait for it; stop re-predicting."""
-        self._poll.stop()
         if self.repredictor is not None:
             self.repredictor.stop()
         self.worker.shutdown()
 
 
-def attach_training(window: QMainWindow) -> TrainingController:
-    """Add the training dock, Model menu and toolbar button to ``window``; keep a reference."""
+def attach_training(window: Any) -> TrainingController:  # a PanelHost with a ``training`` slot
+    """Add the training dock, Model menu and toolbar button to ``window`` once; keep a reference.
+    Called again, it returns the controller already attached."""
+    existing = getattr(window, "training", None)
+    if isinstance(existing, TrainingController):
+        return existing
     controller = TrainingController(window)
-    window.training = controller  # type: ignore[attr-defined]
+    window.training = controller
     return controller

@@ -16,7 +16,6 @@ def _after_a_run(window, qtbot):
     v2 = project.models.register("v2.pt", "deeplabv3plus_mobilenet_v2", v1,
                                  {"val_iou": 0.812, "val_biou": 0.433}, {})
     project.models.activate(v2)
-    ctrl._check_session()
     ctrl.refresh()
     p = ctrl.panel
     p.set_held_out([f"demo_{i:03d}" for i in range(7)], ["demo_007"])
@@ -285,10 +284,10 @@ def test_mask_colour_is_automatic_until_chosen_then_kept_in_the_project(qtbot, d
     assert window.canvas._overlays.colors[1] == auto
     assert window.tools.color_auto_action.isChecked()
     monkeypatch.setattr(QColorDialog, "getColor", staticmethod(lambda *a, **k: QColor(10, 200, 30)))
-    window.tools._choose_color()  # the "Choose colour…" menu entry
+    window.tools.choose_color()  # the "Choose colour…" menu entry
     assert window.canvas._overlays.colors[1] == (10, 200, 30)
     assert not window.tools.color_auto_action.isChecked()
-    window.nav.next()
+    window.actions.next_image.trigger()
     qtbot.wait(100)
     assert window.canvas._overlays.colors[1] == (10, 200, 30)  # not re-picked per image
     window.close()
