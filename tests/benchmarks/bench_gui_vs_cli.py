@@ -91,7 +91,6 @@ def run_dataset(name: str, n: int, seeds: list[int], sample_seed: int,
                 store = ModelStore(project)
                 gui_model = store.load(result.version_id)
                 gui_cfg = read_meta(store.path(result.version_id))["train_config"]
-                gui_hist = result.history
             finally:
                 project.close()
             _link_folder(chosen, images, tmp_p / "images")
@@ -112,8 +111,7 @@ def run_dataset(name: str, n: int, seeds: list[int], sample_seed: int,
                "n_train_cli": len(cli_meta["data"]["train"]), "budget_s": budget,
                "recipe_gui": _recipe(gui_cfg), "recipe_cli": _recipe(cli_meta["train_config"]),
                "time": time.strftime("%Y-%m-%d %H:%M:%S")}
-        for label, model, secs, epochs in (("gui", gui_model, gui_s, len(gui_hist)),
-                                           ("cli", cli_model, cli_s, len(cli_meta["metrics"].get("history", [])))):
+        for label, model, secs in (("gui", gui_model, gui_s), ("cli", cli_model, cli_s)):
             scores = sim.evaluate_test(sim.make_predictor(model), images, masks, test, None, cache,
                                        d.num_classes, d.ignore_index)
             row[f"{label}_miou"] = _miou(name, scores)
@@ -134,7 +132,8 @@ def report(rows: list[dict]) -> None:
     from .common import record, report as md
     table = []
     for r in rows:
-        table.append([r["dataset"], r["seed"], r["recipe_gui"], r["recipe_cli"], r["n_train_gui"], r["n_train_cli"], r["budget_s"],
+        table.append([r["dataset"], r["seed"], r["recipe_gui"], r["recipe_cli"], r["n_train_gui"],
+                      r["n_train_cli"], r["budget_s"],
                       r["gui_miou"], r["cli_miou"], r["diff"], r["gui_seconds"], r["cli_seconds"]])
     for name in sorted({r["dataset"] for r in rows}):
         rs = [r for r in rows if r["dataset"] == name]
