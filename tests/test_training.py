@@ -328,7 +328,7 @@ def test_one_click_trains_with_the_auto_recipe_of_its_kind_of_project(demo_proje
     from segcore import loop
     from segcore.training import TrainCallbacks
     from segcore.training.config import AUTO
-    from segcore.versions import read_meta
+    from segcore.versions import ModelStore, read_meta
 
     project = Project.open(demo_project)
     for s in project.stems()[:5]:
@@ -338,7 +338,7 @@ def test_one_click_trains_with_the_auto_recipe_of_its_kind_of_project(demo_proje
     res = loop.finetune(project, cfg, TrainCallbacks(on_message=said.append))
     assert any(m.startswith("fast mode") for m in said), said
     assert not any(m.startswith(("full mode", "class weights")) for m in said), said
-    stored = read_meta(project.models_dir / project.model_version(res.version_id).file)["train_config"]
+    stored = read_meta(ModelStore(project).path(res.version_id))["train_config"]
     assert stored["mode"] == AUTO["binary"]["mode"] and stored["class_balance"] == "none"
 
     from segcore.project import ClassInfo
@@ -351,7 +351,7 @@ def test_one_click_trains_with_the_auto_recipe_of_its_kind_of_project(demo_proje
     res = loop.finetune(project, cfg, TrainCallbacks(on_message=said.append))
     kind = AUTO["classes"]["mode"]
     assert any(m.startswith(f"{kind} mode") for m in said) and any(m.startswith("class weights") for m in said)
-    stored = read_meta(project.models_dir / project.model_version(res.version_id).file)["train_config"]
+    stored = read_meta(ModelStore(project).path(res.version_id))["train_config"]
     assert stored["mode"] == kind and stored["class_balance"] == "sqrt"
     assert stored["lr_head"] == cfg.lr_head * AUTO["classes"]["lr_head_factor"]
     project.close()
