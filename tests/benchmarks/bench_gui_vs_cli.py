@@ -34,17 +34,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .bench_suite import _metric as suite_metric
 from .suite_data import BY_NAME, dataset_dir, test_stems
 
 OUT = Path(__file__).resolve().parent / "out" / ("gui_vs_cli_quick.jsonl" if "--quick" in sys.argv[1:]
                                                  else "gui_vs_cli.jsonl")
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _miou(name: str, scores: dict) -> float:
-    skip = set(BY_NAME[name].exclude_classes)
-    vals = [v for c, v in enumerate(scores["per_class_iou"]) if v is not None and c not in skip]
-    return float(np.mean(vals))
 
 
 def _recipe(cfg: dict) -> str:
@@ -114,7 +109,7 @@ def run_dataset(name: str, n: int, seeds: list[int], sample_seed: int,
         for label, model, secs in (("gui", gui_model, gui_s), ("cli", cli_model, cli_s)):
             scores = sim.evaluate_test(sim.make_predictor(model), images, masks, test, None, cache,
                                        d.num_classes, d.ignore_index)
-            row[f"{label}_miou"] = _miou(name, scores)
+            row[f"{label}_miou"] = suite_metric({"dataset": name, **scores})  # the suite's mIoU rule
             row[f"{label}_pixel_miou"] = scores["miou"]
             row[f"{label}_seconds"] = secs
             row[f"{label}_preset"] = (getattr(model, "meta", None) or {}).get("preset")
