@@ -35,7 +35,9 @@ turned CRF on, else the plain scores), crf_decision (its message), preset (what 
 seconds (wall time of this k's click to updated predictions
 = fine-tune + predicting the test images, CRF excluded), plus protocol, clicks (fine-tunes so far
 in this session), total_train_seconds (all of them), train_seconds, predict_seconds,
-crf_ms_per_image, n_train, n_held_out, stopped_reason.
+crf_ms_per_image, n_train, n_held_out, stopped_reason, project_scores ({stem: IoU} behind
+project_iou), held_out_iou / held_out_biou / held_out_scores (the version's own held-out
+numbers, as the app's Training dock and effort forecast see them).
 Images and masks are paired by segcore.pairing.match_pairs (the CLI's rule: masks/<stem>.png,
 or <stem> with another image suffix).
 """
@@ -131,6 +133,7 @@ def evaluate_test(predictor: Any, images: dict[str, Path], masks: Mapping[str, P
     out: dict[str, Any] = {"iou": mean(plain, "iou"), "biou": mean(plain, "biou"), "iou_crf": mean(crf, "iou"),
            "biou_crf": mean(crf, "biou"), "project_iou": mean(chosen, "iou"),
            "project_biou": mean(chosen, "biou"), "predict_seconds": predict_s,
+           "project_scores": {stem: sc.iou for stem, sc in chosen.per_image.items()},
            "crf_ms_per_image": float(np.mean(crf_ms)) if crf_ms else None}
     if num_classes > 2:
         summary = plain.summary()
@@ -191,7 +194,16 @@ def _row(dataset: str, k: int, order: str, scores: dict[str, Any], train_s: floa
             "seconds": train_s + scores["predict_seconds"],
             "train_seconds": train_s, "predict_seconds": scores["predict_seconds"],
             "crf_ms_per_image": scores["crf_ms_per_image"], "n_train": len(result.train),
-            "n_held_out": len(result.held_out), "stopped_reason": result.stopped_reason, **extra}
+            "n_held_out": len(result.held_out), "stopped_reason": result.stopped_reason,
+            "project_scores": scores.get("project_scores"), **_held_out(result), **extra}
+
+
+def _held_out(result: Any) -> dict[str, Any]:
+    """The version's own held-out numbers (what the app's forecast is fitted on)."""
+    m = result.metrics or {}
+    per = m.get("held_out_scores") or {}
+    return {"held_out_iou": m.get("val_iou"), "held_out_biou": m.get("val_biou"),
+            "held_out_scores": {s: v[0] for s, v in per.items()}}
 
 
 def simulate(images: str | os.PathLike[str], masks: str | os.PathLike[str], test_last: int = 80,
