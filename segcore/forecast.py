@@ -168,7 +168,7 @@ def forecast(points: Sequence[Point], target: float | None = None, n_boot: int =
         c = fit_curve(xs, ys)
         boot.append(_more(c, target, n_now) if c is not None else math.inf)
     arr = np.array(boot, float) if boot else np.array([more])
-    lo, hi = np.percentile(arr, RANGE[0]), np.percentile(arr, RANGE[1])
+    lo, hi = (float(np.percentile(arr, q, method="nearest")) for q in RANGE)  # inf: out of reach
     return Forecast("ok", **base, more=max(1, int(math.ceil(more))), low=int(math.floor(lo)),
                     high=None if math.isinf(hi) else int(math.ceil(hi)), boot_more=tuple(arr))
 
