@@ -20,6 +20,8 @@ implements this protocol; it is a QMainWindow, so a panel may parent its QObject
 - ``add_panel_dock`` adds a dock widget (its place persists); ``dockWidgetArea``,
   ``resizeDocks``, ``setCorner`` and ``height`` are QMainWindow's, for a dock to size itself.
 - ``show_message`` puts a message on the status bar.
+- ``show_stem(stem)`` shows that image on the main canvas; ``canvas`` is the
+  :class:`app.canvas.view.MaskCanvas` (the version comparison draws its diff layer there).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from PySide6.QtWidgets import QDockWidget, QMenu, QWidget
 
     from .actions import Actions
+    from .canvas.view import MaskCanvas
     from .editor_state import EditorState
     from .session import Session
     from .settings import Settings
@@ -44,6 +47,7 @@ class PanelHost(Protocol):
     actions: Actions
     editor: EditorState
     settings: Settings
+    canvas: MaskCanvas
 
     def menu(self, title: str) -> QMenu: ...
 
@@ -52,6 +56,8 @@ class PanelHost(Protocol):
     def add_panel_dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget: ...
 
     def show_message(self, text: str, ms: int = 10000) -> None: ...
+
+    def show_stem(self, stem: str | None) -> None: ...
 
     # QMainWindow's dock layout
     def dockWidgetArea(self, dock: QDockWidget) -> Qt.DockWidgetArea: ...

@@ -94,7 +94,7 @@ class Forecast:
     n_now: int = 0
     iou_now: float | None = None
     more: int | None = None          # images more than n_now (point estimate), when "ok"
-    low: int | None = None           # the bootstrap range of ``more``; high None: beyond reach
+    low: int | None = None           # the bootstrap range of ``more``; None: beyond reach
     high: int | None = None
     curve: Curve | None = None
     level: float | None = None       # the curve's asymptote a
@@ -114,6 +114,8 @@ class Forecast:
         if self.status == "unreachable":
             return (f"The curve levels off at IoU ≈ {self.level:.2f}: {t} is out of reach with "
                     f"more of the same images")
+        if self.low is None:  # most refits of the resampled scores never get there
+            return f"≈ {self.more} more images for IoU {t} (very uncertain: it may not get there)"
         high = f"{self.high}" if self.high is not None else "more"
         return f"≈ {self.more} more images for IoU {t} (range {self.low}–{high})"
 
@@ -169,7 +171,8 @@ def forecast(points: Sequence[Point], target: float | None = None, n_boot: int =
         boot.append(_more(c, target, n_now) if c is not None else math.inf)
     arr = np.array(boot, float) if boot else np.array([more])
     lo, hi = (float(np.percentile(arr, q, method="nearest")) for q in RANGE)  # inf: out of reach
-    return Forecast("ok", **base, more=max(1, int(math.ceil(more))), low=int(math.floor(lo)),
+    return Forecast("ok", **base, more=max(1, int(math.ceil(more))),
+                    low=None if math.isinf(lo) else int(math.floor(lo)),
                     high=None if math.isinf(hi) else int(math.ceil(hi)), boot_more=tuple(arr))
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Sequence
 
+import numpy as np
 from PySide6.QtWidgets import QGraphicsScene
 
 from app.canvas import render
@@ -40,6 +41,10 @@ class OverlaySet:
         self.hatched = False  # the mask shown is a prediction, not the user's
         self.partial = False  # partial labels: void pixels show the prediction hatched
         self.light_lut = class_lut(self.colors, alpha=PREDICTION_GAP_ALPHA)
+        # two model versions compared (segcore.compare.diff_codes): the diff layer shows these
+        # codes through version_lut instead of mask vs prediction, until the next image
+        self.version_codes: np.ndarray | None = None
+        self.version_lut = np.zeros(256, np.uint32)
 
     @property
     def opacity(self) -> float:
@@ -56,6 +61,7 @@ class OverlaySet:
     def attach(self, scene: QGraphicsScene, doc: MaskDocument) -> None:
         """Create fresh items for ``doc`` in ``scene`` (the old ones went with scene.clear())."""
         self._doc = doc
+        self.version_codes = None
         self.items = {name: OverlayItem(doc.width, doc.height, z) for name, z in
                       (("mask", 10), ("boundary", 20), ("diff", 30))}
         for name, item in self.items.items():
@@ -104,9 +110,23 @@ class OverlaySet:
         elif name == "boundary":
             out, pixels = render.boundary_pixels(doc.mask, rect, self.boundary_width, self.boundary_argb)
             item.write(out, pixels)
+        elif self.version_codes is not None:
+            item.write(rect, self.version_lut[self.version_codes[rect.slices()]])
         else:
             item.write(rect, render.diff_pixels(doc.mask, doc.prediction, rect,
                                                 self.added_argb, self.removed_argb))
+
+    def set_version_diff(self, codes: np.ndarray | None, colors: Sequence[Sequence[int]] = ()) -> None:
+        """Show ``codes`` (HxW uint8, 0 = same) in the diff layer, code i in ``colors[i - 1]``;
+        None: back to mask vs prediction."""
+        self.version_codes = None if codes is None else np.asarray(codes, np.uint8)
+        lut = np.zeros(256, np.uint32)
+        for i, rgb in enumerate(colors, start=1):
+            lut[i] = argb(rgb)
+        self.version_lut = lut
+        self._stale["diff"] = True
+        if self._shown("diff"):
+            self._rebuild("diff")
 
     # ---- settings ---------------------------------------------------------------------------
     def apply_visibility(self, name: str) -> None:

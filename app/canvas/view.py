@@ -135,6 +135,20 @@ class MaskCanvas(CanvasInputMixin, QGraphicsView):
     def prediction(self) -> np.ndarray | None:
         return None if self._doc is None else self._doc.prediction
 
+    def set_version_diff(self, codes: np.ndarray | None, colors: Sequence[tuple[int, int, int]] = ()) -> bool:
+        """Two versions' predictions compared (segcore.compare.diff_codes) in the diff layer, code i
+        in ``colors[i - 1]``, until another image is shown; None: mask vs prediction again.
+        False when ``codes`` do not fit the image shown."""
+        if self._doc is None or (codes is not None and codes.shape != (self._doc.height, self._doc.width)):
+            return False
+        self._overlays.set_version_diff(codes, colors)
+        return True
+
+    def diff_layer_pixels(self) -> np.ndarray | None:
+        """The diff layer's ARGB pixels (tests, screenshots), or None before it was drawn."""
+        item = self._overlays.items.get("diff")
+        return None if item is None or item.qimage() is None else item.ensure_buffer()
+
     def accept_prediction(self) -> None:
         """Copy the prediction into the mask as one undoable edit (emits strokeFinished)."""
         doc = self._doc

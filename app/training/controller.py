@@ -23,6 +23,7 @@ from segcore.loop import FinetuneResult
 from segcore.training import EpochReport
 
 from ..actions import ActionSpec
+from .compare_controller import CompareController
 from .panel import TrainingPanel
 from .repredict import Repredictor
 from .worker import FinetuneWorker
@@ -36,6 +37,7 @@ DOCK_HEIGHT = 300       # default height of the bottom dock, at most DOCK_SHARE 
 DOCK_SHARE = 0.37       # 1280x720: a 266 px dock leaves the canvas ~350 px (was 289)
 MIN_DOCK_HEIGHT = 220
 REFRESH_DEBOUNCE_MS = 250
+FORECAST_TARGET_KEY = "forecast_target"  # project setting: the forecast's target IoU (None: auto)
 
 
 # The Model menu, in the window's one action table (handlers get the controller).
@@ -61,6 +63,8 @@ class TrainingController(QObject):
         self.panel = TrainingPanel(window.settings)
 
         self.worker = FinetuneWorker(self)
+        self.comparison = CompareController(window, self)
+        self._forecast_key: tuple | None = None
         self.session: Session | None = None
         self.repredictor: Repredictor | None = None
         self.last_result: FinetuneResult | None = None
@@ -108,6 +112,8 @@ class TrainingController(QObject):
         p.cancelRequested.connect(self.cancel)
         p.activateRequested.connect(self.activate)
         p.rollbackRequested.connect(self.rollback)
+        p.compareRequested.connect(self.comparison.open)
+        p.forecast.targetChanged.connect(self._set_forecast_target)
         w.progress.connect(p.set_progress)
         w.epoch.connect(self._epoch)
         w.message.connect(self._message)
@@ -136,6 +142,7 @@ class TrainingController(QObject):
         """The host's ``sessionChanged``: follow the project now open (None: none)."""
         if session is self.session:
             return
+        self.comparison.shutdown()  # a comparison belongs to the project it was made on
         if self.repredictor is not None:
             self.repredictor.stop()
             self.repredictor = None
@@ -154,6 +161,7 @@ class TrainingController(QObject):
             self.panel.set_can_train(False, "Open a project first")
             self.panel.set_held_out([], [])
             self.panel.set_versions([])
+            self._show_forecast([])
             self._sync_actions()
             return
         project = s.project
@@ -164,6 +172,7 @@ class TrainingController(QObject):
             return
         self.panel.set_held_out(train, held)
         self.panel.set_versions(versions)
+        self._show_forecast(versions)
         self._show_active_history(versions)
         self._apply_model_decisions(next((v for v in versions if v.active), None))
         if project.read_only:
@@ -178,6 +187,41 @@ class TrainingController(QObject):
                                            f"image{'s' if len(train) != 1 else ''} (Ctrl+T); "
                                            f"{len(held)} held out for honest metrics")
         self._sync_actions()
+
+    # -- effort forecast ----------------------------------------------------------------------
+    def _forecast_target(self) -> float | None:
+        try:
+            value = self.session.project.get_setting(FORECAST_TARGET_KEY) if self.session else None
+        except Exception:  # noqa: BLE001 - a closed index: auto
+            return None
+        return float(value) if isinstance(value, (int, float)) else None
+
+    def _set_forecast_target(self, target: float | None) -> None:
+        """The user's target IoU (None: auto), kept in the project."""
+        if self.session is not None and not self.session.project.read_only:
+            try:
+                self.session.project.set_setting(FORECAST_TARGET_KEY, target)
+            except Exception:  # noqa: BLE001 - not stored; still used for this view
+                pass
+        self._forecast_key = None
+        self._show_forecast(self.session.project.models.versions(rebuild=False) if self.session else [],
+                            target)
+
+    def _show_forecast(self, versions: list, target: float | None = None) -> None:
+        """segcore.forecast on the active lineage's held-out curve (fitted again only when a
+        version or the target changed: refresh runs on every image change)."""
+        from segcore.forecast import forecast, lineage, points_of_lineage
+
+        target = self._forecast_target() if target is None else target
+        chain = lineage(versions)
+        key = (tuple((v.id, (v.metrics or {}).get("n_train"), (v.metrics or {}).get("val_iou"))
+                     for v in chain), target)
+        if key == self._forecast_key:
+            return
+        self._forecast_key = key
+        points = points_of_lineage(versions)
+        self.panel.forecast.set_target(target)
+        self.panel.forecast.set_forecast(forecast(points, target) if points else None)
 
     def _show_active_history(self, versions: list) -> None:
         """Reopened project: plot the active version's run (from the project's epoch log)."""
@@ -375,6 +419,7 @@ class TrainingController(QObject):
         """Window closing: cancel a run and wait for it; stop re-predicting."""
         if self.repredictor is not None:
             self.repredictor.stop()
+        self.comparison.shutdown()
         self.worker.shutdown()
 
 

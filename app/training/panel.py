@@ -1,7 +1,8 @@
 """The training dock: Fine-tune / Cancel, progress with ETA, live chart, held-out share, versions.
 
-Pure view. It emits ``fineTuneRequested``, ``cancelRequested``, ``activateRequested(id)`` and
-``rollbackRequested``; the controller (app/training/controller.py) does the work and calls the
+Pure view. It emits ``fineTuneRequested``, ``cancelRequested``, ``activateRequested(id)``,
+``rollbackRequested``, ``compareRequested(a, b)`` (a the earlier version) and the forecast's
+``forecast.targetChanged``; the controller (app/training/controller.py) does the work and calls the
 ``set_*`` / ``add_epoch`` methods back. Nothing here touches the project or threads.
 """
 
@@ -18,6 +19,7 @@ from segcore.training import EpochReport, TrainConfig
 
 from .advanced import AdvancedSettings
 from .chart import TrainingChart
+from .forecast_view import ForecastLine
 from .versions_table import VersionsTable
 
 NO_HELD_OUT = "too few done images to hold any out — no held-out numbers"
@@ -46,6 +48,7 @@ class TrainingPanel(QWidget):
     cancelRequested = Signal()
     activateRequested = Signal(int)
     rollbackRequested = Signal()
+    compareRequested = Signal(int, int)  # earlier version, later version
 
     def __init__(self, settings: Any | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -63,6 +66,7 @@ class TrainingPanel(QWidget):
         self._can_train = False
         self._active_id: int | None = None
         self._active_parent: int | None = None
+        self._parents: dict[int, int | None] = {}
         self.set_can_train(False, "Open a project first")
         self.set_running(False)
 
@@ -143,7 +147,12 @@ class TrainingPanel(QWidget):
         self.versions.selectedVersionChanged.connect(lambda _id: self._update_version_buttons())
         self.versions.doubleClicked.connect(lambda _i: self._activate_selected())
         col.addWidget(self.versions, 1)
+        self.forecast = ForecastLine()
+        col.addWidget(self.forecast)
         row = QHBoxLayout()
+        self.compare_button = QPushButton("Compare…")
+        self.compare_button.clicked.connect(self._compare_selected)
+        row.addWidget(self.compare_button)
         self.activate_button = QPushButton("Activate")
         self.activate_button.setToolTip("Use the selected version for predictions "
                                         "(uncorrected images are predicted again)")
@@ -300,6 +309,7 @@ class TrainingPanel(QWidget):
         active = next((v for v in versions if v.active), None)
         self._active_id = active.id if active else None
         self._active_parent = active.parent if active else None
+        self._parents = {v.id: v.parent for v in versions}
         self.versions.set_versions(versions)
         self._update_version_buttons()
 
@@ -310,6 +320,26 @@ class TrainingPanel(QWidget):
         self.rollback_button.setToolTip(
             f"Activate v{self._active_parent}, the parent of the active version"
             if self._active_parent is not None else "The active version has no parent to roll back to")
+        pair = self.compare_pair()
+        self.compare_button.setEnabled(pair is not None)
+        self.compare_button.setToolTip(
+            f"Compare v{pair[0]} and v{pair[1]} image by image: which images got worse" if pair else
+            "Select two versions (Ctrl+click), or one with a parent, to compare them image by image")
+
+    def compare_pair(self) -> tuple[int, int] | None:
+        """What Compare… compares: the two selected versions; one selected and its parent; with
+        no selection, the active version and its parent. None when there is no such pair."""
+        ids = self.versions.selected_ids()
+        if len(ids) == 2:
+            return ids[0], ids[1]
+        one = ids[0] if len(ids) == 1 else (self._active_id if not ids else None)
+        parent = self._parents.get(one) if one is not None else None
+        return (parent, one) if one is not None and parent is not None else None
+
+    def _compare_selected(self) -> None:
+        pair = self.compare_pair()
+        if pair is not None:
+            self.compareRequested.emit(*pair)
 
     def _activate_selected(self) -> None:
         sel = self.versions.selected_id()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QItemSelectionModel, QSize, Qt, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem, QWidget
 
@@ -77,7 +77,8 @@ def version_details(v: Any) -> str:
 
 
 class VersionsTable(QTableWidget):
-    """``set_versions(list[ModelVersion])``; ``selected_id()``; ``selectionChanged2`` on change."""
+    """``set_versions(list[ModelVersion])``; ``selected_id()`` / ``selected_ids()``;
+    ``selectedVersionChanged`` on change."""
 
     selectedVersionChanged = Signal(object)  # int | None
 
@@ -88,7 +89,8 @@ class VersionsTable(QTableWidget):
             self.horizontalHeaderItem(i).setToolTip(tip)
         self.verticalHeader().hide()
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        # two rows (Ctrl/Shift+click) can be compared image by image (Compare…)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.setAlternatingRowColors(True)
         self.setWordWrap(False)
@@ -109,7 +111,7 @@ class VersionsTable(QTableWidget):
         return QSize(hint.width(), self.minimumHeight())
 
     def set_versions(self, versions: list[Any]) -> None:
-        keep = self.selected_id()
+        keep = self.selected_ids()
         rows = sorted(versions, key=lambda v: v.id, reverse=True)
         self.blockSignals(True)
         self.setRowCount(len(rows))
@@ -128,9 +130,16 @@ class VersionsTable(QTableWidget):
                 item.setToolTip(self._tooltip(v) + "\n" + versus_parent(v, parent)[1])
                 self.setItem(r, c, item)
         self.blockSignals(False)
-        if keep in self._ids:
-            self.selectRow(self._ids.index(keep))
+        self.select_versions(keep)
         self.selectedVersionChanged.emit(self.selected_id())
+
+    def select_versions(self, ids: list[int]) -> None:
+        """Select exactly the rows of ``ids`` (those still listed)."""
+        model, flags = self.selectionModel(), QItemSelectionModel.SelectionFlag
+        model.clearSelection()
+        for vid in ids:
+            if vid in self._ids:
+                model.select(self.model().index(self._ids.index(vid), 0), flags.Select | flags.Rows)
 
     @staticmethod
     def _tooltip(v: Any) -> str:
@@ -150,8 +159,14 @@ class VersionsTable(QTableWidget):
         return "\n".join(lines)
 
     def selected_id(self) -> int | None:
+        """The selected version when exactly one row is selected, else None."""
+        ids = self.selected_ids()
+        return ids[0] if len(ids) == 1 else None
+
+    def selected_ids(self) -> list[int]:
+        """Every selected version, oldest first."""
         rows = self.selectionModel().selectedRows() if self.selectionModel() else []
-        return self._ids[rows[0].row()] if rows and rows[0].row() < len(self._ids) else None
+        return sorted(self._ids[r.row()] for r in rows if r.row() < len(self._ids))
 
     def select_version(self, version_id: int) -> None:
         if version_id in self._ids:
