@@ -134,7 +134,8 @@ def cached_prediction(project: Project, version_id: int, stem: str) -> np.ndarra
 def default_predictor(project: Project, version_id: int) -> Any:
     """segcore.inference.Predictor of the version (its own preprocessing preset)."""
     from .inference import Predictor
-    return Predictor(project.models.load(version_id), device="auto")
+    model: Any = project.models.load(version_id)  # a SegModel (ModelStore.load is typed nn.Module)
+    return Predictor(model, device="auto")
 
 
 class Predictions:

@@ -65,7 +65,7 @@ class Curve:
         return float((self.b / (self.a - target)) ** (1.0 / self.c))
 
 
-def fit_curve(n: Sequence[float], iou: Sequence[float]) -> Curve | None:
+def fit_curve(n: Sequence[float] | np.ndarray, iou: Sequence[float] | np.ndarray) -> Curve | None:
     """Least-squares inverse power law through the points, or None (fewer than
     :data:`MIN_POINTS` distinct n). ``a`` is capped at 1 (IoU cannot pass it)."""
     x, y = np.asarray(n, float), np.asarray(iou, float)
@@ -114,10 +114,12 @@ class Forecast:
         if self.status == "unreachable":
             return (f"The curve levels off at IoU ≈ {self.level:.2f}: {t} is out of reach with "
                     f"more of the same images")
+        images = f"{self.more} more image{'s' if self.more != 1 else ''}"
         if self.low is None:  # most refits of the resampled scores never get there
-            return f"≈ {self.more} more images for IoU {t} (very uncertain: it may not get there)"
-        high = f"{self.high}" if self.high is not None else "more"
-        return f"≈ {self.more} more images for IoU {t} (range {self.low}–{high})"
+            return f"≈ {images} for IoU {t} (very uncertain: it may never get there)"
+        if self.high is None:  # the upper 10 % of the refits never get there
+            return f"≈ {images} for IoU {t} (range {self.low} to never)"
+        return f"≈ {images} for IoU {t} (range {self.low}–{self.high})"
 
 
 def _more(curve: Curve, target: float, n_now: float) -> float:
@@ -153,17 +155,20 @@ def forecast(points: Sequence[Point], target: float | None = None, n_boot: int =
     target = default_target(iou_now) if target is None else float(target)
     n_now = int(latest[0]) if latest else 0
     curve = fit_curve([p[0] for p in pts], [p[1] for p in pts])
-    base = dict(target=target, n_now=n_now, iou_now=iou_now, points=len({p[0] for p in pts}))
+    n_points = len({p[0] for p in pts})
     if curve is None:
-        return Forecast("too_few", **base)
-    base.update(curve=curve, level=min(1.0, curve.a))
+        return Forecast("too_few", target, n_now, iou_now, points=n_points)
+
+    def result(status: str, **extra: Any) -> Forecast:
+        return Forecast(status, target, n_now, iou_now, curve=curve, level=min(1.0, curve.a),
+                        points=n_points, **extra)
     if curve.iou(2 * n_now) - curve.iou(n_now) < FLAT_GAIN and curve.iou(n_now) < target:
-        return Forecast("flat", **base)
+        return result("flat")
     more = _more(curve, target, n_now)
     if more == 0.0:
-        return Forecast("reached", **base)
+        return result("reached")
     if math.isinf(more):
-        return Forecast("unreachable", **base)
+        return result("unreachable")
     rng = np.random.default_rng(seed)
     boot = []
     for xs, ys in _resamples(pts, rng, n_boot):
@@ -171,9 +176,9 @@ def forecast(points: Sequence[Point], target: float | None = None, n_boot: int =
         boot.append(_more(c, target, n_now) if c is not None else math.inf)
     arr = np.array(boot, float) if boot else np.array([more])
     lo, hi = (float(np.percentile(arr, q, method="nearest")) for q in RANGE)  # inf: out of reach
-    return Forecast("ok", **base, more=max(1, int(math.ceil(more))),
-                    low=None if math.isinf(lo) else int(math.floor(lo)),
-                    high=None if math.isinf(hi) else int(math.ceil(hi)), boot_more=tuple(arr))
+    return result("ok", more=max(1, int(math.ceil(more))),
+                  low=None if math.isinf(lo) else int(math.floor(lo)),
+                  high=None if math.isinf(hi) else int(math.ceil(hi)), boot_more=tuple(arr))
 
 
 def predict_iou(points: Sequence[Point], n: float, n_boot: int = N_BOOT,

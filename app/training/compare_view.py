@@ -22,6 +22,7 @@ ONLY_A_COLOR = (255, 150, 20)    # only A agrees with the mask
 ONLY_B_COLOR = (30, 190, 255)    # only B agrees with the mask
 NEITHER_COLOR = (210, 70, 255)   # they differ and both are wrong (multi-class)
 DIFF_COLORS = (ONLY_A_COLOR, ONLY_B_COLOR, NEITHER_COLOR)
+COLOR_NAMES = ("orange", "blue", "purple")
 WORSE = -0.02                    # a drop beyond this counts as "worse" in the summary line
 COLUMNS = ("Image", "Status", "IoU A", "IoU B", "Δ", "BIoU A", "BIoU B")
 
@@ -55,7 +56,7 @@ def _swatch(rgb: tuple[int, int, int]) -> QLabel:
 class _Table(QTableWidget):
     activatedRow = Signal(int)
 
-    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 (Qt name)
+    def keyPressEvent(self, event: QKeyEvent) -> None:
         if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self.currentRow() >= 0:
             self.activatedRow.emit(self.currentRow())
             return
@@ -114,12 +115,16 @@ class CompareDialog(QDialog):
         hint.setObjectName("mutedLabel")
         legend.addWidget(hint)
         self.legend_labels: list[QLabel] = []
-        for rgb, text in zip(DIFF_COLORS, (f"only v{a} right", f"only v{b} right", "both wrong")):
+        self.legend_names: list[str] = []
+        for rgb, name, text in zip(DIFF_COLORS, COLOR_NAMES,
+                                   (f"only v{a} right", f"only v{b} right", "both wrong")):
             if rgb is NEITHER_COLOR and not multiclass:
                 continue  # binary: where two predictions differ, exactly one is right
             legend.addWidget(_swatch(rgb))
             label = QLabel(text)
+            label.setToolTip(f"{name}: {text}")
             self.legend_labels.append(label)
+            self.legend_names.append(f"{name} = {text}")
             legend.addWidget(label)
         legend.addStretch(1)
         col.addLayout(legend)
@@ -128,7 +133,8 @@ class CompareDialog(QDialog):
         self.set_running(True)
 
     def legend_text(self) -> str:
-        return ", ".join(label.text() for label in self.legend_labels)
+        """"orange = only v2 right, blue = only v3 right" (the status bar repeats it)."""
+        return ", ".join(self.legend_names)
 
     def set_running(self, running: bool) -> None:
         self.progress.setVisible(running)
