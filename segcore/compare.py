@@ -153,9 +153,15 @@ class Predictions:
         if pred is not None:
             return pred
         if version_id not in self._predictors:
-            self._predictors[version_id] = self.make_predictor(self.project, version_id)
+            try:
+                self._predictors[version_id] = self.make_predictor(self.project, version_id)
+            except Exception as exc:  # noqa: BLE001 - e.g. a damaged checkpoint: tried once only
+                self._predictors[version_id] = exc
+        predictor = self._predictors[version_id]
+        if isinstance(predictor, Exception):
+            raise predictor
         image = self.project.load_image(stem) if image is None else image
-        pred = np.asarray(self._predictors[version_id].predict(image).mask, np.uint8)
+        pred = np.asarray(predictor.predict(image).mask, np.uint8)
         if not self.project.read_only:
             path = cache_path(self.project, version_id, stem)
             try:

@@ -90,11 +90,14 @@ def test_a_bad_image_is_reported_not_raised(built):
 
         class Broken(FakeVersions):
             def __call__(self, project, version_id):
+                self.calls.append((version_id, "load"))
                 raise RuntimeError("model file damaged")
         for v in (v2, v3):
             compare.cache_path(project, v, stem).unlink(missing_ok=True)
-        out = compare.compare_images(project, v2, v3, stems=[stem], predictions=compare.Predictions(project, Broken(built)))
+        broken = Broken(built)
+        out = compare.compare_images(project, v2, v3, stems=[stem, stem], predictions=compare.Predictions(project, broken))
     assert out[0].delta is None and "damaged" in out[0].error
+    assert broken.calls == [(v2, "load")]  # a model that cannot be loaded is tried once
 
 
 def test_diff_codes_binary_and_multiclass():

@@ -51,6 +51,7 @@ class CompareController(QObject):
         dialog = CompareDialog(a, b, s.project.num_classes > 2, self.window)  # type: ignore[arg-type]
         dialog.openRequested.connect(self.show_image)
         dialog.cancelRequested.connect(self.worker.cancel)
+        dialog.finished.connect(lambda _r: self.worker.cancel())  # closed: stop scoring
         self.dialog = dialog
         dialog.show()
         return self.worker.compare(self.root, a, b)

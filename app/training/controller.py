@@ -49,6 +49,9 @@ SPECS: tuple[ActionSpec, ...] = (
                handler=lambda c, _: c.cancel()),
     ActionSpec("model_versions", "&Versions…", "Model",
                "Show the model versions (activate, roll back)", handler=lambda c, _: c.show_versions()),
+    ActionSpec("compare_versions", "C&ompare Versions…", "Model",
+               "Compare two model versions image by image (the selected two, or one and its parent)",
+               handler=lambda c, _: c.compare_versions()),
 )
 
 
@@ -99,11 +102,12 @@ class TrainingController(QObject):
     # -- construction -----------------------------------------------------------------------
     def _make_actions(self) -> None:
         w = self.window
-        self.fine_tune_action, self.cancel_action, self.versions_action = w.actions.register(SPECS, self)
+        (self.fine_tune_action, self.cancel_action, self.versions_action,
+         self.compare_action) = w.actions.register(SPECS, self)
         menu = w.menu("Model")
         menu.addActions([self.fine_tune_action, self.cancel_action])
         menu.addSeparator()
-        menu.addAction(self.versions_action)
+        menu.addActions([self.versions_action, self.compare_action])
         w.add_toolbar_action(self.fine_tune_action)
 
     def _connect(self) -> None:
@@ -271,6 +275,7 @@ class TrainingController(QObject):
         running = self.worker.is_running()
         self.fine_tune_action.setEnabled(self.panel.train_button.isEnabled())
         self.fine_tune_action.setToolTip(self.panel.train_button.toolTip())
+        self.compare_action.setEnabled(self.session is not None)
         self.cancel_action.setEnabled(running)
 
     # -- runs -------------------------------------------------------------------------------
@@ -384,6 +389,15 @@ class TrainingController(QObject):
         self.timings = {"click": time.monotonic()}
         self.refresh()
         self.model_changed()
+
+    def compare_versions(self) -> bool:
+        """Model ▸ Compare Versions…: what the dock's Compare… would compare."""
+        pair = self.panel.compare_pair()
+        if pair is None:
+            self.show_versions()
+            self._status("Select two versions (Ctrl+click) in the versions table, or one with a parent")
+            return False
+        return self.comparison.open(*pair)
 
     def show_versions(self) -> None:
         self.dock.show()

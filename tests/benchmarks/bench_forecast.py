@@ -16,7 +16,9 @@ IoU at the n_train of the k = 50 click, two ways:
   held-out IoU and with its test-set IoU.
 
 Per dataset: forecast (10th–90th percentile range), measured, error; and the mean absolute
-error. The table goes to results.md / results.json (key "forecast").
+error. Also the Training dock's own sentence at k = 20 with the IoU the k = 50 click reached as
+its target ("≈ N more images", range) against the images actually added (n@50 − n@20). The
+table goes to results.md / results.json (key "forecast").
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import sys
 import time
 from typing import Any
 
-from segcore.forecast import predict_iou
+from segcore.forecast import forecast, predict_iou
 
 from .bench_suite import _load
 
@@ -62,14 +64,29 @@ def evaluate(rows: list[dict]) -> list[dict[str, Any]]:
                                "measured_held_out": check.get("held_out_iou")}
         for tag, key, scores in (("test", "project_iou", "project_scores"),
                                  ("held_out", "held_out_iou", "held_out_scores")):
-            pred = predict_iou(_points(fit, key, scores), n)
-            res[f"{tag}_forecast"] = pred
+            points = _points(fit, key, scores)
+            res[f"{tag}_forecast"] = predict_iou(points, n)
+            # the dock's sentence at k = 20 for the IoU the k = 50 click reached on that curve
+            measured = check.get(key)
+            f = forecast(points, measured) if measured is not None else None
+            res[f"{tag}_images"] = None if f is None else {"status": f.status, "more": f.more, "low": f.low,
+                                                            "high": f.high, "message": f.message}
+        res["actual_more"] = n - fit[-1]["n_train"]
         out.append(res)
     return out
 
 
 def _err(pred: tuple | None, measured: float | None) -> float | None:
     return None if pred is None or measured is None else pred[0] - measured
+
+
+def _images(f: dict | None) -> str:
+    if f is None:
+        return ""
+    if f["status"] != "ok":
+        return f["status"]
+    high = "never" if f["high"] is None else f["high"]
+    return f"{f['more']} ({'?' if f['low'] is None else f['low']}–{high})"
 
 
 def _range(pred: tuple | None) -> str:
@@ -91,15 +108,17 @@ def cmd_report(label: str) -> int:
             if e is not None:
                 errs[key].append(abs(e))
         rows.append([r["dataset"], "/".join(map(str, r["n_fit"])) + f" → {r['n_check']}", r["test_at_20"],
-                     _range(t), r["measured_test"], e_t, _range(h), r["measured_held_out"], e_h, e_ht])
+                     _range(t), r["measured_test"], e_t, _images(r.get("test_images")), r.get("actual_more"),
+                     _range(h), r["measured_held_out"], e_h, e_ht, _images(r.get("held_out_images"))])
     mae = lambda xs: sum(xs) / len(xs) if xs else None
-    rows.append(["**mean absolute error**", "", None, "", None, mae(errs["t"]), "", None, mae(errs["h"]),
-                 mae(errs["ht"])])
+    rows.append(["**mean absolute error**", "", None, "", None, mae(errs["t"]), "", None, "", None,
+                 mae(errs["h"]), mae(errs["ht"]), ""])
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     when = min((x.get("time", "") for x in _load(label)), default="")[:10] or time.strftime("%Y-%m-%d")
     headers = ["dataset", "n trained (k=5..20 → k=50)", "test IoU @20", "test-curve forecast @50 (range)",
-               "measured test @50", "error", "held-out-curve forecast @50 (range)", "measured held-out @50",
-               "error", "error vs test @50"]
+               "measured test @50", "error", "images forecast for it (range)", "actual",
+               "held-out-curve forecast @50 (range)", "measured held-out @50", "error", "error vs test @50",
+               "images forecast for it (held-out curve)"]
     record("forecast", {"label": label, "results": results})
     report(f"Effort forecast: fitted at k = 5–20, checked at k = 50 ({when}, commit {commit}, "
            f"session protocol, attention order, app defaults)", headers, rows)

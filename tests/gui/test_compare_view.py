@@ -116,6 +116,10 @@ def test_compare_one_selected_version_with_its_parent(qtbot, built, fake_model, 
         v1, v2, _ = built.versions
         panel.versions.select_versions([v2])
         assert panel.compare_pair() == (v1, v2)
+        window.training.compare_action.trigger()  # Model ▸ Compare Versions…
+        dialog = window.training.comparison.dialog
+        assert dialog is not None and dialog.windowTitle() == f"Compare v{v1} and v{v2}"
+        qtbot.waitUntil(lambda: dialog.table.rowCount() == len(built.stems), timeout=30000)
         panel.versions.select_versions([v1])  # the first version has no parent
         assert panel.compare_pair() is None and not panel.compare_button.isEnabled()
     finally:
