@@ -93,7 +93,7 @@ def _range(pred: tuple | None) -> str:
     return "" if pred is None else f"{pred[0]:.3f} ({pred[1]:.2f}–{pred[2]:.2f})"
 
 
-def cmd_report(label: str) -> int:
+def cmd_report(label: str, commit: str = "") -> int:
     from .common import record, report
     results = evaluate(_load(label))
     if not results:
@@ -113,7 +113,8 @@ def cmd_report(label: str) -> int:
     mae = lambda xs: sum(xs) / len(xs) if xs else None
     rows.append(["**mean absolute error**", "", None, "", None, mae(errs["t"]), "", None, "", None,
                  mae(errs["h"]), mae(errs["ht"]), ""])
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = commit or subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                                      text=True).stdout.strip()
     when = min((x.get("time", "") for x in _load(label)), default="")[:10] or time.strftime("%Y-%m-%d")
     headers = ["dataset", "n trained (k=5..20 → k=50)", "test IoU @20", "test-curve forecast @50 (range)",
                "measured test @50", "error", "images forecast for it (range)", "actual",
@@ -121,7 +122,7 @@ def cmd_report(label: str) -> int:
                "images forecast for it (held-out curve)"]
     record("forecast", {"label": label, "results": results})
     report(f"Effort forecast: fitted at k = 5–20, checked at k = 50 ({when}, commit {commit}, "
-           f"session protocol, attention order, app defaults)", headers, rows)
+           f"session protocol, attention order, app defaults; msrc_v2: per-image mIoU)", headers, rows)
     return 0
 
 
@@ -140,8 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--datasets", default=DATASETS)
     p = sub.add_parser("report")
     p.add_argument("--label", default="forecast")
+    p.add_argument("--commit", default="", help="the measured code's commit (default: HEAD)")
     args = parser.parse_args(argv)
-    return cmd_run(args) if args.cmd == "run" else cmd_report(args.label)
+    return cmd_run(args) if args.cmd == "run" else cmd_report(args.label, args.commit)
 
 
 if __name__ == "__main__":
