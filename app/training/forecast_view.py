@@ -1,8 +1,10 @@
 """The effort-forecast line of the Training dock: "Forecast: ≈ 35 more images for IoU 0.90 (range
-20–70)" and the target IoU it is for (a spin box; "auto" = segcore.forecast.default_target).
+20–70)" and the target IoU it is for (``target_box``: a spin box, "auto" =
+segcore.forecast.default_target, placed by the panel on its own row, beside Compare…).
 
-Pure view: ``set_forecast(Forecast | None)``; ``targetChanged(float | None)`` when the user picks
-a target (None: auto). The controller fits the curve (segcore.forecast) and stores the target.
+Pure view: ``set_forecast(Forecast | None)`` (None, or fewer than three versions: hidden, as is
+the target box); ``targetChanged(float | None)`` when the user picks a target (None: auto). The
+controller fits the curve (segcore.forecast) and stores the target.
 """
 
 from __future__ import annotations
@@ -41,11 +43,15 @@ class ForecastLine(QWidget):
                                "latest held-out IoU)")
         self.target.setValue(AUTO)
         self.target.valueChanged.connect(self._changed)
-        self.target_label = QLabel("target")
+        self.target_label = QLabel("target IoU")
         self.target_label.setObjectName("mutedLabel")
         row.addWidget(self.label, 1)
-        row.addWidget(self.target_label)
-        row.addWidget(self.target)
+        self.target_box = QWidget()
+        trow = QHBoxLayout(self.target_box)
+        trow.setContentsMargins(0, 0, 0, 0)
+        trow.setSpacing(4)
+        trow.addWidget(self.target_label)
+        trow.addWidget(self.target)
         self.forecast: Any = None
         self.set_forecast(None)
 
@@ -59,9 +65,12 @@ class ForecastLine(QWidget):
         self.target.blockSignals(False)
 
     def set_forecast(self, forecast: Any) -> None:
-        """A segcore.forecast.Forecast, or None (no versions with held-out numbers: hidden)."""
+        """A segcore.forecast.Forecast, or None (no versions with held-out numbers). Shown from
+        three versions on only ("too_few": hidden)."""
         self.forecast = forecast
-        self.setVisible(forecast is not None)
+        shown = forecast is not None and forecast.status != "too_few"
+        self.setVisible(shown)
+        self.target_box.setVisible(shown)
         if forecast is None:
             self.label.clear()
             return

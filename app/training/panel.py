@@ -149,10 +149,16 @@ class TrainingPanel(QWidget):
         col.addWidget(self.versions, 1)
         self.forecast = ForecastLine()
         col.addWidget(self.forecast)
-        row = QHBoxLayout()
+        # Compare… and the forecast's target on a row of their own: three buttons in one row
+        # would widen the dock past a 1280x720 window
+        crow = QHBoxLayout()
         self.compare_button = QPushButton("Compare…")
         self.compare_button.clicked.connect(self._compare_selected)
-        row.addWidget(self.compare_button)
+        crow.addWidget(self.compare_button)
+        crow.addStretch(1)
+        crow.addWidget(self.forecast.target_box)
+        col.addLayout(crow)
+        row = QHBoxLayout()
         self.activate_button = QPushButton("Activate")
         self.activate_button.setToolTip("Use the selected version for predictions "
                                         "(uncorrected images are predicted again)")

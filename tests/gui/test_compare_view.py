@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication
 
 from app.training import compare_worker
 from app.training.compare_view import ONLY_A_COLOR, ONLY_B_COLOR
@@ -126,14 +127,19 @@ def test_compare_one_selected_version_with_its_parent(qtbot, built, fake_model, 
         window.close()
 
 
-def test_forecast_appears_from_three_versions_on(qtbot, tmp_path, fake_model):
+def test_forecast_appears_from_three_versions_on(qtbot, tmp_path, fake_model, monkeypatch):
+    from PySide6.QtCore import QSize
+
+    from app import main_window
+
+    monkeypatch.setattr(main_window, "default_size", lambda _avail: QSize(1280, 720))
     two = build(tmp_path / "two", versions=2)
     window = make_window(qtbot, two.root)
     try:
         line = window.training.panel.forecast
         qtbot.waitUntil(lambda: len(window.training.panel.versions.ids()) == 2, timeout=5000)
-        assert line.isVisible()
-        assert "Need ≥ 3 versions" in line.label.text() and "more images" not in line.label.text()
+        assert not line.isVisible() and not line.target_box.isVisible()  # from three versions on
+        assert "more image" not in line.label.text()
         # a third version (as a fine-tune would save it): the forecast appears
         with Project.open(two.root) as project:
             active = project.models.active()
@@ -143,8 +149,14 @@ def test_forecast_appears_from_three_versions_on(qtbot, tmp_path, fake_model):
                                                     "held_out_scores": {s: [0.80, 0.5] for s in two.held}})
         window.training.refresh()
         text = line.label.text()
+        assert line.isVisible() and line.target_box.isVisible()
         assert text.startswith("Forecast: ") and "Need ≥" not in text
-        assert ("more images for IoU 0.85" in text or "flat" in text or "levels off" in text)
+        scroll = window.training.scroll  # the dock still fits a 1280x720 window
+        qtbot.waitUntil(lambda: window.training.dock.height() >= 220, timeout=3000)
+        QApplication.processEvents()
+        assert scroll.horizontalScrollBar().maximum() == 0
+        assert scroll.verticalScrollBar().maximum() == 0
+        assert ("more image" in text and "for IoU 0.85" in text) or "flat" in text or "levels off" in text
         # the user's target is used and kept in the project
         line.target.setValue(0.95)
         assert "0.95" in line.label.text() or "flat" in line.label.text()

@@ -59,7 +59,7 @@ def test_default_layout_at_1280x720_fits_after_a_run(qtbot, demo_dir, fake_model
     assert ctrl.scroll.verticalScrollBar().maximum() == 0
     assert ctrl.scroll.horizontalScrollBar().maximum() == 0
     for button in (ctrl.panel.activate_button, ctrl.panel.rollback_button,
-                   ctrl.panel.train_button):
+                   ctrl.panel.train_button, ctrl.panel.compare_button):
         assert _visible_in(button, viewport), button.text()
     assert ctrl.panel.rollback_button.isEnabled()
     assert not ctrl.panel.status_label.isVisible()  # the result line says it
