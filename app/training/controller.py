@@ -225,7 +225,7 @@ class TrainingController(QObject):
         self._forecast_key = key
         points = points_of_lineage(versions)
         self.panel.forecast.set_target(target)
-        self.panel.forecast.set_forecast(forecast(points, target) if points else None)
+        self.panel.set_forecast(forecast(points, target) if points else None)
 
     def _show_active_history(self, versions: list) -> None:
         """Reopened project: plot the active version's run (from the project's epoch log)."""

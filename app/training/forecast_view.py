@@ -39,20 +39,23 @@ class ForecastLine(QWidget):
         self.target.setDecimals(2)
         self.target.setSpecialValueText("auto")
         self.target.setPrefix("")
-        self.target.setToolTip("Target IoU of the forecast (auto: the next 0.05 step above the "
-                               "latest held-out IoU)")
+        self.target.setToolTip("Target IoU of the forecast above (auto: the next 0.05 step above "
+                               "the latest held-out IoU)")
         self.target.setValue(AUTO)
         self.target.valueChanged.connect(self._changed)
-        self.target_label = QLabel("target IoU")
-        self.target_label.setObjectName("mutedLabel")
         row.addWidget(self.label, 1)
+        # the target spin box alone (its tooltip names it; the line says "for IoU 0.90"): a
+        # label beside it would not fit the versions box of a 1280x720 window in either theme
         self.target_box = QWidget()
         trow = QHBoxLayout(self.target_box)
         trow.setContentsMargins(0, 0, 0, 0)
         trow.setSpacing(4)
-        trow.addWidget(self.target_label)
         trow.addWidget(self.target)
+        # two lines at most, whatever the width: a word-wrapped label's height-for-width would
+        # otherwise make the whole dock scroll (the full text is in the tooltip)
+        self.label.setFixedHeight(2 * self.label.fontMetrics().lineSpacing() + 2)
         self.forecast: Any = None
+        self.shown = False
         self.set_forecast(None)
 
     def _changed(self, value: float) -> None:
@@ -69,14 +72,16 @@ class ForecastLine(QWidget):
         three versions on only ("too_few": hidden)."""
         self.forecast = forecast
         shown = forecast is not None and forecast.status != "too_few"
+        self.shown = shown
         self.setVisible(shown)
         self.target_box.setVisible(shown)
         if forecast is None:
             self.label.clear()
             return
         self.label.setText(f"Forecast: {forecast.message}")
+        self.label.setToolTip(f"Forecast: {forecast.message}\n\n{TIP}")
         curve = forecast.curve
         fit = (f"\nFit: IoU(n) = {curve.a:.3f} − {curve.b:.3f}·n^(−{curve.c:.2f}) on "
                f"{forecast.points} versions; now {forecast.n_now} images, IoU "
                f"{forecast.iou_now:.3f}") if curve is not None and forecast.iou_now is not None else ""
-        self.label.setToolTip(TIP + fit)
+        self.label.setToolTip(self.label.toolTip() + fit)

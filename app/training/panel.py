@@ -26,6 +26,8 @@ NO_HELD_OUT = "too few done images to hold any out — no held-out numbers"
 MAX_NAMES_IN_TIP = 40
 RUN_BOX_WIDTH = 230
 PROGRESS_STEPS = 1000
+VERSIONS_MIN = 84                # versions table: header + 2 rows
+VERSIONS_MIN_WITH_FORECAST = 56  # header + 1 row
 
 
 def format_eta(seconds: float) -> str:
@@ -60,8 +62,8 @@ class TrainingPanel(QWidget):
         self.chart_box = self._chart_box()
         self.versions_box = self._versions_box()
         self.box_layout.addWidget(self.run_box)
-        self.box_layout.addWidget(self.chart_box, 1)
-        self.box_layout.addWidget(self.versions_box, 1)
+        self.box_layout.addWidget(self.chart_box, 2)
+        self.box_layout.addWidget(self.versions_box, 3)  # its table needs ~265 px for 4 columns
         self._running = False
         self._can_train = False
         self._active_id: int | None = None
@@ -150,7 +152,7 @@ class TrainingPanel(QWidget):
         self.forecast = ForecastLine()
         col.addWidget(self.forecast)
         # Compare… and the forecast's target on a row of their own: three buttons in one row
-        # would widen the dock past a 1280x720 window
+        # would widen the dock past a 1280x720 window (in either theme)
         crow = QHBoxLayout()
         self.compare_button = QPushButton("Compare…")
         self.compare_button.clicked.connect(self._compare_selected)
@@ -311,6 +313,12 @@ class TrainingPanel(QWidget):
         self.repredict_label.setText(text or "")
 
     # -- versions ---------------------------------------------------------------------------
+    def set_forecast(self, forecast: Any) -> None:
+        """The effort forecast (segcore.forecast.Forecast or None) under the versions table; while
+        it is shown the table may shrink to one row (it scrolls), so the dock still fits 720 px."""
+        self.forecast.set_forecast(forecast)
+        self.versions.setMinimumHeight(VERSIONS_MIN_WITH_FORECAST if self.forecast.shown else VERSIONS_MIN)
+
     def set_versions(self, versions: list[Any]) -> None:
         active = next((v for v in versions if v.active), None)
         self._active_id = active.id if active else None

@@ -100,7 +100,7 @@ class VersionsTable(QTableWidget):
         header.setMinimumSectionSize(20)
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(len(COLUMNS) - 1, QHeaderView.ResizeMode.Stretch)
-        self.setMinimumHeight(84)  # header + 2 rows; a 1280x720 window still shows the buttons
+        self.setMinimumHeight(84)  # header + 2 rows (panel.VERSIONS_MIN); a 1280x720 window still shows the buttons
         self._ids: list[int] = []
         self.itemSelectionChanged.connect(lambda: self.selectedVersionChanged.emit(self.selected_id()))
 

@@ -132,6 +132,9 @@ def test_forecast_appears_from_three_versions_on(qtbot, tmp_path, fake_model, mo
 
     from app import main_window
 
+    from app.theme import apply_theme
+
+    apply_theme(QApplication.instance(), "dark")  # the app always has a theme (wider widgets)
     monkeypatch.setattr(main_window, "default_size", lambda _avail: QSize(1280, 720))
     two = build(tmp_path / "two", versions=2)
     window = make_window(qtbot, two.root)
