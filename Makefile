@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed-runtime
 DEVSTAMP := $(VENV)/.installed-dev
 
-.PHONY: run test check bench bench-quick bench-suite bench-gui-vs-cli install dev clean demo probe-crash bundle bundle-check
+.PHONY: run test check bench bench-quick bench-suite bench-gui-vs-cli install dev clean demo probe-crash bench-journal bundle bundle-check
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,11 @@ bench-suite: $(DEVSTAMP)
 # needs the suite; ~25 min on 2 cores): tests/benchmarks/bench_gui_vs_cli.py.
 bench-gui-vs-cli: $(DEVSTAMP)
 	$(PY) -m tests.benchmarks.bench_gui_vs_cli $(GVC_ARGS)
+
+# Stroke journal's GUI-thread cost per finished stroke on a 4000x3000 mask (journal on / off
+# alternating in one run; ~1 min): tests/benchmarks/bench_journal.py. Numbers only.
+bench-journal: $(DEVSTAMP)
+	$(PY) -m tests.benchmarks.bench_journal $(JOURNAL_ARGS)
 
 # Crash probe (not part of `make test`): the real app under Xvfb, painted with xdotool and
 # killed N times; strokes lost by age and kill kind, corrupt masks, index integrity. JOURNAL=0
