@@ -60,7 +60,10 @@ class ScribbleParams:
     side (at least ``min_margin`` px). ``max_side``: the ROI's CRF runs at most at this long
     side. ``temperature`` > 1 flattens the model's probabilities (p^(1/T), renormalised)
     before the unary, so a confident but wrong prediction can be overruled near the strokes
-    by the pairwise terms; ``crf`` holds the kernel widths (full-resolution pixels) and
+    by the pairwise terms. ``colour_weight`` > 0 multiplies in a colour model of the ROI
+    (per-class colour histograms, pixels weighted by the model's probabilities and scribbled
+    pixels ``colour_weight`` times more for their label, raised to ``colour_power``): a stroke
+    on a missed part pulls in the pixels of its colour. ``crf`` holds the kernel widths (full-resolution pixels) and
     the number of mean-field iterations.
     """
 
@@ -68,6 +71,8 @@ class ScribbleParams:
     min_margin: int = 24
     max_side: int = 384
     temperature: float = 5.0
+    colour_weight: float = 50.0
+    colour_power: float = 1.0
     crf: CRFParams = CRFParams(iterations=8, bilateral_sxy=40.0, bilateral_srgb=10.0,
                                bilateral_compat=6.0, gaussian_compat=3.0, max_side=None)
 
@@ -306,11 +311,37 @@ def scribble_roi(scribbles: np.ndarray, params: ScribbleParams | None = None) ->
     return _grow(box, _margin(box, p.margin, p.min_margin), w, h)
 
 
-def _clamped_probs(probs: np.ndarray, scribbles: np.ndarray, temperature: float) -> np.ndarray:
+_BINS = 12  # colour histogram bins per channel (the scribbles' colour model)
+
+
+def _colour_likelihood(crop: np.ndarray, probs: np.ndarray, scribbles: np.ndarray,
+                       scribble_weight: float) -> np.ndarray:
+    """CxHxW p(colour | class) / Σ: per-class colour histograms of the ROI, each pixel counted
+    with the model's probability of the class and each scribbled pixel ``scribble_weight``
+    times for its label (so the strokes teach the colours of what they mark), smoothed."""
+    c = probs.shape[0]
+    q = (crop.astype(np.int32) * _BINS) // 256
+    idx = (q[..., 0] * _BINS + q[..., 1]) * _BINS + q[..., 2]
+    flat = idx.ravel()
+    marks = scribbles.ravel()
+    out = np.empty((c, idx.size), np.float32)
+    for k in range(c):
+        weights = probs[k].ravel().astype(np.float64) + scribble_weight * (marks == k)
+        hist = np.bincount(flat, weights, minlength=_BINS ** 3).reshape(_BINS, _BINS, _BINS)
+        hist = cv2.GaussianBlur(hist.reshape(_BINS, -1).astype(np.float32), (3, 3), 0).reshape(-1)
+        out[k] = (hist / max(float(hist.sum()), 1e-9))[flat] + 1e-6
+    out /= out.sum(axis=0, keepdims=True)
+    return out.reshape(c, *idx.shape)
+
+
+def _clamped_probs(probs: np.ndarray, scribbles: np.ndarray, temperature: float,
+                   colour: np.ndarray | None = None) -> np.ndarray:
     c = probs.shape[0]
     p = np.clip(probs.astype(np.float32, copy=False), _PROB_FLOOR, 1.0)
     if temperature != 1.0:
         p = p ** np.float32(1.0 / temperature)
+    if colour is not None:
+        p = p * colour
     p = p / p.sum(axis=0, keepdims=True)
     marked = scribbles != NO_SCRIBBLE
     if marked.any():
@@ -371,7 +402,10 @@ def scribble_refine(image_rgb: np.ndarray, probs: np.ndarray, scribbles: np.ndar
         for label in np.unique(sc[sc != NO_SCRIBBLE]):
             small[_down_bool(sc == label, scale)] = label
         sc = small
-    q = _clamped_probs(pr, sc, p.temperature)
+    colour = None
+    if p.colour_weight > 0:
+        colour = _colour_likelihood(crop, pr, sc, p.colour_weight) ** np.float32(p.colour_power)
+    q = _clamped_probs(pr, sc, p.temperature, colour)
     c, sh, sw = q.shape
     d = dcrf.DenseCRF2D(sw, sh, c)
     d.setUnaryEnergy(np.ascontiguousarray(-np.log(q).reshape(c, -1), dtype=np.float32))

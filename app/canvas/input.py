@@ -1,7 +1,7 @@
 """Mouse, wheel and keyboard handling of MaskCanvas (a mixin; kept apart from the API).
 
 Handled here (canvas has focus): ``[`` / ``]`` brush size, ctrl+wheel brush size, wheel zoom
-around the cursor, space+drag or middle-drag pan, Esc cancels a stroke, and fallbacks for
+around the cursor, space+drag or middle-drag pan, Esc cancels a stroke (or clears the scribbles), and fallbacks for
 the keys the shell normally owns as QActions (an action's shortcut wins, so no double
 handling): B brush, E eraser, G fill, H pan, X box, S scribble, M mask, O boundary, D diff, F fit, 1 actual size.
 """
@@ -154,6 +154,8 @@ class CanvasInputMixin:
             self.state.step_brush(-1)
         elif key == Qt.Key.Key_Escape and self._tool.active():
             self._tool.cancel(self)
+        elif key == Qt.Key.Key_Escape and self.assist.has_scribbles():
+            self.assist.clear_scribbles()
         elif mods != Qt.KeyboardModifier.NoModifier:
             super().keyPressEvent(event)
             return
