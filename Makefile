@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed-runtime
 DEVSTAMP := $(VENV)/.installed-dev
 
-.PHONY: run test check bench bench-quick bench-suite bench-gui-vs-cli install dev clean demo probe-crash bundle bundle-check
+.PHONY: run test check bench bench-quick bench-suite bench-gui-vs-cli bench-assist install dev clean demo probe-crash bundle bundle-check
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,12 @@ bench-suite: $(DEVSTAMP)
 # needs the suite; ~25 min on 2 cores): tests/benchmarks/bench_gui_vs_cli.py.
 bench-gui-vs-cli: $(DEVSTAMP)
 	$(PY) -m tests.benchmarks.bench_gui_vs_cli $(GVC_ARGS)
+
+# Assisted masks vs the brush (issue 16): a simulated clicker (boxes → GrabCut, scribbles →
+# DenseCRF on a k=5 model's probabilities) on weizmann_horse and ph2_skin_lesion (needs the suite;
+# ~10 min on 2 cores): tests/benchmarks/bench_assist.py. ASSIST_ARGS="--n 20" for fewer images.
+bench-assist: $(DEVSTAMP)
+	$(PY) -m tests.benchmarks.bench_assist $(ASSIST_ARGS)
 
 # Crash probe (not part of `make test`): the real app under Xvfb, painted with xdotool and
 # killed N times; strokes lost by age and kill kind, corrupt masks, index integrity. JOURNAL=0

@@ -30,7 +30,7 @@ from .errors import CRFUnavailableError
 
 __all__ = ["NO_SCRIBBLE", "GrabCutParams", "ScribbleParams", "ScribbleResult", "apply_box",
            "box_update", "draw_stroke", "grabcut_box", "grabcut_refine", "merge_scribble_update",
-           "refine_update", "scribble_refine", "scribble_roi", "scribble_update"]
+           "refine_update", "roi_around", "scribble_refine", "scribble_roi", "scribble_update"]
 
 Box = tuple[int, int, int, int]
 NO_SCRIBBLE = 255
@@ -44,12 +44,14 @@ class GrabCutParams:
     """``margin``: context around the box, as a fraction of its longer side (at least
     ``min_margin`` px): GrabCut learns its background colours from this ring. ``max_side``:
     the crop is downscaled to this long side before ``cv2.grabCut`` (GrabCut is O(pixels ×
-    iterations); 512 keeps a box well under a second on 2 cores)."""
+    iterations)). Measured on a PH2 lesion box (686×572 crop, 2 busy cores): 384 px with 3
+    iterations took 0.39 s for IoU 0.956; 512 px / 5 iterations 1.2 s for 0.948; 256 px / 3
+    iterations 0.12 s for 0.929."""
 
-    iterations: int = 5
+    iterations: int = 3
     margin: float = 0.15
     min_margin: int = 12
-    max_side: int = 512
+    max_side: int = 384
 
 
 @dataclass(frozen=True)
@@ -172,8 +174,8 @@ def _run_grabcut(crop: np.ndarray, gc_mask: np.ndarray, iterations: int) -> np.n
         return None
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     try:
-        cv2.grabCut(np.ascontiguousarray(crop), labels, None, bgd, fgd, int(max(1, iterations)),
-                    cv2.GC_INIT_WITH_MASK)
+        cv2.grabCut(np.ascontiguousarray(crop), labels, (0, 0, 0, 0), bgd, fgd,  # rect unused
+                    int(max(1, iterations)), cv2.GC_INIT_WITH_MASK)
     except cv2.error:
         return None
     return ((labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)).astype(np.float32)
@@ -302,13 +304,15 @@ class ScribbleResult:
 
 def scribble_roi(scribbles: np.ndarray, params: ScribbleParams | None = None) -> Box | None:
     """The scribbles' bounding box grown by the margin, clipped; None without scribbles."""
-    p = params or ScribbleParams()
     marks = np.asarray(scribbles) != NO_SCRIBBLE
     box = _bbox(marks)
-    if box is None:
-        return None
-    h, w = marks.shape
-    return _grow(box, _margin(box, p.margin, p.min_margin), w, h)
+    return None if box is None else roi_around(box, marks.shape, params)
+
+
+def roi_around(box: Box, shape: tuple[int, int], params: ScribbleParams | None = None) -> Box:
+    """``box`` (the strokes' bounding box) grown by the ROI margin, clipped to ``shape``."""
+    p = params or ScribbleParams()
+    return _grow(box, _margin(box, p.margin, p.min_margin), int(shape[1]), int(shape[0]))
 
 
 _BINS = 12  # colour histogram bins per channel (the scribbles' colour model)
@@ -320,18 +324,22 @@ def _colour_likelihood(crop: np.ndarray, probs: np.ndarray, scribbles: np.ndarra
     with the model's probability of the class and each scribbled pixel ``scribble_weight``
     times for its label (so the strokes teach the colours of what they mark), smoothed."""
     c = probs.shape[0]
-    q = (crop.astype(np.int32) * _BINS) // 256
-    idx = (q[..., 0] * _BINS + q[..., 1]) * _BINS + q[..., 2]
-    flat = idx.ravel()
+    bins = (crop.astype(np.int32) * _BINS) // 256
+    flat = ((bins[..., 0] * _BINS + bins[..., 1]) * _BINS + bins[..., 2]).ravel()
     marks = scribbles.ravel()
-    out = np.empty((c, idx.size), np.float32)
+    out = np.empty((c, flat.size), np.float32)
     for k in range(c):
         weights = probs[k].ravel().astype(np.float64) + scribble_weight * (marks == k)
         hist = np.bincount(flat, weights, minlength=_BINS ** 3).reshape(_BINS, _BINS, _BINS)
-        hist = cv2.GaussianBlur(hist.reshape(_BINS, -1).astype(np.float32), (3, 3), 0).reshape(-1)
-        out[k] = (hist / max(float(hist.sum()), 1e-9))[flat] + 1e-6
+        for axis in range(3):  # [1 2 1] / 4 along each colour axis
+            padded = np.pad(hist, [(1, 1) if a == axis else (0, 0) for a in range(3)])
+            lo = np.take(padded, range(0, _BINS), axis=axis)
+            hi = np.take(padded, range(2, _BINS + 2), axis=axis)
+            hist = 0.5 * hist + 0.25 * (lo + hi)
+        table = hist.ravel() / max(float(hist.sum()), 1e-9)
+        out[k] = table[flat] + 1e-6
     out /= out.sum(axis=0, keepdims=True)
-    return out.reshape(c, *idx.shape)
+    return out.reshape(c, *crop.shape[:2])
 
 
 def _clamped_probs(probs: np.ndarray, scribbles: np.ndarray, temperature: float,

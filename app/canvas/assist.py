@@ -216,18 +216,14 @@ class AssistController(QObject):
     def _start_scribble_job(self) -> None:
         if self.busy() or self._dirty is None or self._scribbles is None:
             return
-        from segcore.assist import ScribbleParams, scribble_roi, scribble_update
+        from segcore.assist import roi_around, scribble_update
 
         doc, stem = self.canvas.document(), self.canvas.current_stem()
         image = self.canvas.image_rgb()
         if doc is None or stem is None or image is None or doc is not self._scribble_doc:
             return
         dirty, self._dirty = self._dirty, None
-        dirty_marks = np.full(doc.mask.shape, 255, np.uint8)
-        dirty_marks[dirty.slices()] = self._scribbles[dirty.slices()]
-        roi = scribble_roi(dirty_marks, ScribbleParams())
-        if roi is None:
-            return
+        roi = roi_around(tuple(dirty), doc.mask.shape)  # around the strokes not yet refined
         scribbles, mask, active, source = self._scribbles.copy(), doc.mask.copy(), \
             self.canvas.active_class(), self._source
 
