@@ -59,8 +59,9 @@ class ScribbleParams:
     """DenseCRF on the model's probabilities around the scribbles.
 
     ``margin``: the ROI is the scribbles' bounding box grown by this fraction of its longer
-    side (at least ``min_margin`` px). ``max_side``: the ROI's CRF runs at most at this long
-    side. ``temperature`` > 1 flattens the model's probabilities (p^(1/T), renormalised)
+    side (at least ``min_margin`` px); a wide ROI costs little (the CRF runs at ``max_side``)
+    and keeps the ROI's straight edges away from where the strokes change the mask.
+    ``max_side``: the ROI's CRF runs at most at this long side. ``temperature`` > 1 flattens the model's probabilities (p^(1/T), renormalised)
     before the unary, so a confident but wrong prediction can be overruled near the strokes
     by the pairwise terms. ``colour_weight`` > 0 multiplies in a colour model of the ROI
     (per-class colour histograms, pixels weighted by the model's probabilities and scribbled
@@ -69,13 +70,13 @@ class ScribbleParams:
     the number of mean-field iterations.
     """
 
-    margin: float = 0.5
-    min_margin: int = 24
-    max_side: int = 384
+    margin: float = 1.0
+    min_margin: int = 48
+    max_side: int = 320
     temperature: float = 5.0
     colour_weight: float = 50.0
     colour_power: float = 1.0
-    crf: CRFParams = CRFParams(iterations=8, bilateral_sxy=40.0, bilateral_srgb=10.0,
+    crf: CRFParams = CRFParams(iterations=5, bilateral_sxy=40.0, bilateral_srgb=10.0,
                                bilateral_compat=6.0, gaussian_compat=3.0, max_side=None)
 
 

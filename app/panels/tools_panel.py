@@ -81,8 +81,12 @@ class ToolsPanel(QWidget):
         grid.setSpacing(4)
         for i, name in enumerate(("tool_brush", "tool_eraser", "tool_fill", "tool_pan")):
             grid.addWidget(_tool_button(self.actions[name]), 0, i)
-        for i, name in enumerate(("tool_box", "tool_scribble", "refine_box")):  # assists
-            grid.addWidget(_tool_button(self.actions[name]), 1, i)
+        assists = QHBoxLayout()  # a row of its own: "Scribble" needs more than a column
+        assists.setSpacing(4)
+        for name, short in (("tool_box", "Box"), ("tool_scribble", "Scribble"), ("refine_box", "Refine")):
+            self.actions[name].setIconText(short)  # the menu keeps the full name
+            assists.addWidget(_tool_button(self.actions[name]), 1)
+        grid.addLayout(assists, 1, 0, 1, 4)
         self.brush_slider = QSlider(Qt.Orientation.Horizontal)
         self.brush_slider.setRange(MIN_BRUSH, SLIDER_MAX_BRUSH)
         self.brush_slider.setToolTip("Brush diameter in image pixels ( [ and ] or Ctrl+wheel )")
