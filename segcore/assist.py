@@ -61,8 +61,8 @@ class ScribbleParams:
     ``margin``: the ROI is the scribbles' bounding box grown by this fraction of its longer
     side (at least ``min_margin`` px); a wide ROI costs little (the CRF runs at ``max_side``)
     and keeps the ROI's straight edges away from where the strokes change the mask.
-    ``max_side``: the ROI's CRF runs at most at this long side. ``temperature`` > 1 flattens the model's probabilities (p^(1/T), renormalised)
-    before the unary, so a confident but wrong prediction can be overruled near the strokes
+    ``max_side``: the ROI's CRF runs at most at this long side. ``temperature`` > 1 flattens
+    the model's probabilities (p^(1/T), renormalised) before the unary, so a confident but wrong prediction can be overruled near the strokes
     by the pairwise terms. ``colour_weight`` > 0 multiplies in a colour model of the ROI
     (per-class colour histograms, pixels weighted by the model's probabilities and scribbled
     pixels ``colour_weight`` times more for their label, raised to ``colour_power``): a stroke
