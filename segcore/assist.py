@@ -62,12 +62,13 @@ class ScribbleParams:
     side (at least ``min_margin`` px); a wide ROI costs little (the CRF runs at ``max_side``)
     and keeps the ROI's straight edges away from where the strokes change the mask.
     ``max_side``: the ROI's CRF runs at most at this long side. ``temperature`` > 1 flattens
-    the model's probabilities (p^(1/T), renormalised) before the unary, so a confident but wrong prediction can be overruled near the strokes
-    by the pairwise terms. ``colour_weight`` > 0 multiplies in a colour model of the ROI
-    (per-class colour histograms, pixels weighted by the model's probabilities and scribbled
-    pixels ``colour_weight`` times more for their label, raised to ``colour_power``): a stroke
-    on a missed part pulls in the pixels of its colour. ``crf`` holds the kernel widths (full-resolution pixels) and
-    the number of mean-field iterations.
+    the model's probabilities (p^(1/T), renormalised) before the unary, so a confident but
+    wrong prediction can be overruled near the strokes by the pairwise terms.
+    ``colour_weight`` > 0 multiplies in a colour model of the ROI (per-class colour
+    histograms, pixels weighted by the model's probabilities and scribbled pixels
+    ``colour_weight`` times more for their label, raised to ``colour_power``): a stroke on a
+    missed part pulls in the pixels of its colour. ``crf`` holds the kernel widths
+    (full-resolution pixels) and the number of mean-field iterations.
     """
 
     margin: float = 1.0
