@@ -234,9 +234,11 @@ class Session(QObject):
         if self._closed:
             return
         if stem == self.current and stem == self.canvas.current_stem():
+            assist = getattr(self.canvas, "assist", None)  # a box / scribble at work is an edit
             untouched = (not self.canvas.has_edits() and self.saver.pending_mask(stem) is None
                          and not self.project.mask_path(stem).is_file()
-                         and QApplication.mouseButtons() == Qt.MouseButton.NoButton)
+                         and QApplication.mouseButtons() == Qt.MouseButton.NoButton
+                         and not (assist is not None and (assist.busy() or assist.has_scribbles())))
             if untouched and self._image is not None:
                 self._put_on_canvas(stem, None, mask)  # show it as the starting mask
             else:

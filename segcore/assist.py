@@ -507,6 +507,17 @@ def refine_update(image_rgb: np.ndarray, mask: np.ndarray, rect: Box, after_box:
     return Update(rect, pixels, "grabcut")
 
 
+#: how often a DenseCRF edit that runs into its ROI's edge is redone on a ROI twice the size
+GROW_TRIES = 1
+
+
+def _cut_by_roi(changed: np.ndarray, box: Box, w: int, h: int) -> bool:
+    """Does the change touch an edge of ``box`` that is not the image's edge?"""
+    x0, y0, x1, y1 = box
+    return bool((x0 > 0 and changed[:, 0].any()) or (x1 < w and changed[:, -1].any())
+                or (y0 > 0 and changed[0].any()) or (y1 < h and changed[-1].any()))
+
+
 def scribble_update(image_rgb: np.ndarray, mask: np.ndarray, scribbles: np.ndarray, active: int,
                     probs: np.ndarray | None = None, roi: Box | None = None,
                     params: ScribbleParams | None = None,
@@ -517,29 +528,36 @@ def scribble_update(image_rgb: np.ndarray, mask: np.ndarray, scribbles: np.ndarr
     :func:`scribble_refine` (method "densecrf"). Otherwise GrabCut in mask mode on the ROI
     with the current mask of ``active`` as probable labels, the mask around the ROI as
     definite context and the scribbles as definite seeds (method "grabcut-fallback").
-    Either proposal goes through :func:`merge_scribble_update`. None without scribbles.
+    Either proposal goes through :func:`merge_scribble_update`. When the DenseCRF edit runs
+    into an edge of the ROI (it would end in a straight cut), it is redone once on the ROI
+    grown by half its size on every side (GROW_TRIES). None without scribbles.
     """
     p = params or ScribbleParams()
     h, w = mask.shape
     roi = roi if roi is not None else scribble_roi(scribbles, p)
     if roi is None:
         return None
-    x0, y0, x1, y1 = _clip(roi, w, h)
-    sub = (slice(y0, y1), slice(x0, x1))
-    proposed: np.ndarray | None = None
-    method = "densecrf"
+    box = _clip(roi, w, h)
     if probs is not None and active < probs.shape[0] and crf_available()[0]:
-        result = scribble_refine(image_rgb, probs, scribbles, (x0, y0, x1, y1), p)
-        proposed = None if result is None else result.labels
-    if proposed is None:
-        method = "grabcut-fallback"
-        marks = np.asarray(scribbles) != NO_SCRIBBLE
-        fg = marks & (scribbles == active)
-        bg = marks & (scribbles != active)
-        fg_result = grabcut_refine(image_rgb, (x0, y0, x1, y1), mask == active, fg, bg, grabcut,
-                                   ring="prior")[sub]
-        cur = mask[sub]
-        proposed = np.where(fg_result, np.uint8(active),
-                            np.where(cur == active, np.uint8(0), cur)).astype(np.uint8)
-    pixels = merge_scribble_update(mask[sub], proposed, scribbles[sub], active)
-    return Update((x0, y0, x1, y1), pixels, method)
+        for attempt in range(1 + GROW_TRIES):
+            sub = (slice(box[1], box[3]), slice(box[0], box[2]))
+            result = scribble_refine(image_rgb, probs, scribbles, box, p)
+            if result is None:
+                break
+            pixels = merge_scribble_update(mask[sub], result.labels, scribbles[sub], active)
+            if attempt == GROW_TRIES or not _cut_by_roi(pixels != mask[sub], box, w, h):
+                return Update(box, pixels, "densecrf")
+            # the change runs into the ROI's edge: the edit would end in a straight cut
+            box = roi_around(box, (h, w), ScribbleParams(margin=0.5, min_margin=0))
+    x0, y0, x1, y1 = box
+    sub = (slice(y0, y1), slice(x0, x1))
+    marks = np.asarray(scribbles) != NO_SCRIBBLE
+    fg = marks & (scribbles == active)
+    bg = marks & (scribbles != active)
+    fg_result = grabcut_refine(image_rgb, box, mask == active, fg, bg, grabcut, ring="prior")[sub]
+    cur = mask[sub]
+    proposed = np.where(fg_result, np.uint8(active),
+                        np.where(cur == active, np.uint8(0), cur)).astype(np.uint8)
+    pixels = merge_scribble_update(cur, proposed, scribbles[sub], active)
+    method = "grabcut-fallback"
+    return Update(box, pixels, method)
