@@ -340,11 +340,12 @@ def main(argv: list[str] | None = None) -> int:
     record("assist", results)
     headers = ["dataset", "method", *[f"IoU {n}" for n in CHECKPOINTS], "actions to 0.85 (reached)",
                "actions to 0.9 (reached)", "ms/action median", "ms/action p95"]
-    title = (f"Assisted masks vs brush: simulated clicker ({args.n} test images per dataset, "
-             "k=5 model, default brush 15 px)")
+    title = (f"Assisted masks vs brush: simulated clicker (test split, at most {args.n} images "
+             "per dataset, k=5 model, default brush 15 px)")
     text = report(title, headers, rows)
     if lat is not None:
         note = (f"_Run {started:%Y-%m-%d %H:%M}–{ended:%H:%M} UTC on {_commit()}, 2 cores, no GPU. "
+                "Images: " + ", ".join(f"{d} {results[f'{d}/brush']['n']}" for d in DATASETS) + ". "
                 f"Actions = boxes (one per object: {results['weizmann_horse/boxes_per_image']:.2f} / "
                 f"{results['ph2_skin_lesion/boxes_per_image']:.2f} per image) and strokes; "
                 "IoU n = mean IoU after n actions (0 = the starting mask; a session that reached "
