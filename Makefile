@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed-runtime
 DEVSTAMP := $(VENV)/.installed-dev
 
-.PHONY: run test check bench bench-quick bench-suite bench-gui-vs-cli install dev clean demo probe-crash bench-journal bundle bundle-check
+.PHONY: run test check bench bench-quick bench-suite bench-gui-vs-cli bench-assist install dev clean demo probe-crash bench-journal bundle bundle-check
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -66,6 +66,12 @@ bench-gui-vs-cli: $(DEVSTAMP)
 # alternating in one run; ~1 min): tests/benchmarks/bench_journal.py. Numbers only.
 bench-journal: $(DEVSTAMP)
 	$(PY) -m tests.benchmarks.bench_journal $(JOURNAL_ARGS)
+
+# Assisted masks vs the brush (issue 16): a simulated clicker (boxes → GrabCut, scribbles →
+# DenseCRF on a k=5 model's probabilities) on weizmann_horse and ph2_skin_lesion (needs the suite;
+# ~10 min on 2 cores): tests/benchmarks/bench_assist.py. ASSIST_ARGS="--n 20" for fewer images.
+bench-assist: $(DEVSTAMP)
+	$(PY) -m tests.benchmarks.bench_assist $(ASSIST_ARGS)
 
 # Crash probe (not part of `make test`): the real app under Xvfb, painted with xdotool and
 # killed N times; strokes lost by age and kill kind, corrupt masks, index integrity. JOURNAL=0
