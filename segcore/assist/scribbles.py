@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
 
-from ..crf import CRFParams, crf_available
+from ..crf import CRFParams, crf_available, mean_field
 from ..errors import CRFUnavailableError
 from ._geometry import (NO_SCRIBBLE, Box, Update, _bbox, _check_image, _clip, _down, _down_bool,
                         _grow, _margin, _scale_for, _up_soft)
@@ -145,7 +145,6 @@ def scribble_refine(image_rgb: np.ndarray, probs: np.ndarray, scribbles: np.ndar
     ok, reason = crf_available()
     if not ok:
         raise CRFUnavailableError(reason)
-    import pydensecrf.densecrf as dcrf
 
     sl = (slice(y0, y1), slice(x0, x1))
     rw, rh = x1 - x0, y1 - y0
@@ -166,14 +165,9 @@ def scribble_refine(image_rgb: np.ndarray, probs: np.ndarray, scribbles: np.ndar
     if p.colour_weight > 0:
         colour = _colour_likelihood(crop, pr, sc, p.colour_weight) ** np.float32(p.colour_power)
     q = _clamped_probs(pr, sc, p.temperature, colour)
-    c, sh, sw = q.shape
-    d = dcrf.DenseCRF2D(sw, sh, c)
-    d.setUnaryEnergy(np.ascontiguousarray(-np.log(q).reshape(c, -1), dtype=np.float32))
     cp = p.crf
-    d.addPairwiseGaussian(sxy=cp.gaussian_sxy * scale, compat=cp.gaussian_compat)
-    d.addPairwiseBilateral(sxy=cp.bilateral_sxy * scale, srgb=cp.bilateral_srgb,
-                           rgbim=np.array(crop, np.uint8, order="C"), compat=cp.bilateral_compat)
-    out = np.asarray(d.inference(int(cp.iterations)), np.float32).reshape(c, sh, sw)
+    out = mean_field(np.ascontiguousarray(crop, np.uint8), q,
+                     replace(cp, gaussian_sxy=cp.gaussian_sxy * scale, bilateral_sxy=cp.bilateral_sxy * scale))
     if scale < 1.0:
         out = np.stack([_up_soft(ch, rw, rh) for ch in out])
     labels = out.argmax(axis=0).astype(np.uint8)
