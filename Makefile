@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed-runtime
 DEVSTAMP := $(VENV)/.installed-dev
 
-.PHONY: run test check bench bench-quick bench-suite bench-forecast bench-gui-vs-cli install dev clean demo probe-crash bundle bundle-check
+.PHONY: run test check bench bench-quick bench-suite bench-forecast bench-gui-vs-cli bench-assist install dev clean demo probe-crash bench-journal bundle bundle-check
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +62,17 @@ bench-suite: $(DEVSTAMP)
 bench-gui-vs-cli: $(DEVSTAMP)
 	$(PY) -m tests.benchmarks.bench_gui_vs_cli $(GVC_ARGS)
 
+# Stroke journal's GUI-thread cost per finished stroke on a 4000x3000 mask (journal on / off
+# alternating in one run; ~1 min): tests/benchmarks/bench_journal.py. Numbers only.
+bench-journal: $(DEVSTAMP)
+	$(PY) -m tests.benchmarks.bench_journal $(JOURNAL_ARGS)
+
+# Assisted masks vs the brush (issue 16): a simulated clicker (boxes → GrabCut, scribbles →
+# DenseCRF on a k=5 model's probabilities) on weizmann_horse and ph2_skin_lesion (needs the suite;
+# ~10 min on 2 cores): tests/benchmarks/bench_assist.py. ASSIST_ARGS="--n 20" for fewer images.
+bench-assist: $(DEVSTAMP)
+	$(PY) -m tests.benchmarks.bench_assist $(ASSIST_ARGS)
+
 # Crash probe (not part of `make test`): the real app under Xvfb, painted with xdotool and
 # killed N times; strokes lost by age and kill kind, corrupt masks, index integrity. JOURNAL=0
 # runs it without the journal. Each run is appended to tests/benchmarks/out/probe_crash_*.jsonl
@@ -88,7 +99,7 @@ clean:
 
 # The effort forecast (segcore.forecast) against the simulated annotator: the suite harness at
 # k = 5,10,15,20,50 (session protocol), the curve fitted up to k = 20, its IoU at k = 50 vs the
-# measured one (~35 min on 2 cores; FORECAST_ARGS="report" reprints from the jsonl).
+# measured one (~41 min on 2 cores; FORECAST_ARGS="report" reprints from the jsonl).
 FORECAST_ARGS ?= run
 bench-forecast: $(DEVSTAMP)
 	$(PY) -m tests.benchmarks.bench_forecast $(FORECAST_ARGS)

@@ -91,6 +91,19 @@ SPECS: tuple[ActionSpec, ...] = (
     ActionSpec("tool_pan", "&Pan", "Tools",
                "Drag to move the view (space-drag or middle button work with any tool)",
                ("H",), "pan", checkable=True, group="tool", handler=lambda w, _: w.editor.set_tool("pan")),
+    ActionSpec("tool_box", "Bo&x (GrabCut)", "Tools",
+               "Drag a box around an object: GrabCut sets its mask in the active class "
+               "(then correct with brush / eraser and Refine Box)", ("X",), "box",
+               checkable=True, group="tool", handler=lambda w, _: w.editor.set_tool("box")),
+    ActionSpec("tool_scribble", "&Scribble", "Tools",
+               "Left-drag: foreground (active class), right-drag or Shift+drag: background; "
+               "each stroke refines the mask around it on the model's probabilities (DenseCRF; "
+               "GrabCut before the first model). Esc clears the scribbles", ("S",), "scribble",
+               checkable=True, group="tool", handler=lambda w, _: w.editor.set_tool("scribble")),
+    ActionSpec("refine_box", "&Refine Box", "Tools",
+               "GrabCut again in the last box, with the brush / eraser strokes painted since as "
+               "certain foreground / background (one undo step)", ("Shift+X",), "refine",
+               handler=lambda w, _: w.canvas.assist.refine_box()),
     ActionSpec("edit_classes", "C&lasses…", "Tools",
                "Add, rename, recolour, reorder or delete classes (deleting remaps the masks)",
                ("Ctrl+Shift+L",), handler=lambda w, _: w.show_classes()),

@@ -26,7 +26,7 @@ from segcore.crf import CRFParams
 if TYPE_CHECKING:
     from .settings import Settings
 
-TOOLS = ("brush", "eraser", "fill", "pan")
+TOOLS = ("brush", "eraser", "fill", "pan", "box", "scribble")
 LAYERS = ("mask", "boundary", "diff")
 MIN_BRUSH, MAX_BRUSH = 1, 500
 MIN_BOUNDARY, MAX_BOUNDARY = 1, 20

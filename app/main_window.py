@@ -46,7 +46,7 @@ from .training import attach_training
 from .workers.thumbnails import ThumbnailProvider
 
 TOOLBAR = ("open_folder", None, "previous_image", "next_image", "next_unlabelled", None, "undo",
-           "redo", None, "tool_brush", "tool_eraser", "tool_fill", "tool_pan", None, "fit",
+           "redo", None, "tool_brush", "tool_eraser", "tool_fill", "tool_pan", "tool_box", "tool_scribble", None, "fit",
            "zoom_actual", None, "show_mask", "show_boundary", "show_diff", None,
            "accept_prediction", "mark_done", "done_next", "crf")
 LABEL_ACTIONS = ("mark_done", "done_next", "skip_image", "reset_image", "partial_labels",
@@ -188,6 +188,7 @@ class MainWindow(QMainWindow):
         c.undoStackChanged.connect(self._set_undo_stack)
         c.zoomChanged.connect(self.status.set_zoom)
         c.cursorMoved.connect(self.status.set_pixel)
+        c.assist.message.connect(self.status.showMessage)
         self.image_list.stemActivated.connect(self.show_stem)
         self.thumbs.failed.connect(self._thumb_failed)
 
@@ -355,7 +356,8 @@ class MainWindow(QMainWindow):
             self.editor.set_tool("pan")
         else:
             self.banner.hide()
-        for name in ("tool_brush", "tool_eraser", "tool_fill", "clear_mask", *LABEL_ACTIONS):
+        for name in ("tool_brush", "tool_eraser", "tool_fill", "tool_box", "tool_scribble", "refine_box",
+                     "clear_mask", *LABEL_ACTIONS):
             self.actions[name].setEnabled(not ro)
         self._update_accept()
         self.status.set_save_state("read-only" if ro else "saved")

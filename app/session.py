@@ -71,6 +71,8 @@ class Session(QObject):
         self.worker.modelFailed.connect(self.modelFailed)
         self.worker.busyChanged.connect(self.predictionBusy)
         canvas.strokeFinished.connect(self._stroke_finished)
+        if hasattr(canvas, "set_probability_source"):  # scribbles refine the model's probabilities
+            canvas.set_probability_source(self.worker.probabilities)
         self._closed = False
         self._image: np.ndarray | None = None
         self._base_on_disk = False  # the mask show() put on the canvas is the file on disk
@@ -232,9 +234,11 @@ class Session(QObject):
         if self._closed:
             return
         if stem == self.current and stem == self.canvas.current_stem():
+            assist = getattr(self.canvas, "assist", None)  # a box / scribble at work is an edit
             untouched = (not self.canvas.has_edits() and self.saver.pending_mask(stem) is None
                          and not self.project.mask_path(stem).is_file()
-                         and QApplication.mouseButtons() == Qt.MouseButton.NoButton)
+                         and QApplication.mouseButtons() == Qt.MouseButton.NoButton
+                         and not (assist is not None and (assist.busy() or assist.has_scribbles())))
             if untouched and self._image is not None:
                 self._put_on_canvas(stem, None, mask)  # show it as the starting mask
             else:
@@ -258,6 +262,9 @@ class Session(QObject):
         if self._closed:
             return
         self._closed = True
+        if hasattr(self.canvas, "set_probability_source"):
+            self.canvas.set_probability_source(None)
+            self.canvas.assist.wait()
         self.saver.close()
         self.journal.close()  # keeps its file for replay if anything is still unsaved
         if self.cold_start is not None:

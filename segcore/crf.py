@@ -123,6 +123,13 @@ def _run(dcrf: Any, image: np.ndarray, p: np.ndarray, params: CRFParams) -> np.n
     return np.asarray(q, dtype=np.float32).reshape(c, h, w)
 
 
+def mean_field(image_rgb: np.ndarray, probs: np.ndarray, params: CRFParams) -> np.ndarray:
+    """DenseCRF's CxHxW marginals of normalised ``probs`` on uint8 ``image_rgb`` of the same
+    size, kernels as given (no resizing, no checks): the one place pydensecrf is called
+    (``refine`` and segcore.assist's scribbles)."""
+    return _run(_import_dcrf(), image_rgb, probs, params)
+
+
 def refine(image_rgb: np.ndarray, probs: np.ndarray, params: CRFParams | None = None) -> np.ndarray:
     """DenseCRF-refined CxHxW float32 probabilities for ``image_rgb`` (see module docstring).
 

@@ -1,9 +1,9 @@
 """Mouse, wheel and keyboard handling of MaskCanvas (a mixin; kept apart from the API).
 
 Handled here (canvas has focus): ``[`` / ``]`` brush size, ctrl+wheel brush size, wheel zoom
-around the cursor, space+drag or middle-drag pan, Esc cancels a stroke, and fallbacks for
+around the cursor, space+drag or middle-drag pan, Esc cancels a stroke (or clears the scribbles), and fallbacks for
 the keys the shell normally owns as QActions (an action's shortcut wins, so no double
-handling): B brush, E eraser, G fill, H pan, M mask, O boundary, D diff, F fit, 1 actual size.
+handling): B brush, E eraser, G fill, H pan, X box, S scribble, M mask, O boundary, D diff, F fit, 1 actual size.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from PySide6.QtGui import QKeyEvent, QMouseEvent, QWheelEvent
 
 WHEEL_ZOOM_BASE = 1.0015  # per 1/8 degree: one notch (120) ≈ ×1.2
 
-_TOOL_KEYS = {Qt.Key.Key_B: "brush", Qt.Key.Key_E: "eraser", Qt.Key.Key_G: "fill", Qt.Key.Key_H: "pan"}
+_TOOL_KEYS = {Qt.Key.Key_B: "brush", Qt.Key.Key_E: "eraser", Qt.Key.Key_G: "fill", Qt.Key.Key_H: "pan",
+              Qt.Key.Key_X: "box", Qt.Key.Key_S: "scribble"}
 _LAYER_KEYS = {Qt.Key.Key_M: "mask", Qt.Key.Key_O: "boundary", Qt.Key.Key_D: "diff"}
 
 
@@ -25,6 +26,7 @@ class CanvasInputMixin:
         self._space_down = False
         self._pan_anchor: QPointF | None = None
         self._pan_button = Qt.MouseButton.NoButton
+        self._tool_button = Qt.MouseButton.LeftButton  # the button the active tool drags with
         self._last_image_pt: tuple[float, float] = (0.0, 0.0)
         self._last_cursor_px: tuple[int, int] | None = None
         self._update_cursor_shape()
@@ -60,7 +62,14 @@ class CanvasInputMixin:
             self._update_cursor_shape()
             event.accept()
             return
-        if button == Qt.MouseButton.LeftButton and self._doc is not None:
+        takes_right = self._tool.takes_background and button == Qt.MouseButton.RightButton
+        if (button == Qt.MouseButton.LeftButton or takes_right) and self._doc is not None:
+            if self._tool.active():  # the other button is already drawing
+                event.accept()
+                return
+            shift = bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier)
+            self._tool.background = takes_right or (self._tool.takes_background and shift)
+            self._tool_button = button
             self._last_image_pt = self.image_point(event.position())
             self._tool.press(self, self._last_image_pt)
             event.accept()
@@ -79,7 +88,7 @@ class CanvasInputMixin:
             return
         pt = self.image_point(pos)
         self._track_cursor(pt)
-        if self._tool.active() and event.buttons() & Qt.MouseButton.LeftButton:
+        if self._tool.active() and event.buttons() & self._tool_button:
             self._last_image_pt = pt
             self._tool.move(self, pt)
         event.accept()
@@ -90,7 +99,7 @@ class CanvasInputMixin:
             self._update_cursor_shape()
             event.accept()
             return
-        if event.button() == Qt.MouseButton.LeftButton and self._tool.active():
+        if event.button() == self._tool_button and self._tool.active():
             self._last_image_pt = self.image_point(event.position())
             self._tool.release(self, self._last_image_pt)
             event.accept()
@@ -145,6 +154,8 @@ class CanvasInputMixin:
             self.state.step_brush(-1)
         elif key == Qt.Key.Key_Escape and self._tool.active():
             self._tool.cancel(self)
+        elif key == Qt.Key.Key_Escape and self.assist.has_scribbles():
+            self.assist.clear_scribbles()
         elif mods != Qt.KeyboardModifier.NoModifier:
             super().keyPressEvent(event)
             return

@@ -1,7 +1,10 @@
 """Editing tools. A tool turns press/move/release at image coordinates into mask edits.
 
 Tools talk to the canvas through the small ``ToolHost`` protocol; panning is not a tool
-action on the mask, so ``PanTool`` only tells the view to drag (see ``view.py``).
+action on the mask, so ``PanTool`` only tells the view to drag (see ``view.py``). The assist
+tools (``BoxTool``, ``ScribbleTool``) only collect geometry and show it; the canvas's
+``AssistController`` (app/canvas/assist.py) runs GrabCut / DenseCRF (segcore.assist) off the
+GUI thread and applies the result as one undoable edit.
 """
 
 from __future__ import annotations
@@ -19,14 +22,23 @@ class ToolHost(Protocol):
     def active_class(self) -> int: ...
     def refresh(self, rect: Rect) -> None: ...
     def commit_edit(self, rect: Rect | None, text: str) -> None: ...
+    # the assist tools' part (app/canvas/assist.py implements it for the canvas)
+    def show_box(self, rect: Rect | None) -> None: ...
+    def assist_box(self, rect: Rect) -> None: ...
+    def show_scribble(self, points: list[Point] | None, background: bool) -> None: ...
+    def assist_scribble(self, points: list[Point], background: bool) -> None: ...
 
 
 class Tool:
-    """Base tool: does nothing. ``shows_brush`` → the canvas shows the brush outline."""
+    """Base tool: does nothing. ``shows_brush`` → the canvas shows the brush outline;
+    ``takes_background`` → the right button (or Shift + left) presses with ``background``
+    set (the scribble tool's background strokes)."""
 
     name = "none"
     shows_brush = False
     pans = False
+    takes_background = False
+    background = False
 
     def press(self, host: ToolHost, pt: Point) -> None: ...
     def move(self, host: ToolHost, pt: Point) -> None: ...
@@ -123,5 +135,88 @@ class PanTool(Tool):
     pans = True
 
 
+class BoxTool(Tool):
+    """Drag a rectangle around an object; on release GrabCut sets its mask (app/canvas/assist.py).
+
+    The rubber band is shown while dragging; a box under 3 px on a side does nothing."""
+
+    name = "box"
+
+    def __init__(self) -> None:
+        self._start: Point | None = None
+
+    def active(self) -> bool:
+        return self._start is not None
+
+    def _rect(self, host: ToolHost, pt: Point) -> Rect | None:
+        doc = host.document()
+        if doc is None or self._start is None:
+            return None
+        (ax, ay), (bx, by) = self._start, pt
+        return doc.clip(Rect(int(min(ax, bx)), int(min(ay, by)),
+                             int(max(ax, bx)) + 1, int(max(ay, by)) + 1))
+
+    def press(self, host: ToolHost, pt: Point) -> None:
+        if host.document() is None:
+            return
+        self._start = pt
+        host.show_box(self._rect(host, pt))
+
+    def move(self, host: ToolHost, pt: Point) -> None:
+        if self._start is not None:
+            host.show_box(self._rect(host, pt))
+
+    def release(self, host: ToolHost, pt: Point) -> None:
+        rect = self._rect(host, pt)
+        self._start = None
+        host.show_box(None)
+        if rect is not None and rect.width >= 3 and rect.height >= 3:
+            host.assist_box(rect)
+
+    def cancel(self, host: ToolHost) -> None:
+        self._start = None
+        host.show_box(None)
+
+
+class ScribbleTool(Tool):
+    """Foreground (left button) / background (right button or Shift + left) strokes of the
+    brush's size; each finished stroke refines the mask around the strokes
+    (app/canvas/assist.py: DenseCRF on the model's probabilities, GrabCut without a model)."""
+
+    name = "scribble"
+    shows_brush = True
+    takes_background = True
+
+    def __init__(self) -> None:
+        self._points: list[Point] | None = None
+
+    def active(self) -> bool:
+        return self._points is not None
+
+    def press(self, host: ToolHost, pt: Point) -> None:
+        if host.document() is None:
+            return
+        self._points = [pt]
+        host.show_scribble(self._points, self.background)
+
+    def move(self, host: ToolHost, pt: Point) -> None:
+        if self._points is not None:
+            self._points.append(pt)
+            host.show_scribble(self._points, self.background)
+
+    def release(self, host: ToolHost, pt: Point) -> None:
+        if self._points is None:
+            return
+        if pt != self._points[-1]:
+            self._points.append(pt)
+        points, self._points = self._points, None
+        host.assist_scribble(points, self.background)
+
+    def cancel(self, host: ToolHost) -> None:
+        self._points = None
+        host.show_scribble(None, self.background)
+
+
 def make_tools() -> dict[str, Tool]:
-    return {t.name: t for t in (PaintTool(), EraserTool(), FillTool(), PanTool())}
+    return {t.name: t for t in (PaintTool(), EraserTool(), FillTool(), PanTool(), BoxTool(),
+                                ScribbleTool())}

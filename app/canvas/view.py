@@ -20,6 +20,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPainter, QUndoStack
 from PySide6.QtWidgets import QFrame, QGraphicsScene, QGraphicsView, QWidget
 
+from app.canvas.assist import AssistController, ProbabilitySource
 from app.canvas.document import MaskDocument, Rect
 from app.canvas.input import CanvasInputMixin
 from app.canvas.layers import BrushCursorItem, ImageItem
@@ -90,6 +91,8 @@ class MaskCanvas(CanvasInputMixin, QGraphicsView):
         self._image_item: ImageItem | None = None
         self._display_lut: np.ndarray | None = None
         self._init_input()
+        self.assist = AssistController(self)  # box / scribble jobs (app/canvas/assist.py)
+        self.undoStackChanged.connect(self.assist.stack_changed)
         st = self.state
         st.toolChanged.connect(self._tool_changed)
         st.brushSizeChanged.connect(self._brush_size_changed)
@@ -109,6 +112,7 @@ class MaskCanvas(CanvasInputMixin, QGraphicsView):
         self._remember_fingerprint()
         rgb = _as_rgb(image_rgb)
         doc = MaskDocument(rgb.shape[:2], mask, prediction)
+        self.assist.image_changing()
         self._scene.clear()
         self._image_item = ImageItem(rgb)
         self._image_item.set_lut(self._display_lut)
@@ -181,6 +185,7 @@ class MaskCanvas(CanvasInputMixin, QGraphicsView):
     def _tool_changed(self, name: str) -> None:
         self._finish_active_edit()  # the stroke of the previous tool ends here
         self._tool = self._tools[name]
+        self.assist.tool_changed()
         self._update_cursor_shape()
         self.toolChanged.emit(name)
 
@@ -309,6 +314,26 @@ class MaskCanvas(CanvasInputMixin, QGraphicsView):
         self.editCommitted.emit(stem, patch.rect, patch.after)
         self._stack_for(stem, None).push(PatchCommand(stem, patch, self._apply_patch, text))
         self.strokeFinished.emit(stem)
+
+    def tool_is_drawing(self) -> bool:
+        return self._tool.active()
+
+    # ---- ToolHost: the assist tools (app/canvas/assist.py does the work) -----------------
+    def show_box(self, rect: Rect | None) -> None:
+        self.assist.show_box(rect)
+
+    def assist_box(self, rect: Rect) -> None:
+        self.assist.box(rect)
+
+    def show_scribble(self, points, background: bool) -> None:
+        self.assist.show_scribble(points, background)
+
+    def assist_scribble(self, points, background: bool) -> None:
+        self.assist.add_scribble(points, background)
+
+    def set_probability_source(self, source: ProbabilitySource | None) -> None:
+        """``source(stem, image)`` → the model's CxHxW probabilities or None (worker thread)."""
+        self.assist.set_probability_source(source)
 
     def _finish_active_edit(self) -> None:
         if self._tool.active():

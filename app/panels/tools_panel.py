@@ -81,6 +81,12 @@ class ToolsPanel(QWidget):
         grid.setSpacing(4)
         for i, name in enumerate(("tool_brush", "tool_eraser", "tool_fill", "tool_pan")):
             grid.addWidget(_tool_button(self.actions[name]), 0, i)
+        assists = QHBoxLayout()  # a row of its own: "Scribble" needs more than a column
+        assists.setSpacing(4)
+        for name, short in (("tool_box", "Box"), ("tool_scribble", "Scribble"), ("refine_box", "Refine")):
+            self.actions[name].setIconText(short)  # the menu keeps the full name
+            assists.addWidget(_tool_button(self.actions[name]), 1)
+        grid.addLayout(assists, 1, 0, 1, 4)
         self.brush_slider = QSlider(Qt.Orientation.Horizontal)
         self.brush_slider.setRange(MIN_BRUSH, SLIDER_MAX_BRUSH)
         self.brush_slider.setToolTip("Brush diameter in image pixels ( [ and ] or Ctrl+wheel )")
@@ -88,9 +94,9 @@ class ToolsPanel(QWidget):
         self.brush_spin.setRange(MIN_BRUSH, MAX_BRUSH)
         self.brush_spin.setSuffix(" px")
         self.brush_spin.setToolTip(self.brush_slider.toolTip())
-        grid.addWidget(QLabel("Size"), 1, 0)
-        grid.addWidget(self.brush_slider, 1, 1, 1, 2)
-        grid.addWidget(self.brush_spin, 1, 3)
+        grid.addWidget(QLabel("Size"), 2, 0)
+        grid.addWidget(self.brush_slider, 2, 1, 1, 2)
+        grid.addWidget(self.brush_spin, 2, 3)
         self.class_label = QLabel("Class")
         self.class_combo = QComboBox()
         self.class_combo.setToolTip("Class painted by the brush (keys 1–9; 0 = background); "
@@ -98,9 +104,9 @@ class ToolsPanel(QWidget):
         self.classes_button = QToolButton()
         self.classes_button.setText("Classes…")
         self.classes_button.setToolTip("Add, rename, recolour, reorder or delete classes")
-        grid.addWidget(self.class_label, 2, 0)
-        grid.addWidget(self.class_combo, 2, 1, 1, 2)
-        grid.addWidget(self.classes_button, 2, 3)
+        grid.addWidget(self.class_label, 3, 0)
+        grid.addWidget(self.class_combo, 3, 1, 1, 2)
+        grid.addWidget(self.classes_button, 3, 3)
         self.brush_slider.valueChanged.connect(self.state.set_brush_size)
         self.brush_spin.valueChanged.connect(self.state.set_brush_size)
         self.class_combo.currentIndexChanged.connect(

@@ -15,6 +15,14 @@ refined: pydensecrf holds the GIL while it builds its lattice (~0.1 s per image)
 every image of a re-prediction in the background stalled the GUI thread for as long, once per
 image. Background items are stored unrefined; when one is shown it is refined then (from the
 kept probabilities of the last few images, or predicted again).
+
+``probabilities(stem, image)`` (any thread; the scribble tool calls it from its own worker)
+returns the model's CxHxW probabilities of the image: the kept ones of the last prediction when
+there are some, else predicted then (under the same lock as the queue's predictions, so one
+predictor is never run by two threads at once) and kept for the shown image even above
+``PROBS_CACHE_MAX_PIXELS`` (one such image). None without a trained model. The kept
+probabilities are cleared when the model changes (``reload_model``), so they always belong to
+the version that predicts.
 """
 
 from __future__ import annotations
@@ -92,6 +100,8 @@ class PredictionWorker(QThread):
         self._crf: tuple[bool, Any] = (False, None)
         self._refined: set[str] = set()  # stems whose last prediction was CRF-refined
         self._probs: OrderedDict[str, tuple[np.ndarray, np.ndarray, float]] = OrderedDict()
+        self._large_probs: tuple[str, np.ndarray] | None = None  # the shown image above the cap
+        self._predict_lock = threading.Lock()
         self.setObjectName("PredictionWorker")
 
     # -- GUI thread API ---------------------------------------------------------------------
@@ -117,12 +127,34 @@ class PredictionWorker(QThread):
             self._refined.clear()
             self._disk_fresh = False
             self._probs.clear()
+            self._large_probs = None
             self._cond.notify()
 
     def start_loading(self) -> None:
         """Start the thread (and the model load) before the first request."""
         if not self.isRunning():
             self.start(QThread.Priority.LowPriority)
+
+    def probabilities(self, stem: str, image: np.ndarray) -> np.ndarray | None:
+        """The model's CxHxW probabilities of ``image`` (the image ``stem`` on screen), or None
+        without a trained model. Any thread; see the module docstring."""
+        hw = tuple(np.asarray(image).shape[:2])
+        with self._cond:
+            cached = self._probs.get(stem)
+            large = self._large_probs
+            model = self._model
+        if cached is not None and cached[1].shape[1:] == hw:
+            return cached[1]
+        if large is not None and large[0] == stem and large[1].shape[1:] == hw:
+            return large[1]
+        if model is None or model.predictor is None:
+            return None
+        with self._predict_lock:
+            probs = np.asarray(model.predictor.predict(image).probs)
+        with self._cond:
+            if self._model is model:
+                self._large_probs = (stem, probs)
+        return probs
 
     def pending(self) -> int:
         with self._cond:
@@ -201,12 +233,14 @@ class PredictionWorker(QThread):
                 image, probs, uncertainty = cached
             else:
                 image = self.project.load_image(stem)
-                prediction = self._model.predictor.predict(image)
+                with self._predict_lock:
+                    prediction = self._model.predictor.predict(image)
                 probs, uncertainty = prediction.probs, float(prediction.uncertainty)
                 if image.shape[0] * image.shape[1] <= PROBS_CACHE_MAX_PIXELS:
-                    self._probs[stem] = (image, probs, uncertainty)
-                    while len(self._probs) > PROBS_CACHE:
-                        self._probs.popitem(last=False)
+                    with self._cond:
+                        self._probs[stem] = (image, probs, uncertainty)
+                        while len(self._probs) > PROBS_CACHE:
+                            self._probs.popitem(last=False)
             mask = self._mask(image, probs, refine)
         except Exception as exc:  # noqa: BLE001 - a bad image must not stop the queue
             self.failed.emit(stem, str(exc) or type(exc).__name__)

@@ -8,7 +8,9 @@ place, epoch by epoch, until the phase's budget (or cancel) says stop, and retur
 - :class:`FullPhase` ("full"): every weight trains end to end on freshly augmented views; the
   encoder's BatchNorm stays as pretrained (``SegModel.freeze_encoder_bn``), the aux head (if any)
   adds ``aux_weight`` × its loss; AMP on CUDA.
-Both freeze the decoder's BatchNorm for small batches (``RunContext.bn_frozen_head``).
+Both freeze the decoder's BatchNorm for small batches (``RunContext.bn_frozen_head``) and run
+each batch's forward/backward in chunks (``RunContext.accumulate``, ``config.micro_batch``): one
+optimizer step per batch, with the activation memory of one chunk.
 """
 
 from __future__ import annotations
@@ -85,11 +87,13 @@ class FastPhase:
             feats, labels = batch_
             feats = {k: v.to(ctx.device).contiguous(memory_format=ctx.memory_format) for k, v in feats.items()}
             labels = labels.to(ctx.device)
-            loss = ctx.loss_fn(head(feats, size), labels)
             optimizer.zero_grad(set_to_none=True)
-            if math.isfinite(float(loss.detach())):
-                loss.backward()
+            loss, finite = ctx.accumulate(
+                labels.shape[0], lambda c: ctx.loss_fn(head({k: v[c] for k, v in feats.items()}, size), labels[c]))
+            if finite:
                 optimizer.step()
+            else:
+                optimizer.zero_grad(set_to_none=True)
             return loss
 
         what = f"the decoder and the encoder's last {tail} blocks" if tail else "the decoder"
@@ -190,27 +194,34 @@ class FullPhase:
         def step(batch_: Any) -> torch.Tensor:
             images, labels = (t.to(ctx.device, non_blocking=True) for t in batch_)
             images = images.contiguous(memory_format=ctx.memory_format)
-            with torch.autocast(ctx.device.type, enabled=use_amp):
-                out = wrapped(images)
-                loss = ctx.loss_fn(out["out"], labels)
-                if "aux" in out and cfg.aux_weight > 0:
-                    loss = loss + cfg.aux_weight * ctx.loss_fn(out["aux"], labels)
+
+            def chunk_loss(c: slice) -> torch.Tensor:
+                with torch.autocast(ctx.device.type, enabled=use_amp):
+                    out = wrapped(images[c])
+                    loss = ctx.loss_fn(out["out"], labels[c])
+                    if "aux" in out and cfg.aux_weight > 0:
+                        loss = loss + cfg.aux_weight * ctx.loss_fn(out["aux"], labels[c])
+                return loss
+
             optimizer.zero_grad(set_to_none=True)
-            if not math.isfinite(float(loss.detach())):
+            loss, finite = ctx.accumulate(images.shape[0], chunk_loss,
+                                          None if scaler is None else lambda t: scaler.scale(t).backward())
+            if not finite:
+                optimizer.zero_grad(set_to_none=True)
                 return loss
             if scaler is not None:
-                scaler.scale(loss).backward()
                 scaler.step(optimizer)
                 scaler.update()
             else:
-                loss.backward()
                 optimizer.step()
             return loss
 
         enc_bn = "encoder BN frozen" if model.encoder_bn_frozen else "encoder BN learns"
         ctx.callbacks.on_message(
             f"full mode: training all weights on {len(train)} images ({enc_bn}"
-            f"{', decoder BN frozen' if freeze_head else ''}, batch {batch}, {ctx.device})")
+            f"{', decoder BN frozen' if freeze_head else ''}, batch {batch}"
+            f"{f' in {len(ctx.micro_batches(batch))} chunks' if len(ctx.micro_batches(batch)) > 1 else ''}"
+            f", {ctx.device})")
         return ctx.run_epochs("full", limits, batches, n_batches, step, optimizer,
                               lambda: ctx.validate(model, val), set_train)
 

@@ -81,14 +81,37 @@ class RunContext:
                                    weight_decay=cfg.weight_decay)
         return torch.optim.AdamW(params, lr=params[0]["lr"], weight_decay=cfg.weight_decay)
 
-    def bn_frozen_head(self, effective_batch: int) -> bool:
-        """Whether the decoder's BatchNorm stays frozen (config.freeze_bn; "auto": small batches)."""
+    def bn_frozen_head(self, batch: int) -> bool:
+        """Whether the decoder's BatchNorm stays frozen (config.freeze_bn; "auto": when the
+        smallest chunk one forward sees (``micro_batches``) is below ``min_bn_batch``)."""
         cfg = self.config
         if cfg.freeze_bn == "all":
             return True
         if cfg.freeze_bn == "none":
             return False
-        return effective_batch < cfg.min_bn_batch
+        return min(len(range(*c.indices(batch))) for c in self.micro_batches(batch)) < cfg.min_bn_batch
+
+    def micro_batches(self, n: int) -> list[slice]:
+        """A batch of ``n`` split into ``n // micro_batch`` (at least one) chunks of balanced
+        sizes, each at least ``micro_batch`` long (so BatchNorm never sees fewer samples)."""
+        k = max(1, n // max(1, self.config.micro_batch))
+        bounds = [round(i * n / k) for i in range(k + 1)]
+        return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+
+    def accumulate(self, n: int, chunk_loss: Callable[[slice], torch.Tensor],
+                   backward: Callable[[torch.Tensor], None] | None = None) -> tuple[torch.Tensor, bool]:
+        """Backward over a batch of ``n`` in ``micro_batches`` (peak activation memory of one
+        chunk): each chunk's loss weighted by its share of the batch, so the summed gradient is
+        the batch's. Returns (the batch loss, detached; whether every chunk was finite). The
+        caller zeroes the gradients before and steps the optimizer only when finite."""
+        total = torch.zeros(())
+        for chunk in self.micro_batches(n):
+            loss = chunk_loss(chunk) * ((chunk.stop - chunk.start) / n)
+            if not math.isfinite(float(loss.detach())):
+                return loss.detach(), False
+            (backward or torch.Tensor.backward)(loss)
+            total = total + loss.detach().cpu()
+        return total, True
 
     def wrap(self, module: nn.Module) -> nn.Module:
         """``module`` in DistributedDataParallel under DDP, else itself."""
