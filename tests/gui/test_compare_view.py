@@ -42,6 +42,8 @@ def _select_rows(table, ids):
         from PySide6.QtTest import QTest
         QTest.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ControlModifier,
                          rect.center())
+    # Ctrl is let go, as a user does: QTest keeps the last modifiers for later events otherwise
+    QTest.keyRelease(table, Qt.Key.Key_Control)
 
 
 def test_compare_two_versions_sorted_by_drop_then_diff_on_canvas(qtbot, built, fake_model, fake_versions):
@@ -106,6 +108,7 @@ def test_compare_two_versions_sorted_by_drop_then_diff_on_canvas(qtbot, built, f
         with Project.open(built.root) as project:  # the predictions are cached per (version, stem)
             assert compare.cache_path(project, v3, worst).is_file()
     finally:
+        window.editor.set_layer_visible("diff", False)  # a remembered setting: leave it as found
         window.close()
 
 
@@ -134,7 +137,9 @@ def test_forecast_appears_from_three_versions_on(qtbot, tmp_path, fake_model, mo
 
     from app.theme import apply_theme
 
-    apply_theme(QApplication.instance(), "dark")  # the app always has a theme (wider widgets)
+    qapp = QApplication.instance()
+    sheet, palette, style = qapp.styleSheet(), qapp.palette(), qapp.style().name()
+    apply_theme(qapp, "dark")  # the app always has a theme (wider widgets than Qt's defaults)
     monkeypatch.setattr(main_window, "default_size", lambda _avail: QSize(1280, 720))
     two = build(tmp_path / "two", versions=2)
     window = make_window(qtbot, two.root)
@@ -167,3 +172,6 @@ def test_forecast_appears_from_three_versions_on(qtbot, tmp_path, fake_model, mo
             assert project.get_setting("forecast_target") == 0.95
     finally:
         window.close()
+        qapp.setStyleSheet(sheet)  # the tests after this one expect Qt's defaults
+        qapp.setPalette(palette)
+        qapp.setStyle(style)
