@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-from PySide6.QtCore import QObject, Qt, QThread, Signal
-from PySide6.QtWidgets import QApplication
+from PySide6.QtCore import QObject, QThread, Signal
 
 from segcore import io
 from segcore.project import ImageStatus, Project
@@ -237,7 +236,7 @@ class Session(QObject):
             assist = getattr(self.canvas, "assist", None)  # a box / scribble at work is an edit
             untouched = (not self.canvas.has_edits() and self.saver.pending_mask(stem) is None
                          and not self.project.mask_path(stem).is_file()
-                         and QApplication.mouseButtons() == Qt.MouseButton.NoButton
+                         and not self.canvas.tool_is_drawing()
                          and not (assist is not None and (assist.busy() or assist.has_scribbles())))
             if untouched and self._image is not None:
                 self._put_on_canvas(stem, None, mask)  # show it as the starting mask

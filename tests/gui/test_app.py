@@ -175,3 +175,25 @@ def test_clear_mask_is_undoable_and_saved(window, qtbot):
     QTest.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     np.testing.assert_array_equal(canvas.mask(), painted)
 
+
+
+def test_a_prediction_arriving_mid_stroke_does_not_replace_the_mask(window, qtbot):
+    """The stroke being drawn decides, not Qt's global button state (which synthesized or lost
+    events can leave pressed): the prediction waits beside the mask, the stroke is kept."""
+    from PySide6.QtCore import QEvent
+
+    from app.canvas.testing import send_mouse, view_pos
+    canvas = window.canvas
+    stem = window.current_stem()
+    qtbot.waitUntil(lambda: canvas.prediction() is not None, timeout=10000)
+    canvas.set_tool("brush")
+    send_mouse(canvas, QEvent.Type.MouseButtonPress, view_pos(canvas, 20, 20))
+    send_mouse(canvas, QEvent.Type.MouseMove, view_pos(canvas, 60, 40))
+    assert canvas.tool_is_drawing()
+    drawing = canvas.mask().copy()
+    other = np.zeros_like(drawing)  # a new prediction: nothing anywhere
+    window.session._predicted(stem, other, 0.5)
+    np.testing.assert_array_equal(canvas.mask(), drawing)  # not swapped under the brush
+    np.testing.assert_array_equal(canvas.prediction(), other)
+    send_mouse(canvas, QEvent.Type.MouseButtonRelease, view_pos(canvas, 60, 40))
+    assert canvas.mask()[40, 60] == canvas.active_class() != 0  # the stroke is kept
