@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from PySide6.QtCore import QObject, QThread, Signal
+from app.workers.project_job import opened_project
 
 predictor_factory: Callable[[Any, int], Any] | None = None  # (project, version id) -> .predict(image)
 
@@ -28,21 +29,11 @@ class _Thread(QThread):
         self.setObjectName("CompareThread")
 
     def run(self) -> None:
-        from segcore.project import Project
-
-        project = None
         try:
-            project = Project.open(self.root)
-            self.job(project, self.cancel)
+            with opened_project(self.root) as project:
+                self.job(project, self.cancel)
         except BaseException as exc:  # noqa: BLE001 - shown in the view, the app keeps going
             self.worker.failed.emit(f"{self.root}: comparison failed ({type(exc).__name__}: {exc})")
-        finally:
-            if project is not None:
-                try:
-                    project.close()
-                except Exception:  # noqa: BLE001
-                    pass
-
 
 class CompareWorker(QObject):
     progress = Signal(int, int)          # images done, total

@@ -34,6 +34,7 @@ import segcore.models  # noqa: F401
 
 from segcore.errors import CheckpointError, ReadOnlyProjectError, TrainingError
 from segcore.training import EpochReport, StepEta, TrainCallbacks, TrainConfig
+from app.workers.project_job import opened_project
 
 PROGRESS_INTERVAL_S = 0.1
 KEEP = "The previous model is unchanged and still active."
@@ -95,23 +96,15 @@ class _Thread(QThread):
 
     def run(self) -> None:
         from segcore import loop
-        from segcore.project import Project
 
         w = self.worker
-        project = None
         try:
-            project = Project.open(self.root)
-            result = loop.finetune(project, self.config, _Forwarder(w, self.config), w.cancel_event)
+            with opened_project(self.root) as project:
+                result = loop.finetune(project, self.config, _Forwarder(w, self.config), w.cancel_event)
         except BaseException as exc:  # noqa: BLE001 - every failure is shown, the app keeps going
             w.failed.emit(describe_error(exc, self.root))
         else:
             w.finished.emit(result)
-        finally:
-            if project is not None:
-                try:
-                    project.close()
-                except Exception:  # noqa: BLE001
-                    pass
 
 
 class FinetuneWorker(QObject):
