@@ -213,8 +213,11 @@ def simulate(images: str | os.PathLike[str], masks: str | os.PathLike[str], test
              on_message: Callable[[str], None] | None = None,
              protocol: str = "session", num_classes: int = 2,
              ignore_index: int | None = None,
-             test_stems: Sequence[str] | None = None) -> list[dict[str, Any]]:
-    """Rows for every (order, k); see the module docstring. Raises SegLoopError on unusable input."""
+             test_stems: Sequence[str] | None = None, default_crf: bool = True) -> list[dict[str, Any]]:
+    """Rows for every (order, k); see the module docstring. Raises SegLoopError on unusable input.
+
+    ``default_crf=False`` skips the default-parameter CRF columns (iou_crf / biou_crf are None)
+    but still scores the test images with the fine-tune's own CRF decision (project_iou)."""
     images, masks = Path(images), Path(masks)
     config = replace(config) if config is not None else default_config()
     say = on_message or (lambda text: None)
@@ -238,8 +241,10 @@ def simulate(images: str | os.PathLike[str], masks: str | os.PathLike[str], test
     test, pool = stems[-test_last:], stems[:-test_last]
     if num_classes < 2:
         raise SegLoopError(f"--classes must be >= 2 (background counts), not {num_classes}")
-    run = _Run(found, mask_paths, test, pool, config, _crf_params(crf, crf_params, say),
-               dataset or images.parent.name or str(images), seed, say, on_row, num_classes, ignore_index)
+    params = _crf_params(crf, crf_params, say)
+    run = _Run(found, mask_paths, test, pool, config, params if default_crf else None,
+               dataset or images.parent.name or str(images), seed, say, on_row, num_classes, ignore_index,
+               project_crf=params is not None)
     rows: list[dict[str, Any]] = []
     for order in orders:
         if protocol == "session":
@@ -255,7 +260,8 @@ class _Run:
     def __init__(self, found: dict[str, Path], masks: Mapping[str, Path], test: list[str], pool: list[str],
                  config: TrainConfig, crf_params: Any, dataset: str, seed: int,
                  say: Callable[[str], None], on_row: Callable[[dict[str, Any]], None] | None,
-                 num_classes: int = 2, ignore_index: int | None = None) -> None:
+                 num_classes: int = 2, ignore_index: int | None = None, project_crf: bool = True) -> None:
+        self.project_crf = project_crf  # score with the fine-tune's CRF decision (pydensecrf present)
         self.found, self.masks, self.test, self.pool, self.config = found, masks, test, pool, config
         self.num_classes, self.ignore_index = num_classes, ignore_index
         self.crf_params, self.dataset, self.seed, self.say, self.on_row = crf_params, dataset, seed, say, on_row
@@ -286,7 +292,7 @@ class _Run:
         predictor = make_predictor(model)
         scores = evaluate_test(predictor, self.found, self.masks, self.test, self.crf_params, self.cache,
                                self.num_classes, self.ignore_index,
-                               params_from(decision) if self.crf_params is not None else None)
+                               params_from(decision) if self.project_crf else None)
         extra = {"crf_decision": (decision or {}).get("message", "no held-out images"),
                  "preset": preset_of(model).describe()}
         return scores, extra, predictor

@@ -211,3 +211,25 @@ def test_suite_split_is_stratified_where_stems_are_grouped():
     assert rows == {str(r) for r in range(1, 21)}      # every row is in the test set...
     assert all(f"{r}_30_s" in test for r in range(1, 21))  # ...by its last stems (natural order)
     assert test_stems("weizmann_horse", stems) == sorted(stems)[-80:]
+
+
+def test_default_crf_off_skips_the_default_columns_but_keeps_the_project_decision(labelled, monkeypatch):
+    """default_crf=False: no default-parameter CRF pass over the test images; the fine-tune's own
+    CRF decision still scores them (project_iou), with the parameters it chose."""
+    pytest.importorskip("pydensecrf")
+    from segcore import crf as crf_mod
+    refined_with = []
+    real_refine = crf_mod.refine
+
+    def spy(image, probs, params):
+        refined_with.append(params)
+        return real_refine(image, probs, params)
+
+    monkeypatch.setattr(crf_mod, "refine", spy)
+    on = crf_mod.CRFParams(bilateral_sxy=40.0)
+    monkeypatch.setattr(crf_mod, "params_from", lambda decision: on)
+    images, masks = labelled
+    rows = simulate(images, masks, test_last=3, ks=(2,), orders=("random",), config=_cfg(), default_crf=False)
+    assert rows[0]["iou_crf"] is None and rows[0]["biou_crf"] is None
+    assert 0.0 <= rows[0]["project_iou"] <= 1.0
+    assert refined_with == [on] * 3  # one pass over the 3 test images, with the project's parameters only

@@ -47,7 +47,7 @@ def _jsonl(label: str) -> Path:
 
 
 def run_one(name: str, label: str, ks: list[int], orders: list[str], ceiling_s: float | None,
-            threads: int, arch: str = "") -> int:
+            threads: int, arch: str = "", protocol: str = "session", default_crf: bool = True) -> int:
     import torch
     torch.set_num_threads(threads)
     import segcore
@@ -57,10 +57,10 @@ def run_one(name: str, label: str, ks: list[int], orders: list[str], ceiling_s: 
     if root is None:
         print(f"{name}: suite not found; skipped")
         return 0
-    kwargs = {}
+    kwargs: dict = {}
     params = inspect.signature(sim.simulate).parameters
     if "num_classes" in params:
-        kwargs = {"num_classes": d.num_classes, "ignore_index": d.ignore_index}
+        kwargs.update(num_classes=d.num_classes, ignore_index=d.ignore_index)
     elif not d.binary:
         print(f"{name}: this code's simulate() is binary only; skipped")
         return 0
@@ -74,6 +74,10 @@ def run_one(name: str, label: str, ks: list[int], orders: list[str], ceiling_s: 
         kwargs["test_stems"], split = test, "stratified by stem prefix"
     elif d.split_groups:
         print(f"{name}: this code's simulate() takes no test_stems; the split is the sorted one")
+    if protocol != "session":
+        kwargs["protocol"] = protocol
+    if not default_crf and "default_crf" in params:
+        kwargs["default_crf"] = False
     config = sim.default_config()
     if arch:
         config = replace(config, arch=arch)
@@ -133,6 +137,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                 cmd += ["--ceiling-s", str(args.ceiling_s)]
             if arch:
                 cmd += ["--arch", arch]
+            if args.protocol != "session":
+                cmd += ["--protocol", args.protocol]
+            if args.no_default_crf:
+                cmd += ["--no-default-crf"]
             what = f"{name} {arch}".strip()
             print(f"=== {what} ({args.label}) ===", flush=True)
             rc = subprocess.call(cmd, env=dict(os.environ, QT_QPA_PLATFORM="offscreen"))
@@ -225,6 +233,12 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--threads", type=int, default=2)
         p.add_argument("--arch", default="", help="registered architecture(s), comma-separated "
                                                     "(default: the app's default)")
+        p.add_argument("--protocol", default="session", choices=("session", "independent"),
+                       help="session: one project, a click per k from the previous click's model; "
+                            "independent: each k a fresh project and one click from the ImageNet model")
+        p.add_argument("--no-default-crf", action="store_true",
+                       help="skip the default-parameter CRF columns (the project's CRF decision is "
+                            "still applied); saves a CRF pass over the test images per click")
     p = sub.add_parser("report")
     p.add_argument("--before", default="before")
     p.add_argument("--after", default="after")
@@ -233,7 +247,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_run(args)
     if args.cmd == "_one":
         return run_one(args.dataset, args.label, [int(k) for k in args.k.split(",")] if args.k else [],
-                       args.orders.split(","), args.ceiling_s, args.threads, args.arch)
+                       args.orders.split(","), args.ceiling_s, args.threads, args.arch, args.protocol,
+                       not args.no_default_crf)
     return cmd_report(args)
 
 
