@@ -375,3 +375,14 @@ def test_cli_train_builds_the_arch_and_the_checkpoint_records_it(arch, tmp_path)
     model, meta = load_checkpoint(out)
     assert meta["arch"] == arch and model.arch == arch
     assert meta["metrics"]["stopped_reason"] == "epochs done"
+
+
+def test_architectures_that_need_a_gpu_say_so_on_a_cpu_only():
+    """The fresh-weight heavy models (measured: a click overruns its budget on 2 CPU cores and
+    learns nothing) carry a warning on a CPU, none with CUDA; the CPU default carries none."""
+    heavy = {n for n, info in models.ARCHITECTURES.items() if info.needs_gpu}
+    assert heavy == {"unet", "segnet", "deeplabv3_resnet50_v1c"}
+    for name, info in models.ARCHITECTURES.items():
+        assert bool(info.device_note("cpu")) == (name in heavy)
+        assert info.device_note("cuda") == ""
+    assert "GPU" in models.ARCHITECTURES["unet"].device_note("cpu")

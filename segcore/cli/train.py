@@ -59,6 +59,7 @@ def add_parser(sub: Any) -> None:
 def _cmd_train(args: argparse.Namespace) -> int:
     """Train on matched pairs; under torchrun every rank trains, rank 0 writes the checkpoint."""
     from .. import models
+    from ..devices import resolve_device
     from ..loop import split_held_out
     from ..training import TrainCallbacks, TrainConfig, Trainer
     from ..training.distributed import cleanup, init_from_env, state_checksum
@@ -90,6 +91,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
             model, start_meta = models.build(args.arch, num_classes=args.classes,
                                              pretrained=not args.no_pretrained), {}
         quiet = rank != 0
+        info = models.ARCHITECTURES.get(str(getattr(model, "arch", args.arch)))
+        note = info.device_note(resolve_device(config.device).type) if info else ""
+        if note and not quiet:
+            print(f"note: {args.arch}: {note}", file=sys.stderr)
         bar = Progress(1, "train") if not quiet else None
         cbs = TrainCallbacks(
             on_step=(lambda s, t, loss: bar.update(s, f"loss {loss:.4f}", total=t)) if bar else None,

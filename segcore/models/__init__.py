@@ -51,6 +51,14 @@ class ArchInfo:
     good_for: str
     measured: bool = False  # True: good_for is this project's measurement, not the paper's claim
     short: str = ""         # a few characters for narrow places (the versions table)
+    needs_gpu: bool = False  # measured: on a CPU one click overruns its budget and learns little
+
+    def device_note(self, device_type: str) -> str:
+        """A warning when this architecture is a poor choice on ``device_type`` ("cpu", "cuda"), else ""."""
+        if self.needs_gpu and device_type != "cuda":
+            return ("Needs a GPU: on this computer's CPU one click overruns its time budget several "
+                    "times over and learns little (see the suite benchmark)")
+        return ""
 
     @property
     def good_for_line(self) -> str:
@@ -69,18 +77,20 @@ ARCHITECTURES: dict[str, ArchInfo] = {
         "multi-scale context (ASPP); boundaries only as fine as its stride-16 map"),
     "deeplabv3_resnet50_v1c": ArchInfo(
         deeplabv3_resnet50_v1c, "DeepLabV3 (ResNet-50-V1c, the seed)",
-        "natural scenes with a GPU (too slow to fine-tune on a CPU)"),
+        "natural scenes with a GPU (too slow to fine-tune on a CPU)", needs_gpu=True),
     "fcn32s": ArchInfo(fcn32s, "FCN-32s (MobileNetV2)",
                        "a simple baseline; coarse (stride-32) masks"),
     "fcn16s": ArchInfo(fcn16s, "FCN-16s (MobileNetV2)", "finer detail than FCN-32s (stride-16 skip)"),
     "fcn8s": ArchInfo(fcn8s, "FCN-8s (MobileNetV2)",
                       "the finest FCN: stride-16 and stride-8 skips"),
     "unet": ArchInfo(unet, "U-Net (fresh weights)",
-                     "microscopy / biomedical images with few labels; trains from scratch (full mode)"),
+                     "microscopy / biomedical images with few labels; trains from scratch (full mode)",
+                     needs_gpu=True),
     "unet_mobilenet_v2": ArchInfo(unet_mobilenet_v2, "U-Net decoder (MobileNetV2)",
                                   "U-Net's skip at every scale (the microscopy tools' default) on ImageNet features"),
     "segnet": ArchInfo(segnet, "SegNet (VGG-16, fresh weights)",
-                       "road / indoor scenes, memory-light unpooling; trains from scratch (full mode)"),
+                       "road / indoor scenes, memory-light unpooling; trains from scratch (full mode)",
+                       needs_gpu=True),
     "pspnet": ArchInfo(pspnet, "PSPNet (MobileNetV2)",
                        "scene parsing: global context from pyramid pooling, auxiliary loss"),
     "deeplabv1_largefov": ArchInfo(deeplabv1_largefov, "DeepLab v1 LargeFOV (MobileNetV2)",

@@ -32,6 +32,25 @@ def test_advanced_lists_every_architecture_with_its_good_for_line(qtbot):
     assert tip.startswith("pspnet: Good for")
 
 
+
+def test_picking_a_gpu_only_architecture_on_a_cpu_shows_a_warning(qtbot, monkeypatch):
+    """U-Net (fresh weights) on a machine without CUDA: the note under the choice says it needs
+    a GPU; the default architecture has no such warning. With CUDA the warning is gone."""
+    from app.training.advanced import AdvancedSettings
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    adv = AdvancedSettings()
+    qtbot.addWidget(adv)
+    adv.set_open(True)
+    adv.arch.setCurrentIndex(adv.arch.findText(ARCHITECTURES["unet"].title))  # as the popup does
+
+    assert adv.arch_note.isVisibleTo(adv) and "Needs a GPU" in adv.arch_note.text()
+    adv.set_arch(DEFAULT_MODEL)
+    assert "GPU" not in adv.arch_note.text()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    adv.set_arch("unet")
+    assert "GPU" not in adv.arch_note.text()
+
+
 def test_next_fine_tune_builds_the_architecture_picked_in_advanced(qtbot, tmp_path, versioned_model):  # noqa: F811
     from app.training import attach_training
 
