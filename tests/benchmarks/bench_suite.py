@@ -4,6 +4,7 @@
                                               [--orders attention,random] [--ceiling-s 180]
                                               [--arch pspnet[,unet,...]]
     python -m tests.benchmarks.bench_suite report [--before before] [--after after]
+    python -m tests.benchmarks.bench_suite zoo --label zoo      (the architectures table of a label)
 
 ``run`` drives segcore.simulate (the session protocol: one project, images "corrected" by
 copying their ground truth in batches up to each k, the app's one-click fine-tune per k from
@@ -217,6 +218,53 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_zoo(args: argparse.Namespace) -> int:
+    """One table for the architectures of a label: per (arch, dataset) each k's IoU / mIoU,
+    BIoU, seconds per click and test inference ms per image; then each arch's mean over the
+    datasets it has every k on, best first (the rule the app's default is chosen by)."""
+    from .common import record, report
+    rows = [r for r in _load(args.label) if r.get("order") != "ceiling"]
+    ks = sorted({int(r["k"]) for r in rows})
+    cell = {(r.get("arch", ""), r["dataset"], int(r["k"])): r for r in rows}
+    archs = list(dict.fromkeys(r.get("arch", "") for r in rows))
+    order_of = [a.name for a in ALL]
+    datasets = sorted({r["dataset"] for r in rows}, key=order_of.index)
+    headers = ["arch", "dataset", "params M", "GFLOPs 320²"]
+    for k in ks:
+        headers += [f"k={k} IoU/mIoU", f"k={k} BIoU", f"k={k} s/click"]
+    headers += [f"infer ms/img (k={ks[0]})" if ks else "infer ms/img"]
+    table, means = [], {}
+    for a in archs:
+        for d in datasets:
+            got = [cell.get((a, d, k)) for k in ks]
+            if not any(got):
+                continue
+            any_row = next(r for r in got if r)
+            line = [a, d, any_row.get("params_m"), any_row.get("gflops")]
+            for r in got:
+                line += [_metric(r), r.get("mbiou", r.get("biou")), r.get("seconds")] if r else [None] * 3
+            n_test = any_row.get("test_last") or 0
+            line.append(1000.0 * any_row["predict_seconds"] / n_test if n_test and any_row.get("predict_seconds")
+                        else None)
+            table.append(line)
+            if all(got):
+                means.setdefault(a, {})[d] = [_metric(r) for r in got]
+    full = [d for d in datasets if all(d in per for per in means.values())]
+    summary = []
+    for a, per in means.items():
+        if not full or not all(d in per for d in full):
+            continue
+        cols = [sum(per[d][i] or 0.0 for d in full) / len(full) for i in range(len(ks))]
+        summary.append([a, ", ".join(full), *cols])
+    summary.sort(key=lambda r: -r[-1])
+    record("zoo", {"label": args.label, "rows": rows})
+    report(f"Zoo: one click per k from the ImageNet model, random order ({args.label})", headers, table)
+    if summary:
+        report(f"Zoo: mean over the datasets every architecture has ({args.label})",
+               ["arch", "datasets", *[f"k={k} mean IoU/mIoU" for k in ks]], summary)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -242,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("report")
     p.add_argument("--before", default="before")
     p.add_argument("--after", default="after")
+    p = sub.add_parser("zoo", help="the architectures' table of one label")
+    p.add_argument("--label", default="zoo")
     args = parser.parse_args(argv)
     if args.cmd == "run":
         return cmd_run(args)
@@ -249,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_one(args.dataset, args.label, [int(k) for k in args.k.split(",")] if args.k else [],
                        args.orders.split(","), args.ceiling_s, args.threads, args.arch, args.protocol,
                        not args.no_default_crf)
+    if args.cmd == "zoo":
+        return cmd_zoo(args)
     return cmd_report(args)
 
 
