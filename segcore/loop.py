@@ -158,17 +158,18 @@ def starting_model(project: Project, config: TrainConfig) -> tuple[Any, int | No
     store = ModelStore(project)
     active = store.active()
     switched = ""
+    arch = config.arch_for(project.num_classes)
     if active is not None:
-        if config.switch_arch and active.arch != config.arch:
+        if config.switch_arch and active.arch != arch:
             switched = f", switching from v{active.id}'s {active.arch}: a new lineage"
         else:
             model = store.load(active.id)  # CheckpointError names the file and the reason
             if getattr(model, "num_classes", None) == project.num_classes:
                 return model, active.id, f"version {active.id}"
-    model = models.build(config.arch, num_classes=project.num_classes, pretrained=config.pretrained)
+    model = models.build(arch, num_classes=project.num_classes, pretrained=config.pretrained)
     init = (getattr(model, "meta", None) or {}).get("init", {}).get("weights_source", "")
     weights = "random" if (not config.pretrained or init.startswith("random")) else "ImageNet backbone"
-    return model, None, f"a fresh {config.arch} ({weights}{switched})"
+    return model, None, f"a fresh {arch} ({weights}{switched})"
 
 
 def _pairs(project: Project, stems: Sequence[str],

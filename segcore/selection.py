@@ -29,9 +29,10 @@ EMBED_SIZE = 224
 
 
 def embedding_model(config: Any) -> Any:
-    """A model whose encoder embeds images: ``config.arch`` with its ImageNet backbone."""
+    """A model whose encoder embeds images: ``config``'s binary architecture with its ImageNet
+    backbone (every default shares the MobileNetV2 encoder)."""
     from . import models
-    return models.build(config.arch, num_classes=2, pretrained=config.pretrained).eval()
+    return models.build(config.arch_for(2), num_classes=2, pretrained=config.pretrained).eval()
 
 
 @torch.inference_mode()

@@ -148,7 +148,7 @@ def attention_ranking(pool: Sequence[str], images: dict[str, Path], config: Trai
                       num_classes: int = 2) -> list[str]:
     """Pool stems by the starting model's uncertainty, highest first (the app's attention order)."""
     from . import models
-    model = models.build(config.arch, num_classes=num_classes, pretrained=config.pretrained)
+    model = models.build(config.arch_for(num_classes), num_classes=num_classes, pretrained=config.pretrained)
     predictor = make_predictor(model, config.input_size)
     scores = {s: predictor.predict(read_image(images[s])).uncertainty for s in pool}
     return sorted(pool, key=lambda s: (-scores[s], s))

@@ -227,3 +227,28 @@ def test_eval_prints_per_class_iou_and_biou_on_three_classes(tmp_path, capsys):
     out = capsys.readouterr().out
     assert f"IoU class 2   {frac2:.4f}   BIoU class 2   {biou2:.4f}" in out
     assert "IoU class 1   0.0000   BIoU class 1   0.0000" in out
+
+
+def test_train_without_arch_builds_the_default_of_the_projects_kind(tmp_path, capsys, monkeypatch):
+    """--classes 3 and no --arch: the multi-class default (DEFAULT_FOR_KIND["classes"]) is what the
+    checkpoint holds; --arch unet on a machine without CUDA says it needs a GPU."""
+    from segcore.versions import load_checkpoint
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    for i in range(4):
+        gt = np.zeros((48, 64), np.uint8)
+        gt[:, 32:] = 2
+        gt[8:24, 4 + i:20 + i] = 1
+        cv2.imwrite(str(images / f"im{i}.png"), np.full((48, 64, 3), 60 + 30 * i, np.uint8))
+        write_mask(masks / f"im{i}.png", gt, num_classes=3)
+    common = ["--images", str(images), "--masks", str(masks), "--classes", "3", "--mode", "full",
+              "--epochs", "1", "--input-size", "64", "--batch-size", "2", "--no-pretrained"]
+    out = tmp_path / "m.pt"
+    assert main(["train", *common, "--out", str(out)]) == 0
+    model, meta = load_checkpoint(out)
+    assert model.arch == models.DEFAULT_FOR_KIND["classes"] and model.num_classes == 3
+    assert "Needs a GPU" not in capsys.readouterr().err
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["train", *common, "--arch", "unet", "--out", str(tmp_path / "u.pt")]) == 0
+    assert "Needs a GPU" in capsys.readouterr().err

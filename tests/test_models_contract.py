@@ -343,10 +343,10 @@ def test_switching_architecture_starts_a_new_lineage(demo_project):
     cfg = TrainConfig(mode="fast", epochs=1, time_budget_s=None, input_size=64, batch_size=4, fast_views=1,
                       pretrained=False, scale_policy="stretch")
     first = loop.finetune(project, cfg)
-    assert project.models.get(first.version_id).arch == cfg.arch
+    assert project.models.get(first.version_id).arch == cfg.arch_for(2) == models.DEFAULT_MODEL
     from dataclasses import replace
     kept = loop.finetune(project, replace(cfg, arch="fcn8s"))  # no switch asked: the lineage continues
-    assert kept.parent_id == first.version_id and project.models.get(kept.version_id).arch == cfg.arch
+    assert kept.parent_id == first.version_id and project.models.get(kept.version_id).arch == models.DEFAULT_MODEL
     switched = loop.finetune(project, replace(cfg, arch="fcn8s", switch_arch=True))
     v = project.models.get(switched.version_id)
     assert switched.parent_id is None and v.parent is None and v.arch == "fcn8s"
@@ -386,3 +386,33 @@ def test_architectures_that_need_a_gpu_say_so_on_a_cpu_only():
         assert bool(info.device_note("cpu")) == (name in heavy)
         assert info.device_note("cuda") == ""
     assert "GPU" in models.ARCHITECTURES["unet"].device_note("cpu")
+
+
+def test_per_kind_defaults_are_registered_and_a_new_project_starts_from_its_kinds(demo_project):
+    """TrainConfig(arch="auto"): a binary project's first fine-tune builds DEFAULT_FOR_KIND["binary"],
+    a project with classes builds DEFAULT_FOR_KIND["classes"]; an explicit arch is kept as is."""
+    import numpy as np
+
+    from segcore import loop
+    from segcore.demo import load_ground_truth
+    from segcore.project import ClassInfo, Project
+    from segcore.training import TrainConfig
+    assert set(models.DEFAULT_FOR_KIND) == {"binary", "classes"}
+    assert all(name in models.ARCHITECTURES for name in models.DEFAULT_FOR_KIND.values())
+    assert models.default_arch(2) == models.DEFAULT_MODEL == models.DEFAULT_FOR_KIND["binary"]
+    assert models.default_arch(23) == models.DEFAULT_FOR_KIND["classes"]
+    cfg = TrainConfig(mode="fast", epochs=1, time_budget_s=None, input_size=64, batch_size=4, fast_views=1,
+                      pretrained=False, scale_policy="stretch")
+    assert cfg.arch == "auto" and TrainConfig(arch="pspnet").arch_for(5) == "pspnet"
+    assert cfg.for_classes(3).arch == models.DEFAULT_FOR_KIND["classes"]
+    project = Project.open(demo_project)
+    project.set_classes([ClassInfo("background", (0, 0, 0)), ClassInfo("a", (255, 0, 0)),
+                         ClassInfo("b", (0, 255, 0))])
+    for i, s in enumerate(project.stems()[:3]):
+        gt = (load_ground_truth(demo_project, s) > 0).astype(np.uint8)
+        project.save_mask(s, gt * (1 + i % 2))
+    result = loop.finetune(project, cfg)
+    v = project.models.get(result.version_id)
+    assert v.arch == models.DEFAULT_FOR_KIND["classes"] and v.meta["model_config"]["num_classes"] == 3
+    assert v.meta["train_config"]["arch"] == v.arch  # the record names what was built, not "auto"
+    project.close()

@@ -8,6 +8,7 @@ import pytest
 from segcore import selection
 from segcore.demo import generate_demo_project
 from segcore.project import Project
+from segcore.training import TrainConfig
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -58,8 +59,7 @@ def test_cold_start_order_ranks_every_image_and_puts_unreadable_last(tmp_path):
     bad = sorted(root.glob("*.png"))[1]
     bad.write_bytes(b"not an image")
     with Project.open(root) as project:
-        model = selection.embedding_model(type("C", (), {"arch": "deeplabv3plus_mobilenet_v2",
-                                                         "pretrained": False})())
+        model = selection.embedding_model(TrainConfig(pretrained=False))
         seen = []
         order = selection.cold_start_order(project, model, on_progress=lambda i, n: seen.append((i, n)))
         assert sorted(order) == project.stems() and order[-1] == bad.stem

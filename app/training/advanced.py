@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QLabel, Q
                                QVBoxLayout, QWidget)
 
 from segcore.devices import resolve_device
-from segcore.models import ARCHITECTURES, DEFAULT_MODEL
+from segcore.models import ARCHITECTURES, DEFAULT_FOR_KIND
 from segcore.training import MODES, TrainConfig
 
 KEEP_ARCH = ""  # combo data of "keep the active version's architecture"
@@ -74,7 +74,9 @@ class AdvancedSettings(QWidget):
         self.arch.setObjectName("archCombo")
         self.arch.addItem("keep active", KEEP_ARCH)  # fits the 1280x720 dock
         self.arch.setItemData(0, "Fine-tune the active version (a new project starts "
-                                 f"{ARCHITECTURES[DEFAULT_MODEL].title})", Qt.ItemDataRole.ToolTipRole)
+                                 f"{ARCHITECTURES[DEFAULT_FOR_KIND['binary']].title}, or with classes "
+                                 f"{ARCHITECTURES[DEFAULT_FOR_KIND['classes']].title})",
+                              Qt.ItemDataRole.ToolTipRole)
         for name, info in ARCHITECTURES.items():
             self.arch.addItem(info.title, name)
             self.arch.setItemData(self.arch.count() - 1, f"{name}: {info.good_for_line}",

@@ -35,7 +35,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--time-budget", type=_positive_float, metavar="S", help="stop after S seconds in total")
     p.add_argument("--epochs", type=_int_at_least(1), metavar="N",
                    help="epochs per phase (default: 20 without --time-budget)")
-    p.add_argument("--arch", default=d.arch, help="architecture of a fresh model (default %(default)s)")
+    p.add_argument("--arch", default=d.arch, help="architecture of a fresh model (default %(default)s: "
+                   "the per-kind default, segcore.models.DEFAULT_FOR_KIND)")
     add_label_args(p, "never trained on")
     p.add_argument("--scale-policy", choices=["auto", "stretch", "scale"], default=d.scale_policy,
                    help="what the model sees: auto (chosen from the masks' object sizes), stretch "
@@ -88,13 +89,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if args.checkpoint:
             model, start_meta = load_checkpoint(args.checkpoint)
         else:
-            model, start_meta = models.build(args.arch, num_classes=args.classes,
+            model, start_meta = models.build(config.arch_for(args.classes), num_classes=args.classes,
                                              pretrained=not args.no_pretrained), {}
         quiet = rank != 0
         info = models.ARCHITECTURES.get(str(getattr(model, "arch", args.arch)))
         note = info.device_note(resolve_device(config.device).type) if info else ""
-        if note and not quiet:
-            print(f"note: {args.arch}: {note}", file=sys.stderr)
+        if info is not None and note and not quiet:
+            print(f"note: {info.title}: {note}", file=sys.stderr)
         bar = Progress(1, "train") if not quiet else None
         cbs = TrainCallbacks(
             on_step=(lambda s, t, loss: bar.update(s, f"loss {loss:.4f}", total=t)) if bar else None,

@@ -30,13 +30,23 @@ from .segnet import segnet
 from .unet import unet, unet_mobilenet_v2
 
 __all__ = [
-    "ARCHITECTURES", "ArchInfo", "DEFAULT_MODEL", "IMAGENET_MEAN", "IMAGENET_STD", "LogitsOnly",
-    "MobileNetDeepLab", "SegModel", "available_models", "build", "from_config", "logits_to_probs", "short_name",
+    "ARCHITECTURES", "ArchInfo", "DEFAULT_FOR_KIND", "DEFAULT_MODEL", "IMAGENET_MEAN", "IMAGENET_STD", "LogitsOnly",
+    "MobileNetDeepLab", "SegModel", "available_models", "build", "default_arch", "from_config", "logits_to_probs", "short_name",
 ]
 
-#: what a new project fine-tunes on a CPU: the MobileNetV2 backbone with the DeepLabV3+ decoder
-#: (the stride-4 skip is worth +0.12 IoU / +0.24 BIoU at k=20 in 60 s on Weizmann)
-DEFAULT_MODEL = "deeplabv3plus_mobilenet_v2"
+#: what a new project fine-tunes, per kind of project: the architecture with the best mean
+#: IoU / mIoU at k = 20 and 50 over that kind's suite datasets in the zoo benchmark (one click from
+#: the ImageNet model, same images and test split for every architecture;
+#: tests/benchmarks/results.md "Zoo"). Binary: DeepLabV3+ (MobileNetV2); classes: FCN-8s.
+DEFAULT_FOR_KIND: dict[str, str] = {"binary": "deeplabv3plus_mobilenet_v2", "classes": "fcn8s"}
+#: the binary default (the registry's first entry; the untrained model `segloop-cli predict` uses)
+DEFAULT_MODEL = DEFAULT_FOR_KIND["binary"]
+
+
+def default_arch(num_classes: int) -> str:
+    """The architecture a new project of ``num_classes`` classes (2 = binary) starts from."""
+    return DEFAULT_FOR_KIND["binary" if num_classes <= 2 else "classes"]
+
 
 @dataclass(frozen=True)
 class ArchInfo:

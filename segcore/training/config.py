@@ -81,9 +81,8 @@ class TrainConfig:
     channels_last: bool = True           # NHWC tensors while training (faster oneDNN backward on CPU)
     seed: int = 0
     num_workers: int = 0                 # DataLoader workers (0: augment in the training thread)
-    arch: str = "deeplabv3plus_mobilenet_v2"  # fresh model when there is none to start from:
-                                         # measured on Weizmann k=20, 60 s: V3+ 0.73/0.42 IoU/BIoU
-                                         # vs the seed-style V3 head 0.61/0.18 (same backbone)
+    arch: str = "auto"                   # fresh model when there is none to start from; "auto":
+                                         # segcore.models.default_arch per kind (arch_for)
     pretrained: bool = True              # ditto: ImageNet backbone for a fresh model
     switch_arch: bool = False            # True: when the active version is not an ``arch`` model,
                                          # start a fresh lineage of ``arch`` (the Advanced panel's
@@ -118,10 +117,20 @@ class TrainConfig:
         if not 0.0 < self.fast_share < 1.0:
             raise ValueError(f"fast_share must be in (0, 1), not {self.fast_share}")
 
+    def arch_for(self, num_classes: int) -> str:
+        """The architecture of a fresh model for ``num_classes`` classes: ``arch``, or for "auto"
+        the per-kind default (segcore.models.default_arch)."""
+        if self.arch != "auto":
+            return self.arch
+        from ..models import default_arch  # torch: only when a model is about to be built
+        return default_arch(num_classes)
+
     def for_classes(self, num_classes: int) -> "TrainConfig":
         """This config with "auto" settings resolved for a model of ``num_classes`` outputs
         (1 logit or 2 classes = binary)."""
         kind = AUTO["binary" if num_classes <= 2 else "classes"]
+        if self.arch == "auto":
+            return replace(self, arch=self.arch_for(num_classes)).for_classes(num_classes)
         if self.mode != "auto" and self.class_balance != "auto":
             return self
         return replace(self, mode=kind["mode"] if self.mode == "auto" else self.mode,

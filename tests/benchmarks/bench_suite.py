@@ -84,7 +84,7 @@ def run_one(name: str, label: str, ks: list[int], orders: list[str], ceiling_s: 
         config = replace(config, arch=arch)
     try:
         from segcore.models.complexity import complexity
-        cost = complexity(config.arch, 320, d.num_classes)
+        cost = complexity(config.arch_for(d.num_classes), 320, d.num_classes)
         cost = {"params_m": cost["params_m"], "gflops": cost["gflops"]}
     except ImportError:  # older code measured with this harness
         cost = {}
@@ -93,12 +93,12 @@ def run_one(name: str, label: str, ks: list[int], orders: list[str], ceiling_s: 
 
     def emit(row: dict) -> None:
         row = {**row, "dataset": name, "label": label, "code": code, "test_last": test_last, "split": split,
-               "arch": config.arch, **cost,
+               "arch": config.arch_for(d.num_classes), **cost,
                "time": time.strftime("%Y-%m-%d %H:%M:%S")}
         with open(out, "a") as fh:
             fh.write(json.dumps(_clean(row)) + "\n")
         metric = row.get("miou", row.get("iou"))
-        print(f"  {name} {config.arch} k={row['k']} {row['order']}: {metric:.3f} BIoU {row['biou']:.3f} "
+        print(f"  {name} {row['arch']} k={row['k']} {row['order']}: {metric:.3f} BIoU {row['biou']:.3f} "
               f"{row['seconds']:.0f} s", flush=True)
 
     say = lambda m: print(f"  [{name}] {m}", flush=True)

@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.budget is not None:
         base_cfg = replace(base_cfg, time_budget_s=args.budget)
     cache: dict = {}
-    start = evaluate_test(make_predictor(models.build(base_cfg.arch, pretrained=True), base_cfg.input_size),
+    start = evaluate_test(make_predictor(models.build(base_cfg.arch_for(2), pretrained=True), base_cfg.input_size),
                           found, mask_paths, test, cache=cache)
     rows = [{"n": 0, "mode": "untrained", "budget_s": 0.0, "iou": start["iou"], "biou": start["biou"], "seconds": 0.0}]
     for n in ns:
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         for mode in modes:
             cfg = replace(base_cfg, mode=mode)
             t0 = time.perf_counter()
-            result = Trainer(models.build(cfg.arch, pretrained=True), cfg).fit(pairs, [])
+            result = Trainer(models.build(cfg.arch_for(2), pretrained=True), cfg).fit(pairs, [])
             seconds = time.perf_counter() - t0
             s = evaluate_test(make_predictor(result.model, cfg.input_size), found, mask_paths, test, cache=cache)
             rows.append({"n": n, "mode": mode, "budget_s": cfg.time_budget_s, "iou": s["iou"], "biou": s["biou"],

@@ -23,7 +23,7 @@ def test_advanced_lists_every_architecture_with_its_good_for_line(qtbot):
     names = [adv.arch.itemData(i) for i in range(adv.arch.count())]
     assert names[0] == "" and names[1:] == list(ARCHITECTURES)
     cfg = adv.config()  # "keep": continue the active version, default arch for a new project
-    assert cfg.arch == DEFAULT_MODEL and not cfg.switch_arch
+    assert cfg.arch == "auto" and cfg.arch_for(2) == DEFAULT_MODEL and not cfg.switch_arch
     adv.set_arch("pspnet")
     assert adv.config().arch == "pspnet" and adv.config().switch_arch
     assert adv.arch_note.text() == ARCHITECTURES["pspnet"].good_for_line
