@@ -41,6 +41,27 @@ MODE_TIPS = {
 }
 
 
+class _WrappedNote(QLabel):
+    """A word-wrapped label that asks its layout for the height its text needs at its width
+    (QFormLayout sizes a wrapped label for its one-line hint, clipping a long note)."""
+
+    def __init__(self) -> None:
+        super().__init__("")
+        self.setWordWrap(True)
+
+    def _fit(self) -> None:
+        if self.width() > 0:
+            self.setMinimumHeight(self.heightForWidth(self.width()))
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt's name
+        super().setText(text)
+        self._fit()
+
+    def resizeEvent(self, event: Any) -> None:
+        super().resizeEvent(event)
+        self._fit()
+
+
 class AdvancedSettings(QWidget):
     """``config()`` → TrainConfig; ``set_config(cfg)``; ``changed`` when a field is edited."""
 
@@ -86,8 +107,7 @@ class AdvancedSettings(QWidget):
         # long titles must not widen the Training dock: the combo elides, the popup shows them whole
         self.arch.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.arch.setMinimumContentsLength(14)
-        self.arch_note = QLabel("")
-        self.arch_note.setWordWrap(True)
+        self.arch_note = _WrappedNote()
         self.arch_note.setObjectName("archNote")
         self.arch_note.setVisible(False)
         self.budget = QSpinBox()
@@ -137,7 +157,7 @@ class AdvancedSettings(QWidget):
         self.preset_label.setWordWrap(True)
         self.preset_label.setObjectName("presetLabel")
         form.addRow("Model", self.arch)
-        form.addRow("", self.arch_note)
+        form.addRow(self.arch_note)  # the whole width: a measured line is two to four lines long
         form.addRow("Mode", self.mode)
         form.addRow("Time budget", self.budget)
         form.addRow("Epochs", self.epochs)

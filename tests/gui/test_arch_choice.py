@@ -27,7 +27,7 @@ def test_advanced_lists_every_architecture_with_its_good_for_line(qtbot):
     adv.set_arch("pspnet")
     assert adv.config().arch == "pspnet" and adv.config().switch_arch
     assert adv.arch_note.text() == ARCHITECTURES["pspnet"].good_for_line
-    assert "from the paper; not yet measured here" in adv.arch_note.text()
+    assert "measured: one click at k = 20 / 50" in adv.arch_note.text() and "msrc" in adv.arch_note.text()
     tip = adv.arch.itemData(adv.arch.currentIndex(), Qt.ItemDataRole.ToolTipRole)
     assert tip.startswith("pspnet: Good for")
 
@@ -44,11 +44,16 @@ def test_picking_a_gpu_only_architecture_on_a_cpu_shows_a_warning(qtbot, monkeyp
     adv.arch.setCurrentIndex(adv.arch.findText(ARCHITECTURES["unet"].title))  # as the popup does
 
     assert adv.arch_note.isVisibleTo(adv) and "Needs a GPU" in adv.arch_note.text()
+    adv.setFixedWidth(330)  # the dock's width: the four-line note gets the height it needs
+    adv.show()
+    qtbot.waitExposed(adv)
+    note = adv.arch_note
+    assert note.height() >= note.heightForWidth(note.width()) > 3 * note.fontMetrics().height()
     adv.set_arch(DEFAULT_MODEL)
     assert "GPU" not in adv.arch_note.text()
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     adv.set_arch("unet")
-    assert "GPU" not in adv.arch_note.text()
+    assert "Needs a GPU" not in adv.arch_note.text()
 
 
 def test_next_fine_tune_builds_the_architecture_picked_in_advanced(qtbot, tmp_path, versioned_model):  # noqa: F811
