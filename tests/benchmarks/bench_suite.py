@@ -211,7 +211,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     crows = [[d, a, _metric(r), r.get("biou"), r.get("seconds"), _metric(ceil_b[d]) if d in ceil_b else None]
              for (d, a), r in ceil.items()]
     record("suite", {"after": after, "before": before})
-    report("Suite: one-click loop on every dataset (session protocol, test = last 20 %, <= 80)", headers, rows)
+    report(args.title or "Suite: one-click loop on every dataset (session protocol, test = last 20 %, <= 80)",
+           headers, rows)
     if crows:
         report("Suite ceilings (one click on every pool image, long budget)",
                ["dataset", "arch", "IoU/mIoU", "BIoU", "seconds", "before ceiling"], crows)
@@ -290,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("report")
     p.add_argument("--before", default="before")
     p.add_argument("--after", default="after")
+    p.add_argument("--title", default="", help="results.md section (default: the full suite's); a "
+                                                "partial run gets its own so it never replaces the full table")
     p = sub.add_parser("zoo", help="the architectures' table of one label")
     p.add_argument("--label", default="zoo")
     args = parser.parse_args(argv)
