@@ -103,7 +103,7 @@ ARCHITECTURES: dict[str, ArchInfo] = {
                        measured=True),
     "fcn8s": ArchInfo(fcn8s, "FCN-8s (MobileNetV2)",
                       "classes, the default there (msrc 0.35 / 0.50), and binary on par with DeepLabV3+ "
-                      "(ph2 0.85 / 0.88, horses 0.83, dsb 0.69 at k = 20); the cheapest to run",
+                      "(ph2 0.85 / 0.87, horses 0.83, dsb 0.69 at k = 20); the cheapest to run",
                       measured=True),
     "unet": ArchInfo(unet, "U-Net (fresh weights)",
                      "microscopy with a GPU and many labels; on a CPU one click overruns 2-7x and learns "
@@ -117,19 +117,19 @@ ARCHITECTURES: dict[str, ArchInfo] = {
                        "horses 0.00, dsb 0.14, 2-5x over budget)", measured=True, needs_gpu=True),
     "pspnet": ArchInfo(pspnet, "PSPNet (MobileNetV2)",
                        "scene context with longer training; at one click it lags (ph2 0.57 / 0.71, "
-                       "msrc 0.23 / 0.28, dsb 0.07 at k = 20)", measured=True),
+                       "msrc 0.25 / 0.29, dsb 0.07 at k = 20)", measured=True),
     "deeplabv1_largefov": ArchInfo(deeplabv1_largefov, "DeepLab v1 LargeFOV (MobileNetV2)",
                                    "DenseCRF pairing after long training; at one click it barely learns "
                                    "(ph2 0.31 / 0.00, msrc 0.05 / 0.10, dsb 0.00 at k = 20)", measured=True),
     "deeplabv2": ArchInfo(deeplabv2, "DeepLab v2 ASPP (MobileNetV2)",
                           "objects at several scales after long training; unsteady at one click "
-                          "(ph2 0.07 / 0.63, msrc 0.19 / 0.30, dsb 0.00 at k = 20)", measured=True),
+                          "(ph2 0.07 / 0.62, msrc 0.19 / 0.30, dsb 0.00 at k = 20)", measured=True),
     "spp": ArchInfo(spp, "SPP head (MobileNetV2)",
-                    "a cheap context head for large objects and classes (ph2 0.78 / 0.83, msrc 0.31 / "
+                    "a cheap context head for large objects and classes (ph2 0.78 / 0.83, msrc 0.30 / "
                     "0.40); weak on small objects (dsb 0.28 at k = 20)", measured=True),
     "speed_dspp": ArchInfo(speed_dspp, "SPEED + DSPP (fresh weights)",
                            "low-resource inference after long training; fresh weights learn little in "
-                           "one click (ph2 0.44 / 0.63, msrc 0.03 / 0.08, dsb 0.47 at k = 20)",
+                           "one click (ph2 0.44 / 0.63, msrc 0.03 / 0.07, dsb 0.47 at k = 20)",
                            measured=True),
     "speed_mdspp": ArchInfo(speed_mdspp, "SPEED + MDSPP (fresh weights)",
                             "as SPEED + DSPP, with the mixed pyramid (ph2 0.02 / 0.64, msrc 0.03 / 0.06, "
