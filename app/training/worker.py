@@ -96,14 +96,17 @@ class _Thread(QThread):
 
     def run(self) -> None:
         from segcore import loop
+        from segcore.memory import release_free_memory
 
         w = self.worker
         try:
             with opened_project(self.root) as project:
                 result = loop.finetune(project, self.config, _Forwarder(w, self.config), w.cancel_event)
         except BaseException as exc:  # noqa: BLE001 - every failure is shown, the app keeps going
+            release_free_memory()
             w.failed.emit(describe_error(exc, self.root))
         else:
+            release_free_memory()  # before re-predicting: what the run freed goes back to the OS
             w.finished.emit(result)
 
 

@@ -63,6 +63,13 @@ class ColdStartWorker(QThread):
         return stop_or_detach(self, STOP_WAIT_MS if wait_ms is None else wait_ms)
 
     def run(self) -> None:
+        from segcore.memory import release_free_memory
+        try:
+            self._rank()
+        finally:  # the backbone and its activations over every image are gone: give them back
+            release_free_memory()
+
+    def _rank(self) -> None:
         from segcore import selection
         stopped = self._stop.is_set
         try:

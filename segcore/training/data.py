@@ -271,9 +271,12 @@ class AugmentedPairs(Dataset):
 
 
 class FeatureCache(Dataset):
-    """Fast mode: encoder features of augmented views, float16 on the CPU, with their labels.
+    """Fast mode: encoder features of augmented views, float16 on the CPU, with their labels
+    as uint8 (class indices and 255 = ignore fit; an int64 label of a 320-px view is 800 KB,
+    more than its features, 350 KB for the default model).
 
-    Item → (dict of feature tensors (float32), label int64 size x size).
+    Item → (dict of feature tensors (float32), label int64 size x size): what the loss takes,
+    made per item, so only a batch is ever held at full width.
     """
 
     def __init__(self) -> None:
@@ -281,19 +284,25 @@ class FeatureCache(Dataset):
         self.labels: list[torch.Tensor] = []
 
     def add(self, feats: dict[str, torch.Tensor], labels: torch.Tensor) -> None:
-        """Add a batch (first dimension = views)."""
+        """Add a batch (first dimension = views); labels must be class indices 0..255."""
+        if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) > 255):
+            raise ValueError("FeatureCache labels must be class indices in 0..255")
         for i in range(labels.shape[0]):
             self.features.append({k: v[i].to("cpu", torch.float16) for k, v in feats.items()})
-            self.labels.append(labels[i].cpu())
+            self.labels.append(labels[i].to("cpu", torch.uint8))
 
     def nbytes(self) -> int:
+        """Bytes of the cached features (the part that scales with the model; see cache_limit_mb)."""
         return sum(t.numel() * t.element_size() for f in self.features for t in f.values())
+
+    def label_nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self.labels)
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def __getitem__(self, index: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        return {k: v.float() for k, v in self.features[index].items()}, self.labels[index]
+        return {k: v.float() for k, v in self.features[index].items()}, self.labels[index].long()
 
 
 def collate_features(batch: list[tuple[dict[str, torch.Tensor], torch.Tensor]]):

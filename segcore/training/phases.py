@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..memory import release_free_memory
 from ..models.base import SegModel, freeze_bn
 from .budget import PhaseBudget
 from .data import AugmentedPairs, FeatureCache, ValPair, collate_features, normalize, view
@@ -65,6 +66,7 @@ class FastPhase:
         tail = max(0, min(cfg.tail_blocks, model.max_tail_blocks()))
         tail_modules = model.freeze_encoder(tail)
         cache, val_feats = self._build_cache(ctx, model, train, val, limits.deadline, tail)
+        release_free_memory()  # the encoder's activations of the feature pass (see segcore.memory)
         if ctx.preset.policy != "stretch":
             val_feats = None  # scale: held-out images are predicted in tiles by the full model
         batches, n_batches, batch = ctx.loader(cache, collate_features)

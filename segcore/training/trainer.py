@@ -22,6 +22,7 @@ from torch import nn
 
 from ..devices import resolve_device
 from ..errors import TrainingError
+from ..memory import release_free_memory
 from ..preprocess import Preset
 from .budget import RunBudget
 from .config import TrainCallbacks, TrainConfig, TrainResult
@@ -109,6 +110,8 @@ class Trainer:
         except Cancelled:
             self.callbacks.on_message("training cancelled; the previous model is unchanged")
             return TrainResult(None, "cancelled", ctx.history, seconds=budget.elapsed(), steps=ctx.step)
+        finally:
+            release_free_memory()  # the phases' graphs, caches and optimizer state (segcore.memory)
         model.eval()
         model.to("cpu", memory_format=torch.contiguous_format)
         model.meta = {**(getattr(model, "meta", None) or {}), "preset": preset.to_dict(),
