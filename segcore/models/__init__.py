@@ -85,8 +85,9 @@ class ArchInfo:
 ARCHITECTURES: dict[str, ArchInfo] = {
     "deeplabv3plus_mobilenet_v2": ArchInfo(
         deeplabv3plus_mobilenet_v2, "DeepLabV3+ (MobileNetV2)",
-        "binary masks of any object size, the binary default (k = 20: ph2 0.84, dsb 0.73, horses "
-        "0.81); weak with classes (msrc 0.05 / 0.22)", measured=True),
+        "binary masks, the binary default (k = 20: ph2 0.84, dsb 0.73, horses 0.81); weaker when the "
+        "first click has 50 images (horses 0.73, dsb 0.62) and with classes (msrc 0.05 / 0.22)",
+        measured=True),
     "deeplabv3_mobilenet_v2": ArchInfo(
         deeplabv3_mobilenet_v2, "DeepLabV3 (MobileNetV2)",
         "large objects and classes at k = 50 (ph2 0.83, msrc 0.41); weak on small objects "
@@ -99,11 +100,12 @@ ARCHITECTURES: dict[str, ArchInfo] = {
                        "a cheap baseline for classes (msrc 0.35 / 0.48); coarse on small objects "
                        "(dsb 0.30 at k = 20)", measured=True),
     "fcn16s": ArchInfo(fcn16s, "FCN-16s (MobileNetV2)",
-                       "classes (msrc 0.34 / 0.50) and single objects (ph2 0.86 / 0.86); 1.4 GFLOPs",
+                       "classes (msrc 0.34 / 0.50) and binary masks (horses 0.83 / 0.82, ph2 0.86 / 0.86, "
+                       "dsb 0.69 / 0.68); 1.4 GFLOPs",
                        measured=True),
     "fcn8s": ArchInfo(fcn8s, "FCN-8s (MobileNetV2)",
-                      "classes, the default there (msrc 0.35 / 0.50), and binary on par with DeepLabV3+ "
-                      "(ph2 0.85 / 0.87, horses 0.83, dsb 0.69 at k = 20); the cheapest to run",
+                      "classes, the default there (msrc 0.35 / 0.50), and binary masks (horses 0.83 / 0.83, "
+                      "ph2 0.85 / 0.87, dsb 0.69 / 0.65); the cheapest to run (1.4 GFLOPs)",
                       measured=True),
     "unet": ArchInfo(unet, "U-Net (fresh weights)",
                      "microscopy with a GPU and many labels; on a CPU one click overruns 2-7x and learns "

@@ -210,7 +210,7 @@ def cmd_report(args: argparse.Namespace) -> int:
                      (sum(p[0] for p in pairs) / sum(p[1] for p in pairs)) if pairs else None, None, None, "", ""])
     crows = [[d, a, _metric(r), r.get("biou"), r.get("seconds"), _metric(ceil_b[d]) if d in ceil_b else None]
              for (d, a), r in ceil.items()]
-    record("suite", {"after": after, "before": before})
+    record(f"suite_{args.after}" if args.title else "suite", {"after": after, "before": before})
     report(args.title or "Suite: one-click loop on every dataset (session protocol, test = last 20 %, <= 80)",
            headers, rows)
     if crows:
