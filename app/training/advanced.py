@@ -27,7 +27,6 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QLabel, QSpinBox, QToolButton,
                                QVBoxLayout, QWidget)
 
-from segcore.devices import resolve_device
 from segcore.models import ARCHITECTURES, DEFAULT_FOR_KIND
 from segcore.training import MODES, TrainConfig
 
@@ -209,7 +208,7 @@ class AdvancedSettings(QWidget):
     def _arch_changed(self, *_: Any) -> None:
         name = str(self.arch.currentData() or KEEP_ARCH)
         info = ARCHITECTURES.get(name)
-        warning = info.device_note(resolve_device(self.defaults.device).type) if info else ""
+        warning = info.device_note(self.defaults.device) if info else ""
         self.arch_note.setText((info.good_for_line + (f"\n{warning}" if warning else "")) if info else "")
         self.arch_note.setVisible(info is not None)
         self.changed.emit()

@@ -60,7 +60,6 @@ def add_parser(sub: Any) -> None:
 def _cmd_train(args: argparse.Namespace) -> int:
     """Train on matched pairs; under torchrun every rank trains, rank 0 writes the checkpoint."""
     from .. import models
-    from ..devices import resolve_device
     from ..loop import split_held_out
     from ..training import TrainCallbacks, TrainConfig, Trainer
     from ..training.distributed import cleanup, init_from_env, state_checksum
@@ -93,7 +92,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                                              pretrained=not args.no_pretrained), {}
         quiet = rank != 0
         info = models.ARCHITECTURES.get(str(getattr(model, "arch", args.arch)))
-        note = info.device_note(resolve_device(config.device).type) if info else ""
+        note = info.device_note(config.device) if info else ""
         if info is not None and note and not quiet:
             print(f"note: {info.title}: {note}", file=sys.stderr)
         bar = Progress(1, "train") if not quiet else None

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from ..devices import resolve_device
 from ..weights import ProgressCallback
 from .base import IMAGENET_MEAN, IMAGENET_STD, LogitsOnly, SegModel, logits_to_probs
 from .deeplab_v1v2 import deeplabv1_largefov, deeplabv2
@@ -64,9 +65,10 @@ class ArchInfo:
     short: str = ""         # a few characters for narrow places (the versions table)
     needs_gpu: bool = False  # measured: on a CPU one click overruns its budget and learns little
 
-    def device_note(self, device_type: str) -> str:
-        """A warning when this architecture is a poor choice on ``device_type`` ("cpu", "cuda"), else ""."""
-        if self.needs_gpu and device_type != "cuda":
+    def device_note(self, device: str = "auto") -> str:
+        """A warning when this architecture is a poor choice on ``device`` (a TrainConfig.device:
+        "auto", "cpu", "cuda", "cuda:N"), else ""."""
+        if self.needs_gpu and resolve_device(device).type != "cuda":
             return ("Needs a GPU, and none was found on this computer: a click here will overrun its "
                     "time budget")
         return ""
