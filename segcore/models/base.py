@@ -28,7 +28,8 @@ Conventions
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from typing import Any, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -45,6 +46,49 @@ def freeze_bn(module: nn.Module) -> None:
             m.eval()
             for p in m.parameters(recurse=False):
                 p.requires_grad_(False)
+
+
+@contextlib.contextmanager
+def frozen_bn_as_affine(module: nn.Module) -> Iterator[int]:
+    """Within the block, every frozen ``BatchNorm2d`` of ``module`` (eval mode, no parameter
+    that requires grad: what :func:`freeze_bn` leaves) is replaced by torchvision's
+    ``FrozenBatchNorm2d`` with the same statistics and affine values; the originals are put
+    back on exit. Yields how many were replaced.
+
+    Outputs and gradients are those of the frozen BatchNorm (an eval-mode BatchNorm is the
+    affine map x * scale + shift). The point is memory: autograd keeps a frozen
+    ``BatchNorm2d``'s input for its backward, the affine map only its per-channel scale. In
+    fast mode's trainable tail blocks and full mode's pretrained encoder, where the BatchNorm
+    is frozen, that input is a third of the activations a training step holds (MobileNetV2:
+    conv → BN → ReLU6 saves the conv's input, the BN's input and the ReLU6's input).
+
+    Swap before wrapping the model (DDP registers modules at wrap time) and keep no
+    ``state_dict`` taken inside the block: its BatchNorm keys differ
+    (no ``num_batches_tracked``).
+    """
+    from torchvision.ops.misc import FrozenBatchNorm2d
+
+    swapped: list[tuple[nn.Module, str, nn.Module]] = []
+    for parent in list(module.modules()):
+        for name, child in list(parent.named_children()):
+            if (type(child) is not nn.BatchNorm2d or child.training or not child.affine
+                    or child.running_mean is None or child.running_var is None
+                    or any(p.requires_grad for p in child.parameters(recurse=False))):
+                continue
+            frozen = FrozenBatchNorm2d(child.num_features, eps=child.eps).to(
+                device=child.weight.device, dtype=child.weight.dtype)
+            with torch.no_grad():
+                frozen.weight.copy_(child.weight)
+                frozen.bias.copy_(child.bias)
+                frozen.running_mean.copy_(child.running_mean)
+                frozen.running_var.copy_(child.running_var)
+            setattr(parent, name, frozen)
+            swapped.append((parent, name, child))
+    try:
+        yield len(swapped)
+    finally:
+        for parent, name, child in reversed(swapped):
+            setattr(parent, name, child)
 
 
 def logits_to_probs(logits: Tensor) -> Tensor:

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ..memory import release_free_memory
-from ..models.base import SegModel, freeze_bn
+from ..models.base import SegModel, freeze_bn, frozen_bn_as_affine
 from .budget import PhaseBudget
 from .data import AugmentedPairs, FeatureCache, ValPair, collate_features, normalize, view
 from .run import RunContext
@@ -73,6 +73,14 @@ class FastPhase:
         freeze_head_bn = ctx.bn_frozen_head(batch)
         if freeze_head_bn:
             freeze_bn(model.decoder)
+        with frozen_bn_as_affine(model):  # the tail's frozen BN keeps no input for backward
+            return self._train(ctx, model, cache, val, val_feats, tail, tail_modules, limits,
+                               batches, n_batches, freeze_head_bn)
+
+    def _train(self, ctx: RunContext, model: SegModel, cache: FeatureCache, val: list[ValPair],
+               val_feats: list[dict[str, torch.Tensor]] | None, tail: int, tail_modules: list[nn.Module],
+               limits: PhaseBudget, batches: Any, n_batches: int, freeze_head_bn: bool) -> str:
+        cfg = ctx.config
         head = ctx.wrap(_Head(model, tail))
         tail_params = [p for m in tail_modules for p in m.parameters() if p.requires_grad]
         optimizer = ctx.optimizer([([p for p in model.decoder.parameters() if p.requires_grad], cfg.lr_head),
@@ -179,6 +187,14 @@ class FullPhase:
         if freeze_head:
             for h in heads:
                 freeze_bn(h)
+        with frozen_bn_as_affine(model):  # the pretrained encoder's frozen BN: no saved inputs
+            return self._train(ctx, model, heads, freeze_head, batches, n_batches, batch, limits, val,
+                               len(train))
+
+    def _train(self, ctx: RunContext, model: SegModel, heads: list[nn.Module], freeze_head: bool,
+               batches: Any, n_batches: int, batch: int, limits: PhaseBudget, val: list[ValPair],
+               n_images: int) -> str:
+        cfg = ctx.config
         wrapped = ctx.wrap(model)
         enc = [p for p in model.encoder.parameters() if p.requires_grad]
         head_params = [p for h in heads for p in h.parameters() if p.requires_grad]
@@ -220,7 +236,7 @@ class FullPhase:
 
         enc_bn = "encoder BN frozen" if model.encoder_bn_frozen else "encoder BN learns"
         ctx.callbacks.on_message(
-            f"full mode: training all weights on {len(train)} images ({enc_bn}"
+            f"full mode: training all weights on {n_images} images ({enc_bn}"
             f"{', decoder BN frozen' if freeze_head else ''}, batch {batch}"
             f"{f' in {len(ctx.micro_batches(batch))} chunks' if len(ctx.micro_batches(batch)) > 1 else ''}"
             f", {ctx.device})")
