@@ -93,14 +93,14 @@ ARCHITECTURES: dict[str, ArchInfo] = {
     "deeplabv3_mobilenet_v2": ArchInfo(
         deeplabv3_mobilenet_v2, "DeepLabV3 (MobileNetV2)",
         "large objects and classes at k = 50 (ph2 0.83, msrc 0.41); weak on small objects "
-        "(dsb 0.16 at k = 20)", measured=True),
+        "(dsb 0.16 / 0.12) and worse on horses with 50 (0.74 / 0.62)", measured=True),
     "deeplabv3_resnet50_v1c": ArchInfo(
         deeplabv3_resnet50_v1c, "DeepLabV3 (ResNet-50-V1c, the seed)",
         "natural scenes with a GPU; on a CPU one click learns nothing (k = 20: horses 0.07, dsb 0.00, "
         "2-7x over budget)", measured=True, needs_gpu=True),
     "fcn32s": ArchInfo(fcn32s, "FCN-32s (MobileNetV2)",
-                       "a cheap baseline for classes (msrc 0.35 / 0.48); coarse on small objects "
-                       "(dsb 0.30 at k = 20)", measured=True),
+                       "a cheap baseline for classes (msrc 0.35 / 0.48) and large objects (ph2 0.81 / "
+                       "0.85); coarse on small objects (dsb 0.30 / 0.31)", measured=True),
     "fcn16s": ArchInfo(fcn16s, "FCN-16s (MobileNetV2)",
                        "classes (msrc 0.34 / 0.50) and binary masks (horses 0.83 / 0.82, ph2 0.86 / 0.86, "
                        "dsb 0.69 / 0.68); 1.4 GFLOPs",
@@ -113,31 +113,32 @@ ARCHITECTURES: dict[str, ArchInfo] = {
                      "microscopy with a GPU and many labels; on a CPU one click overruns 2-7x and learns "
                      "nothing (k = 20: horses 0.33, dsb 0.02)", measured=True, needs_gpu=True),
     "unet_mobilenet_v2": ArchInfo(unet_mobilenet_v2, "U-Net decoder (MobileNetV2)",
-                                  "single large objects (horses 0.85 at k = 20, the best there); "
-                                  "unsteady on ph2 (0.73 / 0.82), weak with classes (msrc 0.12 / 0.08)",
+                                  "single large objects (horses 0.85 / 0.81, the best at k = 20); "
+                                  "unsteady on ph2 (0.73 / 0.82) and dsb (0.70 / 0.54), weak with "
+                                  "classes (msrc 0.12 / 0.08)",
                                   measured=True),
     "segnet": ArchInfo(segnet, "SegNet (VGG-16, fresh weights)",
                        "scenes with a GPU and many labels; on a CPU one click learns nothing (k = 20: "
                        "horses 0.00, dsb 0.14, 2-5x over budget)", measured=True, needs_gpu=True),
     "pspnet": ArchInfo(pspnet, "PSPNet (MobileNetV2)",
                        "scene context with longer training; at one click it lags (ph2 0.57 / 0.71, "
-                       "msrc 0.25 / 0.29, dsb 0.07 at k = 20)", measured=True),
+                       "msrc 0.25 / 0.29, dsb 0.07 / 0.15)", measured=True),
     "deeplabv1_largefov": ArchInfo(deeplabv1_largefov, "DeepLab v1 LargeFOV (MobileNetV2)",
                                    "DenseCRF pairing after long training; at one click it barely learns "
-                                   "(ph2 0.31 / 0.00, msrc 0.05 / 0.10, dsb 0.00 at k = 20)", measured=True),
+                                   "(ph2 0.31 / 0.00, msrc 0.05 / 0.10, dsb 0.00 / 0.00)", measured=True),
     "deeplabv2": ArchInfo(deeplabv2, "DeepLab v2 ASPP (MobileNetV2)",
                           "objects at several scales after long training; unsteady at one click "
-                          "(ph2 0.07 / 0.62, msrc 0.19 / 0.30, dsb 0.00 at k = 20)", measured=True),
+                          "(ph2 0.07 / 0.62, msrc 0.19 / 0.30, dsb 0.00 / 0.00)", measured=True),
     "spp": ArchInfo(spp, "SPP head (MobileNetV2)",
                     "a cheap context head for large objects and classes (ph2 0.78 / 0.83, msrc 0.30 / "
-                    "0.40); weak on small objects (dsb 0.28 at k = 20)", measured=True),
+                    "0.40); weak on small objects (dsb 0.28 / 0.03)", measured=True),
     "speed_dspp": ArchInfo(speed_dspp, "SPEED + DSPP (fresh weights)",
                            "low-resource inference after long training; fresh weights learn little in "
-                           "one click (ph2 0.44 / 0.63, msrc 0.03 / 0.07, dsb 0.47 at k = 20)",
+                           "one click (ph2 0.44 / 0.63, msrc 0.03 / 0.07, dsb 0.47 / 0.02)",
                            measured=True),
     "speed_mdspp": ArchInfo(speed_mdspp, "SPEED + MDSPP (fresh weights)",
                             "as SPEED + DSPP, with the mixed pyramid (ph2 0.02 / 0.64, msrc 0.03 / 0.06, "
-                            "dsb 0.47 at k = 20)", measured=True),
+                            "dsb 0.47 / 0.00)", measured=True),
 }
 #: short names for narrow places (the versions table)
 _SHORT = {
