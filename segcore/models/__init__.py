@@ -97,7 +97,7 @@ ARCHITECTURES: dict[str, ArchInfo] = {
     "deeplabv3_resnet50_v1c": ArchInfo(
         deeplabv3_resnet50_v1c, "DeepLabV3 (ResNet-50-V1c, the seed)",
         "natural scenes with a GPU; on a CPU one click learns nothing (k = 20: horses 0.07, dsb 0.00, "
-        "2-7x over budget)", measured=True, needs_gpu=True),
+        "ph2 0.00, msrc 0.00; 3-5x over budget)", measured=True, needs_gpu=True),
     "fcn32s": ArchInfo(fcn32s, "FCN-32s (MobileNetV2)",
                        "a cheap baseline for classes (msrc 0.35 / 0.48) and large objects (ph2 0.81 / "
                        "0.85); coarse on small objects (dsb 0.30 / 0.31)", measured=True),
@@ -110,16 +110,18 @@ ARCHITECTURES: dict[str, ArchInfo] = {
                       "ph2 0.85 / 0.87, dsb 0.69 / 0.65); the cheapest to run (1.4 GFLOPs)",
                       measured=True),
     "unet": ArchInfo(unet, "U-Net (fresh weights)",
-                     "microscopy with a GPU and many labels; on a CPU one click overruns 2-7x and learns "
-                     "nothing (k = 20: horses 0.33, dsb 0.02)", measured=True, needs_gpu=True),
+                     "microscopy with a GPU and many labels; on a CPU one click overruns 3-11x and learns "
+                     "little (ph2 0.63 / 0.62, horses 0.33 / 0.27, dsb 0.02 / 0.16, msrc 0.00)",
+                     measured=True, needs_gpu=True),
     "unet_mobilenet_v2": ArchInfo(unet_mobilenet_v2, "U-Net decoder (MobileNetV2)",
                                   "single large objects (horses 0.85 / 0.81, the best at k = 20); "
                                   "unsteady on ph2 (0.73 / 0.82) and dsb (0.70 / 0.54), weak with "
                                   "classes (msrc 0.12 / 0.08)",
                                   measured=True),
     "segnet": ArchInfo(segnet, "SegNet (VGG-16, fresh weights)",
-                       "scenes with a GPU and many labels; on a CPU one click learns nothing (k = 20: "
-                       "horses 0.00, dsb 0.14, 2-5x over budget)", measured=True, needs_gpu=True),
+                       "scenes with a GPU and many labels; on a CPU one click learns little (ph2 0.51 / "
+                       "0.00, dsb 0.14 / 0.14, horses 0.00, msrc 0.00; 3-9x over budget)",
+                       measured=True, needs_gpu=True),
     "pspnet": ArchInfo(pspnet, "PSPNet (MobileNetV2)",
                        "scene context with longer training; at one click it lags (ph2 0.57 / 0.71, "
                        "msrc 0.25 / 0.29, dsb 0.07 / 0.15)", measured=True),
