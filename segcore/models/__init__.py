@@ -97,7 +97,7 @@ ARCHITECTURES: dict[str, ArchInfo] = {
     "deeplabv3_resnet50_v1c": ArchInfo(
         deeplabv3_resnet50_v1c, "DeepLabV3 (ResNet-50-V1c, the seed)",
         "natural scenes with a GPU; on a CPU one click learns nothing (horses 0.07 / 0.27, ph2 0.00 / "
-        "0.09, dsb 0.00, msrc 0.00 / 0.00; 3-5x over budget)", measured=True, needs_gpu=True),
+        "0.09, dsb 0.00 / 0.14, msrc 0.00 / 0.00; 3-18x over budget)", measured=True, needs_gpu=True),
     "fcn32s": ArchInfo(fcn32s, "FCN-32s (MobileNetV2)",
                        "a cheap baseline for classes (msrc 0.35 / 0.48) and large objects (ph2 0.81 / "
                        "0.85); coarse on small objects (dsb 0.30 / 0.31)", measured=True),

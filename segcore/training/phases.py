@@ -74,42 +74,35 @@ class FastPhase:
         if freeze_head_bn:
             freeze_bn(model.decoder)
         with frozen_bn_as_affine(model):  # the tail's frozen BN keeps no input for backward
-            return self._train(ctx, model, cache, val, val_feats, tail, tail_modules, limits,
-                               batches, n_batches, freeze_head_bn)
+            head = ctx.wrap(_Head(model, tail))
+            tail_params = [p for m in tail_modules for p in m.parameters() if p.requires_grad]
+            optimizer = ctx.optimizer([([p for p in model.decoder.parameters() if p.requires_grad], cfg.lr_head),
+                                       (tail_params, cfg.lr_tail)])
+            size = (ctx.preset.input_size, ctx.preset.input_size)
 
-    def _train(self, ctx: RunContext, model: SegModel, cache: FeatureCache, val: list[ValPair],
-               val_feats: list[dict[str, torch.Tensor]] | None, tail: int, tail_modules: list[nn.Module],
-               limits: PhaseBudget, batches: Any, n_batches: int, freeze_head_bn: bool) -> str:
-        cfg = ctx.config
-        head = ctx.wrap(_Head(model, tail))
-        tail_params = [p for m in tail_modules for p in m.parameters() if p.requires_grad]
-        optimizer = ctx.optimizer([([p for p in model.decoder.parameters() if p.requires_grad], cfg.lr_head),
-                                   (tail_params, cfg.lr_tail)])
-        size = (ctx.preset.input_size, ctx.preset.input_size)
+            def set_train() -> None:
+                model.eval()
+                model.decoder.train()
+                if freeze_head_bn:
+                    freeze_bn(model.decoder)
 
-        def set_train() -> None:
-            model.eval()
-            model.decoder.train()
-            if freeze_head_bn:
-                freeze_bn(model.decoder)
-
-        def step(batch_: Any) -> torch.Tensor:
-            feats, labels = batch_
-            feats = {k: v.to(ctx.device).contiguous(memory_format=ctx.memory_format) for k, v in feats.items()}
-            labels = labels.to(ctx.device)
-            optimizer.zero_grad(set_to_none=True)
-            loss, finite = ctx.accumulate(
-                labels.shape[0], lambda c: ctx.loss_fn(head({k: v[c] for k, v in feats.items()}, size), labels[c]))
-            if finite:
-                optimizer.step()
-            else:
+            def step(batch_: Any) -> torch.Tensor:
+                feats, labels = batch_
+                feats = {k: v.to(ctx.device).contiguous(memory_format=ctx.memory_format) for k, v in feats.items()}
+                labels = labels.to(ctx.device)
                 optimizer.zero_grad(set_to_none=True)
-            return loss
+                loss, finite = ctx.accumulate(
+                    labels.shape[0], lambda c: ctx.loss_fn(head({k: v[c] for k, v in feats.items()}, size), labels[c]))
+                if finite:
+                    optimizer.step()
+                else:
+                    optimizer.zero_grad(set_to_none=True)
+                return loss
 
-        what = f"the decoder and the encoder's last {tail} blocks" if tail else "the decoder"
-        ctx.callbacks.on_message(f"fast mode: training {what} on {len(cache)} cached views")
-        return ctx.run_epochs("fast", limits, batches, n_batches, step, optimizer,
-                              lambda: ctx.validate(model, val, val_feats, tail), set_train)
+            what = f"the decoder and the encoder's last {tail} blocks" if tail else "the decoder"
+            ctx.callbacks.on_message(f"fast mode: training {what} on {len(cache)} cached views")
+            return ctx.run_epochs("fast", limits, batches, n_batches, step, optimizer,
+                                  lambda: ctx.validate(model, val, val_feats, tail), set_train)
 
     @torch.no_grad()
     def _build_cache(self, ctx: RunContext, model: SegModel, train: list, val: list[ValPair],
@@ -188,60 +181,53 @@ class FullPhase:
             for h in heads:
                 freeze_bn(h)
         with frozen_bn_as_affine(model):  # the pretrained encoder's frozen BN: no saved inputs
-            return self._train(ctx, model, heads, freeze_head, batches, n_batches, batch, limits, val,
-                               len(train))
+            wrapped = ctx.wrap(model)
+            enc = [p for p in model.encoder.parameters() if p.requires_grad]
+            head_params = [p for h in heads for p in h.parameters() if p.requires_grad]
+            optimizer = ctx.optimizer([(enc, cfg.lr_backbone), (head_params, cfg.lr_head)])
+            use_amp = cfg.amp and ctx.device.type == "cuda"
+            scaler = torch.amp.GradScaler("cuda") if use_amp else None
 
-    def _train(self, ctx: RunContext, model: SegModel, heads: list[nn.Module], freeze_head: bool,
-               batches: Any, n_batches: int, batch: int, limits: PhaseBudget, val: list[ValPair],
-               n_images: int) -> str:
-        cfg = ctx.config
-        wrapped = ctx.wrap(model)
-        enc = [p for p in model.encoder.parameters() if p.requires_grad]
-        head_params = [p for h in heads for p in h.parameters() if p.requires_grad]
-        optimizer = ctx.optimizer([(enc, cfg.lr_backbone), (head_params, cfg.lr_head)])
-        use_amp = cfg.amp and ctx.device.type == "cuda"
-        scaler = torch.amp.GradScaler("cuda") if use_amp else None
+            def set_train() -> None:
+                model.train()
+                model.freeze_encoder_bn()
+                if freeze_head:
+                    for h in heads:
+                        freeze_bn(h)
 
-        def set_train() -> None:
-            model.train()
-            model.freeze_encoder_bn()
-            if freeze_head:
-                for h in heads:
-                    freeze_bn(h)
+            def step(batch_: Any) -> torch.Tensor:
+                images, labels = (t.to(ctx.device, non_blocking=True) for t in batch_)
+                images = images.contiguous(memory_format=ctx.memory_format)
 
-        def step(batch_: Any) -> torch.Tensor:
-            images, labels = (t.to(ctx.device, non_blocking=True) for t in batch_)
-            images = images.contiguous(memory_format=ctx.memory_format)
+                def chunk_loss(c: slice) -> torch.Tensor:
+                    with torch.autocast(ctx.device.type, enabled=use_amp):
+                        out = wrapped(images[c])
+                        loss = ctx.loss_fn(out["out"], labels[c])
+                        if "aux" in out and cfg.aux_weight > 0:
+                            loss = loss + cfg.aux_weight * ctx.loss_fn(out["aux"], labels[c])
+                    return loss
 
-            def chunk_loss(c: slice) -> torch.Tensor:
-                with torch.autocast(ctx.device.type, enabled=use_amp):
-                    out = wrapped(images[c])
-                    loss = ctx.loss_fn(out["out"], labels[c])
-                    if "aux" in out and cfg.aux_weight > 0:
-                        loss = loss + cfg.aux_weight * ctx.loss_fn(out["aux"], labels[c])
-                return loss
-
-            optimizer.zero_grad(set_to_none=True)
-            loss, finite = ctx.accumulate(images.shape[0], chunk_loss,
-                                          None if scaler is None else lambda t: scaler.scale(t).backward())
-            if not finite:
                 optimizer.zero_grad(set_to_none=True)
+                loss, finite = ctx.accumulate(images.shape[0], chunk_loss,
+                                              None if scaler is None else lambda t: scaler.scale(t).backward())
+                if not finite:
+                    optimizer.zero_grad(set_to_none=True)
+                    return loss
+                if scaler is not None:
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    optimizer.step()
                 return loss
-            if scaler is not None:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
-            return loss
 
-        enc_bn = "encoder BN frozen" if model.encoder_bn_frozen else "encoder BN learns"
-        ctx.callbacks.on_message(
-            f"full mode: training all weights on {n_images} images ({enc_bn}"
-            f"{', decoder BN frozen' if freeze_head else ''}, batch {batch}"
-            f"{f' in {len(ctx.micro_batches(batch))} chunks' if len(ctx.micro_batches(batch)) > 1 else ''}"
-            f", {ctx.device})")
-        return ctx.run_epochs("full", limits, batches, n_batches, step, optimizer,
-                              lambda: ctx.validate(model, val), set_train)
+            enc_bn = "encoder BN frozen" if model.encoder_bn_frozen else "encoder BN learns"
+            ctx.callbacks.on_message(
+                f"full mode: training all weights on {len(train)} images ({enc_bn}"
+                f"{', decoder BN frozen' if freeze_head else ''}, batch {batch}"
+                f"{f' in {len(ctx.micro_batches(batch))} chunks' if len(ctx.micro_batches(batch)) > 1 else ''}"
+                f", {ctx.device})")
+            return ctx.run_epochs("full", limits, batches, n_batches, step, optimizer,
+                                  lambda: ctx.validate(model, val), set_train)
 
 
 PHASES: dict[str, Phase] = {"fast": FastPhase(), "full": FullPhase()}
