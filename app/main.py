@@ -65,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         print(problem, file=sys.stderr)
         return 3
+    from segcore.memory import configure_allocator
+    configure_allocator()  # before the first large tensor (segcore.memory)
     from PySide6.QtCore import QTimer
 
     from .settings import Settings

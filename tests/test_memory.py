@@ -48,6 +48,43 @@ def test_release_free_memory_gives_freed_tensor_memory_back_to_the_os():
     assert after < freed - 80  # ~100 MB of freed tensors leave the resident set
 
 
+_FRAGMENT = textwrap.dedent("""
+    import torch
+    from segcore.memory import configure_allocator
+
+    def rss_mb():
+        for line in open("/proc/self/status"):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+
+    configured = configure_allocator()
+    first = torch.ones(6 << 20)       # 24 MB: once freed, glibc's dynamic threshold rises to it...
+    del first
+    kept = [torch.ones(5 << 20) for _ in range(20)]  # ...and these 20 MB tensors come from the heap
+    guard = torch.ones(5 << 20)       # a live one above them: the heap's top cannot shrink
+    before = rss_mb()
+    del kept
+    print(configured, before - rss_mb())
+""")
+
+
+@pytest.mark.skipif(not GLIBC, reason="mallopt is glibc's")
+def test_configure_allocator_returns_large_freed_tensors_to_the_os_at_once():
+    import os
+
+    def freed_mb(**env: str) -> tuple[str, float]:
+        out = subprocess.run([sys.executable, "-c", _FRAGMENT], capture_output=True, text=True, check=True,
+                             env={**os.environ, **env})
+        configured, freed = out.stdout.split()
+        return configured, float(freed)
+
+    configured, freed = freed_mb()
+    default_configured, default_freed = freed_mb(SEGLOOP_MALLOC_DEFAULTS="1")
+    assert (configured, default_configured) == ("True", "False")
+    assert default_freed < 200, "glibc returned the memory by itself: the test no longer tests"
+    assert freed > 350  # the 400 MB of freed 20 MB tensors leave the resident set without a trim
+
+
 def test_release_free_memory_leaves_live_tensors_intact():
     t = torch.arange(1 << 20, dtype=torch.float32)
     release_free_memory()

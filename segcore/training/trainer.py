@@ -22,7 +22,7 @@ from torch import nn
 
 from ..devices import resolve_device
 from ..errors import TrainingError
-from ..memory import release_free_memory
+from ..memory import configure_allocator, release_free_memory
 from ..preprocess import Preset
 from .budget import RunBudget
 from .config import TrainCallbacks, TrainConfig, TrainResult
@@ -71,6 +71,7 @@ class Trainer:
         cfg = self.config = self.config.for_classes(int(getattr(self.source, "num_classes", 2)))
         if len(train_pairs) == 0:
             raise TrainingError("no training images: correct at least one image first")
+        configure_allocator()  # every caller (app, CLI, simulator) trains under the same malloc
         torch.manual_seed(cfg.seed + self.rank)
         budget = RunBudget(cfg)
         budget.begin()
