@@ -209,3 +209,37 @@ def test_frozen_bn_as_affine_leaves_learning_batchnorm_alone():
     with frozen_bn_as_affine(net) as n:
         assert n == 0
         assert type(net[1]) is nn.BatchNorm2d and type(net[4]) is nn.BatchNorm2d
+
+
+def test_recompute_tail_gives_the_same_gradients_and_keeps_less_for_backward():
+    """Fast mode's ``recompute_tail``: the tail blocks run again in backward (checkpointing), so
+    the step's gradients are the plain step's while autograd keeps only the blocks' inputs."""
+    from segcore.models import build
+    from segcore.models.base import frozen_bn_as_affine
+
+    torch.manual_seed(0)
+    model = build("deeplabv3plus_mobilenet_v2", 2, pretrained=False)
+    tail = 7
+    model.freeze_encoder(tail)
+    model.eval()
+    with torch.no_grad():
+        feats = model.cached_features(torch.randn(2, 3, 128, 160), tail)
+    feats = {k: v for k, v in feats.items() if k != "aux"}
+    target = (torch.rand(2, 128, 160) > 0.5).long()
+    model.decoder.train()
+
+    def step(recompute: bool):
+        model.zero_grad(set_to_none=True)
+        torch.manual_seed(1)  # the decoder's dropout draws the same mask in both runs
+        saved, out = _saved_bytes(lambda: model.head_from_cache(feats, (128, 160), tail, recompute_tail=recompute))
+        segmentation_loss(out, target).backward()
+        return saved, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    with frozen_bn_as_affine(model):
+        plain_bytes, plain = step(False)
+        recompute_bytes, recomputed = step(True)
+    tail_names = {n for n in plain if n.startswith("encoder.")}
+    assert tail_names and plain.keys() == recomputed.keys()  # the tail trains in both
+    for name in plain:
+        torch.testing.assert_close(recomputed[name], plain[name], rtol=1e-4, atol=1e-6)
+    assert recompute_bytes < 0.75 * plain_bytes, (recompute_bytes, plain_bytes)

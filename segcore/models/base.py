@@ -198,10 +198,13 @@ class SegModel(nn.Module):
         return self.encoder.forward_until(x, tail_blocks)
 
     def head_from_cache(self, features: dict[str, Tensor], size: tuple[int, int] | torch.Size,
-                        tail_blocks: int = 0) -> Tensor:
-        """Logits from ``cached_features`` output: the encoder's tail (if any), then the decoder."""
+                        tail_blocks: int = 0, recompute_tail: bool = False) -> Tensor:
+        """Logits from ``cached_features`` output: the encoder's tail (if any), then the decoder.
+        ``recompute_tail``: the tail keeps only its blocks' inputs for backward (see the encoder's
+        ``forward_from``)."""
         if tail_blocks > 0:
-            features = self.encoder.forward_from(features, tail_blocks)
+            features = (self.encoder.forward_from(features, tail_blocks, recompute=True) if recompute_tail
+                        else self.encoder.forward_from(features, tail_blocks))
         return self.forward_head(features, size)
 
     def tail_modules(self, tail_blocks: int) -> list[nn.Module]:

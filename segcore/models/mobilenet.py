@@ -18,7 +18,9 @@ Conventions
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 from torchvision.models import mobilenet_v2
 
 LOW_INDEX = 3
@@ -97,16 +99,21 @@ class MobileNetV2Encoder(nn.Module):
         """Run all but the last ``tail_blocks`` blocks → ``{"low", "aux"?, "mid"}`` (mid feeds the tail)."""
         return self._run(x, 0, len(self.features) - tail_blocks, "mid")
 
-    def forward_from(self, features: dict[str, Tensor], tail_blocks: int) -> dict[str, Tensor]:
-        """Run the last ``tail_blocks`` blocks on ``features["mid"]`` → the same dict as ``forward``."""
+    def forward_from(self, features: dict[str, Tensor], tail_blocks: int,
+                     recompute: bool = False) -> dict[str, Tensor]:
+        """Run the last ``tail_blocks`` blocks on ``features["mid"]`` → the same dict as ``forward``.
+        ``recompute`` (with autograd on): keep only each block's input for backward and run the
+        block again there (torch.utils.checkpoint): the same gradients, less activation memory."""
         result = {k: v for k, v in features.items() if k != "mid"}
-        result.update(self._run(features["mid"], len(self.features) - tail_blocks, len(self.features), "out"))
+        result.update(self._run(features["mid"], len(self.features) - tail_blocks, len(self.features), "out",
+                                recompute and torch.is_grad_enabled()))
         return result
 
-    def _run(self, x: Tensor, start: int, stop: int, last_key: str) -> dict[str, Tensor]:
+    def _run(self, x: Tensor, start: int, stop: int, last_key: str, recompute: bool = False) -> dict[str, Tensor]:
         result: dict[str, Tensor] = {}
         for index in range(start, stop):
-            x = self.features[index](x)
+            block = self.features[index]
+            x = checkpoint(block, x, use_reentrant=False) if recompute else block(x)
             key = self.taps.get(index)
             if key is not None:
                 result[key] = x

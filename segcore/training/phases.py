@@ -48,13 +48,14 @@ def _drop_aux(model: nn.Module, feats: dict[str, torch.Tensor]) -> dict[str, tor
 class _Head(nn.Module):
     """forward(features, size) → model.head_from_cache: lets DDP wrap the decoder-only step."""
 
-    def __init__(self, model: nn.Module, tail_blocks: int = 0) -> None:
+    def __init__(self, model: nn.Module, tail_blocks: int = 0, recompute_tail: bool = False) -> None:
         super().__init__()
         self.model = model
         self.tail_blocks = tail_blocks
+        self.recompute_tail = recompute_tail
 
     def forward(self, features: dict[str, torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
-        return self.model.head_from_cache(features, size, self.tail_blocks)
+        return self.model.head_from_cache(features, size, self.tail_blocks, self.recompute_tail)
 
 
 class FastPhase:
@@ -74,7 +75,7 @@ class FastPhase:
         if freeze_head_bn:
             freeze_bn(model.decoder)
         with frozen_bn_as_affine(model):  # the tail's frozen BN keeps no input for backward
-            head = ctx.wrap(_Head(model, tail))
+            head = ctx.wrap(_Head(model, tail, cfg.recompute_tail and tail > 0))
             tail_params = [p for m in tail_modules for p in m.parameters() if p.requires_grad]
             optimizer = ctx.optimizer([([p for p in model.decoder.parameters() if p.requires_grad], cfg.lr_head),
                                        (tail_params, cfg.lr_tail)])

@@ -2,7 +2,7 @@
 
     python -m tests.benchmarks.bench_suite run --label after [--datasets a,b] [--k 5,20,50]
                                               [--orders attention,random] [--ceiling-s 180]
-                                              [--arch pspnet[,unet,...]]
+                                              [--arch pspnet[,unet,...]] [--set micro_batch=2 ...]
     python -m tests.benchmarks.bench_suite report [--before before] [--after after]
     python -m tests.benchmarks.bench_suite zoo --label zoo      (the architectures table of a label)
 
@@ -19,6 +19,10 @@ harness (how the "before" table is made; multi-class datasets need a simulate() 
 ``--arch`` runs the loop with that architecture from the registry (``segcore.models``; a
 comma-separated list runs each in turn; default: the app's default); each row records its
 ``arch`` with the model's parameters and GFLOPs at 320² (``segcore.models.complexity``).
+
+``--set NAME=VALUE`` (repeatable) overrides one TrainConfig field of the app's defaults for a
+recipe experiment (a number, true/false or a word); each row records its ``overrides``. Give such
+a run its own ``--label``: rows are keyed by dataset, k, order and arch, not by recipe.
 
 ``report`` prints and records (results.md / results.json key "suite") per dataset and k:
 IoU (binary) or mIoU (multi-class), BIoU, the values with the project's CRF decision, seconds
@@ -47,8 +51,35 @@ def _jsonl(label: str) -> Path:
     return RUNS / f"{label}.jsonl"
 
 
+def parse_overrides(items: list[str]) -> dict[str, object]:
+    """``["micro_batch=2", "hflip=false"]`` → {"micro_batch": 2, "hflip": False}; a name that is
+    not a TrainConfig field is an error (a typo must not measure the defaults under a new label)."""
+    from dataclasses import fields
+
+    from segcore.training.config import TrainConfig
+    known = {f.name for f in fields(TrainConfig)}
+    out: dict[str, object] = {}
+    for item in items:
+        name, sep, raw = item.partition("=")
+        if not sep or name not in known:
+            raise SystemExit(f"--set {item!r}: expected NAME=VALUE with NAME a TrainConfig field")
+        low = raw.lower()
+        value: object = True if low == "true" else False if low == "false" else raw
+        if isinstance(value, str):
+            try:
+                value = int(raw)
+            except ValueError:
+                try:
+                    value = float(raw)
+                except ValueError:
+                    pass
+        out[name] = value
+    return out
+
+
 def run_one(name: str, label: str, ks: list[int], orders: list[str], ceiling_s: float | None,
-            threads: int, arch: str = "", protocol: str = "session", default_crf: bool = True) -> int:
+            threads: int, arch: str = "", protocol: str = "session", default_crf: bool = True,
+            overrides: dict[str, object] | None = None) -> int:
     import torch
     torch.set_num_threads(threads)
     import segcore
@@ -82,6 +113,9 @@ def run_one(name: str, label: str, ks: list[int], orders: list[str], ceiling_s: 
     config = sim.default_config()
     if arch:
         config = replace(config, arch=arch)
+    if overrides:
+        config = replace(config, **overrides)  # type: ignore[arg-type]
+        config.validate()
     try:
         from segcore.models.complexity import complexity
         cost = complexity(config.arch_for(d.num_classes), 320, d.num_classes)
@@ -93,7 +127,7 @@ def run_one(name: str, label: str, ks: list[int], orders: list[str], ceiling_s: 
 
     def emit(row: dict) -> None:
         row = {**row, "dataset": name, "label": label, "code": code, "test_last": test_last, "split": split,
-               "arch": config.arch_for(d.num_classes), **cost,
+               "arch": config.arch_for(d.num_classes), **cost, **({"overrides": overrides} if overrides else {}),
                "time": time.strftime("%Y-%m-%d %H:%M:%S")}
         with open(out, "a") as fh:
             fh.write(json.dumps(_clean(row)) + "\n")
@@ -142,6 +176,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 cmd += ["--protocol", args.protocol]
             if args.no_default_crf:
                 cmd += ["--no-default-crf"]
+            for item in args.set:
+                cmd += ["--set", item]
             what = f"{name} {arch}".strip()
             print(f"=== {what} ({args.label}) ===", flush=True)
             rc = subprocess.call(cmd, env=dict(os.environ, QT_QPA_PLATFORM="offscreen"))
@@ -288,6 +324,8 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--no-default-crf", action="store_true",
                        help="skip the default-parameter CRF columns (the project's CRF decision is "
                             "still applied); saves a CRF pass over the test images per click")
+        p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                       help="override a TrainConfig field of the app's defaults (repeatable)")
     p = sub.add_parser("report")
     p.add_argument("--before", default="before")
     p.add_argument("--after", default="after")
@@ -297,11 +335,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--label", default="zoo")
     args = parser.parse_args(argv)
     if args.cmd == "run":
+        parse_overrides(args.set)  # a bad name fails before the first dataset, not in each child
         return cmd_run(args)
     if args.cmd == "_one":
         return run_one(args.dataset, args.label, [int(k) for k in args.k.split(",")] if args.k else [],
                        args.orders.split(","), args.ceiling_s, args.threads, args.arch, args.protocol,
-                       not args.no_default_crf)
+                       not args.no_default_crf, parse_overrides(args.set))
     if args.cmd == "zoo":
         return cmd_zoo(args)
     return cmd_report(args)
