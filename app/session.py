@@ -75,6 +75,7 @@ class Session(QObject):
         self._closed = False
         self._image: np.ndarray | None = None
         self._base_on_disk = False  # the mask show() put on the canvas is the file on disk
+        self._unused_mask_file = False  # show(): the mask file of the image shown is not used
         self.worker.start_loading()
         self.cold_start: cold_start.ColdStartWorker | None = None
         if cold_start.needs_cold_start(project):
@@ -119,8 +120,11 @@ class Session(QObject):
         pending = self.saver.pending_mask(stem)  # a write that has not succeeded yet wins
         self._base_on_disk = pending is None  # _load_mask clears it when the file is not the start
         mask = pending if pending is not None else self._load_mask(stem, image.shape[:2])
-        if mask is None and self.project.mask_path(stem).exists():
-            self._base_on_disk = False  # unreadable or ignored mask file: painting replaces it
+        # an unreadable or ignored (wrong-size) mask file: painting replaces it, and the image
+        # starts from the prediction like one without a mask, whether it is stored or arrives later
+        self._unused_mask_file = mask is None and self.project.mask_path(stem).exists()
+        if self._unused_mask_file:
+            self._base_on_disk = False
         prediction = self.project.load_prediction(stem)
         if prediction is not None and prediction.shape != image.shape[:2]:
             prediction = None
@@ -235,7 +239,7 @@ class Session(QObject):
         if stem == self.current and stem == self.canvas.current_stem():
             assist = getattr(self.canvas, "assist", None)  # a box / scribble at work is an edit
             untouched = (not self.canvas.has_edits() and self.saver.pending_mask(stem) is None
-                         and not self.project.mask_path(stem).is_file()
+                         and (self._unused_mask_file or not self.project.mask_path(stem).is_file())
                          and not self.canvas.tool_is_drawing()
                          and not (assist is not None and (assist.busy() or assist.has_scribbles())))
             if untouched and self._image is not None:

@@ -76,9 +76,14 @@ def test_mask_of_wrong_size_offers_resize(qtbot, demo_dir, fake_model):
     assert window.canvas.mask().shape == SIZE
     assert window.canvas.mask()[30, 30] == 1  # resized nearest: (15, 15) → (30, 30)
     assert io.read_mask(demo_dir / "masks" / f"{stems[0]}.png").shape == SIZE
-    QTest.keyClick(window, Qt.Key.Key_PageDown)  # "Ignore": empty mask, file untouched
+    QTest.keyClick(window, Qt.Key.Key_PageDown)  # "Ignore": the file's mask is not used, file untouched
     assert asked[-1][0] == stems[1]
-    assert not window.canvas.mask().any()
+    # the image starts empty, or from the model's prediction once it arrives (which may come
+    # before this line under load): wait for it, then the mask is the prediction, not the file's
+    qtbot.waitUntil(lambda: window.canvas.prediction() is not None, timeout=10000)
+    predicted = window.canvas.prediction()
+    assert predicted is not None and predicted.shape == SIZE
+    np.testing.assert_array_equal(window.canvas.mask(), predicted)
     assert io.read_mask(demo_dir / "masks" / f"{stems[1]}.png").shape == small.shape
     window.close()
 
