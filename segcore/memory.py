@@ -37,18 +37,25 @@ from typing import Any
 
 
 @functools.cache
-def _malloc_trim() -> Any:
-    """glibc's ``malloc_trim`` (None when the C library is not glibc)."""
+def _glibc() -> Any:
+    """The C library when it is glibc (it has ``malloc_trim`` and ``mallopt``), else None."""
     if not sys.platform.startswith("linux"):
         return None
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim = libc.malloc_trim
+        libc.malloc_trim.argtypes = [ctypes.c_size_t]
+        libc.malloc_trim.restype = ctypes.c_int
+        libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+        libc.mallopt.restype = ctypes.c_int
     except (OSError, AttributeError):
         return None
-    trim.argtypes = [ctypes.c_size_t]
-    trim.restype = ctypes.c_int
-    return trim
+    return libc
+
+
+def _malloc_trim() -> Any:
+    """glibc's ``malloc_trim`` (None when the C library is not glibc)."""
+    libc = _glibc()
+    return None if libc is None else libc.malloc_trim
 
 
 MMAP_THRESHOLD_BYTES = 16 * 2**20
@@ -60,16 +67,10 @@ def configure_allocator() -> bool:
     """Fix glibc's mmap threshold at MMAP_THRESHOLD_BYTES for this process (once; any thread).
     True when set; False when this is not glibc or the variable ``SEGLOOP_MALLOC_DEFAULTS`` is
     set (to measure glibc's own behaviour)."""
-    if os.environ.get("SEGLOOP_MALLOC_DEFAULTS") or _malloc_trim() is None:
+    libc = _glibc()
+    if os.environ.get("SEGLOOP_MALLOC_DEFAULTS") or libc is None:
         return False
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-    try:
-        mallopt = libc.mallopt
-    except AttributeError:
-        return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
-    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
+    return bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
 
 
 def release_free_memory() -> bool:

@@ -203,8 +203,7 @@ class SegModel(nn.Module):
         ``recompute_tail``: the tail keeps only its blocks' inputs for backward (see the encoder's
         ``forward_from``)."""
         if tail_blocks > 0:
-            features = (self.encoder.forward_from(features, tail_blocks, recompute=True) if recompute_tail
-                        else self.encoder.forward_from(features, tail_blocks))
+            features = self.encoder.forward_from(features, tail_blocks, recompute=recompute_tail)
         return self.forward_head(features, size)
 
     def tail_modules(self, tail_blocks: int) -> list[nn.Module]:
