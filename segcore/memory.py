@@ -24,6 +24,21 @@ peak RSS while training, 3 runs each, session 11): glibc's dynamic threshold 159
 (23 / 25 / 24 steps), fixed 16 MB 1488 / 1511 / 1531 MB (29 / 26 / 28 steps). 8 MB: 1421 MB but 20
 steps (each mapping's pages are faulted in and zeroed again); 4 MB: 1382 MB, 18 steps; 32 MB: 1624
 MB. One arena (``M_ARENA_MAX`` 1) on top of 16 MB: 1482 MB, 22 steps, not adopted.
+
+What a process holds before any image is read is decided by how torch is imported;
+:func:`import_torch_lean` (the app and the CLI call it at start) does it the small way:
+
+- torchvision's import reaches ``torch._dynamo``, which imports Triton when it is installed (CUDA
+  wheels of torch depend on it): +83 MB RSS (``libtriton.so`` alone 76 MB) and 0.4 s. Triton
+  compiles GPU kernels for ``torch.compile``, which SegLoop never calls, so without a CUDA device
+  it is left out (a ``None`` entry in ``sys.modules`` is how Python spells "not installed", and
+  torch then treats it as absent). ``SEGLOOP_KEEP_TRITON=1`` keeps it.
+- PySide6 installs an import hook that reads the source of every module imported after it
+  (``inspect.getsource``, kept in ``linecache``): torch and torchvision imported after Qt leave
+  about 1,700 source files, 91 MB, in memory; imported before it, 91 files. So torch comes first.
+
+Measured (import torch, torchvision, PySide6.QtWidgets, segcore.training, session 12): Qt first
+729 MB; torch first 638 MB; both with Triton left out. Triton imported: +83 MB either way.
 """
 
 from __future__ import annotations
@@ -71,6 +86,21 @@ def configure_allocator() -> bool:
     if os.environ.get("SEGLOOP_MALLOC_DEFAULTS") or libc is None:
         return False
     return bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
+
+
+KEEP_TRITON_ENV = "SEGLOOP_KEEP_TRITON"
+
+
+def import_torch_lean() -> None:
+    """Import torch and torchvision (see the module doc): before any GUI toolkit, and without
+    Triton when there is no CUDA device. Call it first thing in a process; later calls, or a
+    process that imported torchvision already, change nothing."""
+    import torch
+
+    if ("torchvision" not in sys.modules and not os.environ.get(KEEP_TRITON_ENV)
+            and not torch.cuda.is_available()):
+        sys.modules.setdefault("triton", None)  # type: ignore[arg-type]
+    import torchvision  # noqa: F401
 
 
 def release_free_memory() -> bool:

@@ -21,6 +21,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from segcore.memory import import_torch_lean  # noqa: E402
+
+import_torch_lean()  # tests run torch as the app does: without Triton on a CPU-only machine
+
 
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path_factory, monkeypatch):

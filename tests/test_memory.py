@@ -243,3 +243,46 @@ def test_recompute_tail_gives_the_same_gradients_and_keeps_less_for_backward():
     for name in plain:
         torch.testing.assert_close(recomputed[name], plain[name], rtol=1e-4, atol=1e-6)
     assert recompute_bytes < 0.75 * plain_bytes, (recompute_bytes, plain_bytes)
+
+
+_STARTUP = textwrap.dedent("""
+    import linecache, sys
+    if sys.argv[1] == "app":
+        from app.main import prepare_process
+        prepare_process()            # what segloop's main() does before it imports Qt
+    import PySide6.QtWidgets
+    import torch, torchvision
+    import app.main_window           # the whole app, as main() imports it
+    net = torchvision.models.mobilenet_v2(num_classes=3)
+    out = net(torch.zeros(1, 3, 64, 64))
+    print(len(linecache.cache), sys.modules.get("triton") is not None, "x".join(map(str, out.shape)))
+""")
+
+
+def _startup(order: str, **env: str) -> list[str]:
+    import os
+    clean = {k: v for k, v in os.environ.items() if k != "SEGLOOP_KEEP_TRITON"}
+    out = subprocess.run([sys.executable, "-c", _STARTUP, order], capture_output=True, text=True,
+                         check=True, env={**clean, "QT_QPA_PLATFORM": "offscreen", **env})
+    return out.stdout.split()
+
+
+def test_app_start_imports_torch_before_qt_so_no_source_files_stay_in_memory():
+    cached_app, triton_app, shape = _startup("app")
+    cached_qt_first, *_ = _startup("qt-first")
+    # PySide6's import hook reads (and linecache keeps) the source of each module imported after
+    # it: torch and torchvision's ~1,700 files when Qt comes first (segcore.memory)
+    assert int(cached_qt_first) > 1000, "Qt no longer keeps sources: the test no longer tests"
+    assert int(cached_app) < 300
+    assert shape == "1x3"  # torchvision still builds and runs models
+    import torch
+    if not torch.cuda.is_available():
+        assert triton_app == "False"  # Triton (GPU kernel compiler, unused) left out without CUDA
+
+
+def test_keep_triton_variable_leaves_triton_importable():
+    import importlib.util
+    if importlib.util.find_spec("triton") is None:
+        pytest.skip("triton is not installed here")
+    _, triton, _ = _startup("app", SEGLOOP_KEEP_TRITON="1")
+    assert triton == "True"
