@@ -63,7 +63,7 @@ class TrainConfig:
                                          # k=20, 60 s: 0 → 0.74/0.44 IoU/BIoU, 7 → 0.79/0.44-0.49
     recompute_tail: bool = True          # fast mode: keep only each tail block's input for backward
                                          # and run the block again there (same gradients; step peak
-                                         # -160 MB, 5-13 % slower; app peak 1.39 GB, bench_memory)
+                                         # -160 MB, 5-13 % slower; app peak 1.42 GB, bench_memory)
     lr_tail: float = 7e-4                # those tail blocks (fast mode; 1e-4 → 0.755, 5e-4 → 0.791)
     weight_decay: float = 1e-4
     dice_weight: float = 0.0             # loss = BCE/CE + this x soft Dice
