@@ -58,15 +58,6 @@ def create_app(argv: list[str] | None = None) -> QApplication:
     return app  # type: ignore[return-value]
 
 
-def prepare_process() -> None:
-    """What the process does before it imports Qt: glibc's allocator setting, then torch and
-    torchvision (imported after PySide6 they would cost 91 MB more; segcore.memory)."""
-    from segcore.memory import configure_allocator, import_torch_lean
-
-    configure_allocator()  # before the first large tensor
-    import_torch_lean()
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     # Before anything imports QtGui: Qt itself would abort without naming the missing package.
@@ -74,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         print(problem, file=sys.stderr)
         return 3
-    prepare_process()
+    from segcore.memory import prepare_process
+    prepare_process()  # before Qt: imported after PySide6, torch would cost 91 MB more
     from PySide6.QtCore import QTimer
 
     from .settings import Settings

@@ -26,7 +26,8 @@ steps (each mapping's pages are faulted in and zeroed again); 4 MB: 1382 MB, 18 
 MB. One arena (``M_ARENA_MAX`` 1) on top of 16 MB: 1482 MB, 22 steps, not adopted.
 
 What a process holds before any image is read is decided by how torch is imported;
-:func:`import_torch_lean` (the app and the CLI call it at start) does it the small way:
+:func:`import_torch_lean` (through :func:`prepare_process`, which the app and the CLI call at start)
+does it the small way:
 
 - torchvision's import reaches ``torch._dynamo``, which imports Triton when it is installed (CUDA
   wheels of torch depend on it): +83 MB RSS (``libtriton.so`` alone 76 MB) and 0.4 s. Triton
@@ -101,6 +102,13 @@ def import_torch_lean() -> None:
             and not torch.cuda.is_available()):
         sys.modules.setdefault("triton", None)  # type: ignore[arg-type]
     import torchvision  # noqa: F401
+
+
+def prepare_process() -> None:
+    """What a SegLoop process does first, before it imports a GUI toolkit: glibc's allocator
+    setting (before the first large tensor), then torch and torchvision the lean way."""
+    configure_allocator()
+    import_torch_lean()
 
 
 def release_free_memory() -> bool:

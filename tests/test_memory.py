@@ -248,7 +248,7 @@ def test_recompute_tail_gives_the_same_gradients_and_keeps_less_for_backward():
 _STARTUP = textwrap.dedent("""
     import linecache, sys
     if sys.argv[1] == "app":
-        from app.main import prepare_process
+        from segcore.memory import prepare_process
         prepare_process()            # what segloop's main() does before it imports Qt
     import PySide6.QtWidgets
     import torch, torchvision

@@ -7,7 +7,7 @@ import sys
 from typing import Sequence
 
 from ..errors import SegLoopError
-from ..memory import configure_allocator, import_torch_lean
+from ..memory import prepare_process
 from . import eval as eval_cmd
 from . import export, predict, simulate, train, versions, weights
 from .common import EPILOG, CLIError, _err, _reason
@@ -27,8 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    configure_allocator()  # before the first large tensor (segcore.memory)
-    import_torch_lean()  # without Triton on a CPU-only machine (segcore.memory)
+    prepare_process()  # allocator setting; torch without Triton on a CPU-only machine
     try:
         return args.func(args)
     except (CLIError, SegLoopError) as exc:  # last net: each command handles its own first

@@ -54,8 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["XDG_DATA_HOME"] = str(home / "data")
     folder = build_project(home, args.k)
 
-    from app.main import prepare_process
-    prepare_process()  # as segloop's main(): allocator setting, torch before Qt (segcore.memory)
+    from segcore.memory import prepare_process
+    prepare_process()  # as segloop's main(): allocator setting, torch before Qt
     from PySide6.QtCore import QTimer
 
     from app.main import create_app
