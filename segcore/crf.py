@@ -11,8 +11,9 @@ summing to 1 over C). The result has the same shape, float32, summing to 1 over 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Sequence
 
 import cv2
 import numpy as np
@@ -175,10 +176,37 @@ CANDIDATES: tuple[CRFParams, ...] = (
     CRFParams(bilateral_sxy=80.0, bilateral_srgb=13.0, bilateral_compat=5.0),
     CRFParams(bilateral_sxy=15.0, bilateral_srgb=8.0, bilateral_compat=3.0, gaussian_compat=1.0),
 )
-#: CRF is turned on only when it raises the held-out mean IoU by at least this much, on at
-#: least as many held-out images as it lowers; with fewer held-out images than MIN_IMAGES it stays off
+#: CRF is turned on only when it raises the held-out mean IoU by at least MIN_GAIN, on at least as
+#: many held-out images as it lowers, and the gain is clear of noise: the one-sided CONFIDENCE
+#: lower bound of the mean per-image gain (Student t over the held-out images) is above 0. The
+#: best of several candidates on a few images is optimistic (measured on the suite: +0.085 on 3
+#: held-out images while the test IoU fell 0.043; +0.007 on 24 while it fell 0.014); the bound
+#: asks for a gain that is consistent across images, not carried by one of them.
 MIN_GAIN = 0.005
 MIN_IMAGES = 2
+CONFIDENCE = 0.90
+
+
+def t_quantile(p: float, df: int) -> float:
+    """Student t quantile: exact for df 1 and 2, a Cornish-Fisher expansion above (within 0.002
+    of the table at p = 0.9, 0.03 at p = 0.975). Written out because SciPy is not a dependency."""
+    from statistics import NormalDist
+    if df == 1:
+        return math.tan(math.pi * (p - 0.5))
+    if df == 2:
+        return (2 * p - 1) / math.sqrt(2 * p * (1 - p))
+    z = NormalDist().inv_cdf(p)
+    return (z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+            + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * df**3))
+
+
+def gain_bound(gains: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """(mean, one-sided lower confidence bound) of per-image gains; the bound is -inf for < 2."""
+    g = np.asarray(gains, np.float64)
+    if len(g) < 2:
+        return (float(g.mean()) if len(g) else 0.0), -math.inf
+    se = float(g.std(ddof=1)) / math.sqrt(len(g))
+    return float(g.mean()), float(g.mean()) - t_quantile(confidence, len(g) - 1) * se
 
 
 def decide(items: list[tuple[np.ndarray, np.ndarray, np.ndarray]], num_classes: int,
@@ -218,7 +246,7 @@ def decide(items: list[tuple[np.ndarray, np.ndarray, np.ndarray]], num_classes: 
     off = [score_mask(m, p.argmax(0).astype(np.uint8), num_classes) for _, p, m in items]
     out["iou_off"] = float(np.mean([s.iou for s in off]))
     out["biou_off"] = float(np.mean([s.biou for s in off]))
-    best: tuple[float, float, CRFParams, int, int] | None = None
+    best: tuple[float, float, float, CRFParams, int, int] | None = None
     for params in CANDIDATES:
         if out["tried"] and time.monotonic() - t0 > time_limit_s:
             break
@@ -229,21 +257,22 @@ def decide(items: list[tuple[np.ndarray, np.ndarray, np.ndarray]], num_classes: 
         iou, biou = float(np.mean([s.iou for s in on])), float(np.mean([s.biou for s in on]))
         wins = sum(a.iou > b.iou + 1e-9 for a, b in zip(on, off))
         losses = sum(a.iou < b.iou - 1e-9 for a, b in zip(on, off))
-        if best is None or iou > best[0]:
-            best = (iou, biou, params, wins, losses)
+        _, bound = gain_bound([a.iou - b.iou for a, b in zip(on, off)])
+        if best is None or bound > best[2]:  # the candidate most surely better, not the luckiest
+            best = (iou, biou, bound, params, wins, losses)
     out["seconds"] = round(time.monotonic() - t0, 2)
     assert best is not None
-    iou, biou, params, wins, losses = best
-    out["iou_on"], out["biou_on"] = iou, biou
+    iou, biou, bound, params, wins, losses = best
+    out["iou_on"], out["biou_on"], out["gain_bound"] = iou, biou, bound
     gain = iou - out["iou_off"]
     text = (f"IoU {out['iou_off']:.3f} → {iou:.3f}, BIoU {biou - out['biou_off']:+.3f} "
             f"on {len(items)} held-out images{subset}")
-    if gain >= MIN_GAIN and wins >= losses:
+    if gain >= MIN_GAIN and wins >= losses and bound > 0:
         out.update(enabled=True, params=asdict(params), message=f"CRF on: {text}")
     elif gain < 0:
         out["message"] = f"CRF off: it lowered IoU ({text})"
     else:
-        out["message"] = f"CRF off: no clear gain ({text})"
+        out["message"] = f"CRF off: gain within noise ({text})"
     return out
 
 

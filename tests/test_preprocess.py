@@ -71,6 +71,70 @@ def test_empty_masks_choose_the_whole_view_and_preset_round_trips():
     assert Preset.from_dict(None, 96) == Preset.legacy(96)
 
 
+# ------------------------------------------------------------------ per-image intensity
+def _dim_nuclei(seed: int = 0, gain: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """A dim fluorescence-like image (nuclei at ~43 grey levels over ~3) and its mask."""
+    mask = _discs(96, 96, 8, 6, seed)
+    rng = np.random.default_rng(seed)
+    grey = 3.0 + 40.0 * mask + rng.normal(0, 1.0, mask.shape)
+    image = np.clip(np.repeat(grey[..., None], 3, axis=2) * gain, 0, 255).astype(np.uint8)
+    return image, mask
+
+
+def test_percentile_intensity_makes_dim_and_bright_images_alike():
+    from segcore.preprocess import stretch_contrast
+    dim, mask = _dim_nuclei()
+    bright, _ = _dim_nuclei(gain=5.0)
+    a, b = stretch_contrast(dim), stretch_contrast(bright)
+    assert a.dtype == np.uint8 and a.shape == dim.shape
+    assert a[mask == 1].mean() > 200 and a[mask == 0].mean() < 30   # nuclei now near white
+    assert np.abs(a.astype(int) - b.astype(int)).mean() < 6        # gain no longer matters
+    # an empty dark tile's noise is not stretched to full range (MIN_INTENSITY_SPAN)
+    empty = np.random.default_rng(3).integers(0, 6, (80, 80, 3)).astype(np.uint8)
+    assert stretch_contrast(empty).max() <= 48
+    # one table for the three channels: a colour image keeps its channel order of brightness
+    colour = np.zeros((40, 40, 3), np.uint8)
+    colour[..., 0], colour[..., 1], colour[..., 2] = 120, 90, 60
+    colour[:20] //= 2
+    out = stretch_contrast(colour)
+    assert (out[..., 0] >= out[..., 1]).all() and (out[..., 1] >= out[..., 2]).all()
+
+
+def test_percentile_preset_is_used_by_trainer_and_predictor_and_stored(tmp_path):
+    from segcore.inference import Predictor
+    from segcore.training.config import TrainConfig
+    from segcore.versions import load_checkpoint, save_checkpoint
+
+    dim, mask = _dim_nuclei(1)
+    preset = TrainConfig(intensity="percentile").preset_for([mask])
+    assert preset.intensity == "percentile" and "contrast stretched" in preset.describe()
+    assert TrainConfig().preset_for([mask]).intensity == "none"
+    with pytest.raises(ValueError):
+        TrainConfig(intensity="gamma").validate()
+    # the trainer's prepared pair and the prediction view are stretched the same way
+    pair = prepare_train_pairs([(dim, mask)], preset, 1.0)[0]
+    assert pair.image[mask == 1].mean() > 200
+    assert preset.working_image(dim)[::4, ::4].mean() > 3 * dim[::4, ::4].mean()
+    model = build("deeplabv3plus_mobilenet_v2", pretrained=False)
+    model.meta["preset"] = preset.to_dict()
+    loaded, _ = load_checkpoint(save_checkpoint(tmp_path / "m.pt", model))
+    assert preset_of(loaded).intensity == "percentile"
+    # the Predictor gives a dim image and its 5x brighter twin (nearly) the same probabilities;
+    # without the stretch they differ
+    bright, _ = _dim_nuclei(1, gain=5.0)
+    def probs(m):
+        pr = Predictor(m.eval(), optimize=False)
+        return pr.predict_probs(dim), pr.predict_probs(bright)
+    a, b = probs(loaded)
+    model.meta["preset"] = Preset("stretch", 320).to_dict()
+    c, d = probs(model)
+    assert np.abs(a - b).mean() < 0.25 * np.abs(c - d).mean()
+    # checkpoints from before the field read as "none"
+    old = preset.to_dict()
+    del old["intensity"]
+    assert Preset.from_dict(old).intensity == "none"
+
+
 # ------------------------------------------------------------------ tiles = single pass
 def test_sliding_window_equals_single_pass_where_the_image_fits():
     model = build("deeplabv3plus_mobilenet_v2", pretrained=False).eval()
@@ -242,6 +306,47 @@ def test_crf_decision_is_on_where_crf_helps():
     d = crf.decide(items, 2)
     assert d["enabled"] and d["iou_on"] > d["iou_off"] + 0.05
     assert isinstance(crf.params_from(d), crf.CRFParams)
+
+
+def test_crf_gain_must_be_clear_of_noise(monkeypatch):
+    """A mean gain carried by half the held-out images while the other half lose stays off (the
+    rule before this bound turned it on: gain >= MIN_GAIN and wins >= losses); the same gain on
+    every image turns it on."""
+    pytest.importorskip("pydensecrf")
+    for df, table in ((1, 3.078), (2, 1.886), (4, 1.533), (9, 1.383), (29, 1.311)):
+        assert abs(crf.t_quantile(0.9, df) - table) < 0.003
+    mean, bound = crf.gain_bound([0.10, 0.10, 0.10, -0.08, -0.08, -0.08])
+    assert mean > crf.MIN_GAIN and bound < 0
+    mean, bound = crf.gain_bound([0.02, 0.03, 0.025, 0.02])
+    assert bound > 0.01
+
+    def items(n):
+        out = []
+        for i in range(n):
+            mask = np.zeros((40, 40), np.uint8)
+            mask[10:30, 10:30] = 1
+            p = np.full((40, 40), 0.3, np.float32)
+            p[10:30, 10:25] = 0.7  # three quarters of the square found
+            image = np.full((40, 40, 3), i, np.uint8)  # the image says which item this is
+            out.append((image, np.stack([1 - p, p]), mask))
+        return out
+
+    def fake_refine(gains_by_item):
+        def refine(image, probs, params=None):
+            p = probs[1].copy()
+            if gains_by_item(int(image[0, 0, 0])):
+                p[10:30, 10:30] = 0.9                # the whole square
+            else:
+                p[10:30, 22:25] = 0.1                # a fifth of what was found lost
+            return np.stack([1 - p, p])
+        return refine
+
+    monkeypatch.setattr(crf, "refine", fake_refine(lambda i: i % 2 == 0))
+    mixed = crf.decide(items(6), 2)
+    assert mixed["iou_on"] - mixed["iou_off"] >= crf.MIN_GAIN   # a mean gain, but not a clear one
+    assert mixed["enabled"] is False and "noise" in mixed["message"]
+    monkeypatch.setattr(crf, "refine", fake_refine(lambda i: True))
+    assert crf.decide(items(6), 2)["enabled"] is True
 
 
 def test_too_few_held_out_images_leave_crf_off():
