@@ -446,9 +446,10 @@ class Project:
             "SELECT stem FROM images WHERE role = ? ORDER BY stem", (ROLE_HELD_OUT,))]
 
     def attention_order(self) -> list[str]:
-        """Stems in suggested order: predicted (most uncertain first), never predicted (in the
-        stored cold-start order of segcore.selection, then by name), in progress, failed
-        (ERROR), then skipped and done."""
+        """Stems in suggested order: predicted (uncertain first, spread over the data by
+        segcore.attention.spread), never predicted (in the stored cold-start order of
+        segcore.selection, then by name), in progress, failed (ERROR), then skipped and done."""
+        from . import attention
         rank = {s: i for i, s in enumerate(self.get_setting(COLD_START_KEY) or [])}
         rows = self._query("SELECT stem, status, uncertainty FROM images")
 
@@ -459,7 +460,13 @@ class Project:
             by_uncertainty = -float(uncertainty) if uncertainty is not None else float("inf")  # NULLs last
             return (group, by_uncertainty, rank.get(stem, len(rank)) if group == 1 else 0, stem)
 
-        return [r[0] for r in sorted(rows, key=key)]
+        ordered = sorted(rows, key=key)
+        predicted = [(r[0], float(r[2])) for r in ordered if key(r)[0] == 0]
+        if len(predicted) < 2:
+            return [r[0] for r in ordered]
+        corrected = [r[0] for r in rows if r[1] in ("done", "in_progress")]
+        spread = attention.spread(predicted, corrected, attention.load_embeddings(self.state_dir))
+        return spread + [r[0] for r in ordered[len(predicted):]]
 
     # ------------------------------------------------------------------ settings, classes
     def get_setting(self, key: str, default: Any = None) -> Any:

@@ -97,14 +97,19 @@ def cold_start_order(project: Project, model: Any, stems: Sequence[str] | None =
                      should_stop: Callable[[], bool] | None = None) -> list[str] | None:
     """Stems of ``project`` (default: all) in cold-start order; unreadable images go last.
 
+    The embeddings are kept in the project (segcore.attention: the attention order after a
+    model exists spreads over them); images embedded before are not embedded again.
     Returns None when ``should_stop()`` turned true (nothing is computed further).
     """
+    from . import attention
     stems = list(project.stems() if stems is None else stems)
+    known = attention.load_embeddings(project.state_dir)
     good: list[str] = []
     bad: list[str] = []
+    todo = [s for s in stems if s not in known]
 
     def images() -> Iterable[np.ndarray]:
-        for i, stem in enumerate(stems):
+        for i, stem in enumerate(todo):
             if should_stop is not None and should_stop():
                 return
             try:
@@ -116,12 +121,18 @@ def cold_start_order(project: Project, model: Any, stems: Sequence[str] | None =
                 good.append(stem)
                 yield image
             if on_progress is not None:
-                on_progress(i + 1, len(stems))
+                on_progress(i + 1, len(todo))
 
-    emb = embed(model, images())
+    new = embed(model, images())
     if should_stop is not None and should_stop():
         return None
-    return [good[i] for i in typical_diverse_order(emb)] + bad
+    fresh = dict(zip(good, new))
+    if fresh and not project.read_only:
+        attention.store_embeddings(project.state_dir, fresh)
+    table = {**known, **fresh}
+    ranked = [s for s in stems if s in table]
+    emb = np.stack([table[s] for s in ranked]).astype(np.float32) if ranked else np.zeros((0, 0), np.float32)
+    return [ranked[i] for i in typical_diverse_order(emb)] + bad
 
 
 def store_cold_start_order(project: Project, stems: Sequence[str]) -> None:

@@ -65,3 +65,61 @@ def test_cold_start_order_ranks_every_image_and_puts_unreadable_last(tmp_path):
         assert sorted(order) == project.stems() and order[-1] == bad.stem
         assert seen and seen[-1][1] == 7
         assert selection.cold_start_order(project, model, should_stop=lambda: True) is None
+
+
+# ------------------------------------------------------------------ after a model: spread
+def _cluster(centre: int, n: int, rng: np.random.Generator, dim: int = 16) -> np.ndarray:
+    return _unit(np.eye(dim)[centre] * 10 + rng.normal(0, 0.5, (n, dim)))
+
+
+def test_attention_spreads_to_images_unlike_the_corrected_ones():
+    """Confidently predicted images of a kind no corrected image shows (cluster B) come up in
+    the first batch; sorted by uncertainty alone they would come last."""
+    from segcore.attention import spread
+    rng = np.random.default_rng(0)
+    a, b = _cluster(0, 22, rng), _cluster(1, 3, rng)
+    emb = {f"a{i}": a[i] for i in range(22)} | {f"b{i}": b[i] for i in range(3)}
+    done = [f"a{i}" for i in range(12)]
+    cands = [(f"a{i}", 0.5 + 0.04 * (i - 12)) for i in range(12, 22)] + [(f"b{i}", 0.05) for i in range(3)]
+    by_uncertainty = [s for s, _ in sorted(cands, key=lambda c: -c[1])]
+    order = spread(cands, done, emb)
+    assert sorted(order) == sorted(by_uncertainty)
+    assert any(s.startswith("b") for s in order[:5]) and by_uncertainty[-3:] == ["b0", "b1", "b2"]
+    assert by_uncertainty[0] in order[:3]  # the most uncertain image stays near the top
+    assert sum(s.startswith("b") for s in order[:5]) == 1  # one of the new kind is enough to start
+    # no corrected image, or no embeddings: the uncertainty order
+    assert spread(cands, [], emb) == by_uncertainty
+    assert spread(cands, done, {}) == by_uncertainty
+
+
+def test_attention_batch_is_not_a_row_of_near_duplicates():
+    from segcore.attention import spread
+    rng = np.random.default_rng(1)
+    dup = _unit(np.eye(16)[2] * 10 + rng.normal(0, 0.05, (6, 16)))  # six near-copies
+    other = _cluster(3, 1, rng)
+    anchor = _cluster(0, 1, rng)
+    emb = {f"d{i}": dup[i] for i in range(6)} | {"o": other[0], "x": anchor[0]}
+    cands = [(f"d{i}", 0.9 - 0.01 * i) for i in range(6)] + [("o", 0.8)]
+    assert spread(cands, ["x"], emb)[:2] == ["d0", "o"]
+
+
+@pytest.mark.usefixtures("offline_one_thread")
+def test_cold_start_keeps_embeddings_and_the_attention_order_uses_them(tmp_path):
+    from segcore import attention
+    root = generate_demo_project(tmp_path / "p", n_images=6, size=(48, 64), seed=4)
+    with Project.open(root) as project:
+        model = selection.embedding_model(TrainConfig(pretrained=False))
+        selection.cold_start_order(project, model)
+        table = attention.load_embeddings(project.state_dir)
+        assert sorted(table) == project.stems()
+        assert all(abs(float(np.linalg.norm(e)) - 1.0) < 0.01 for e in table.values())
+        seen = []  # stored embeddings are not computed again
+        again = selection.cold_start_order(project, model, on_progress=lambda i, n: seen.append(n))
+        assert sorted(again) == project.stems() and seen == []
+        # the project's attention order is attention.spread over the stored embeddings
+        stems = project.stems()
+        project.save_mask(stems[0], np.ones((48, 64), np.uint8))
+        for i, s in enumerate(stems[1:]):
+            project.save_prediction(s, np.zeros((48, 64), np.uint8), 0.1 * (i + 1), None)
+        cands = [(s, 0.1 * (i + 1)) for i, s in enumerate(stems[1:])]
+        assert project.attention_order() == attention.spread(cands, [stems[0]], table) + [stems[0]]

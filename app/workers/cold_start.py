@@ -1,10 +1,12 @@
 """Cold-start "needs attention" order: ranks a project's images before any model is trained.
 
 Started by the Session when the project has no model version yet and no stored order covering
-its images. In its thread it embeds every image with the ImageNet backbone and stores
-``segcore.selection``'s typical-and-diverse order in the project; ``ready(count)`` then lets the
-image list re-sort. Once a fine-tuned model exists its uncertainties take over
-(``Project.attention_order``). ``stop()`` ends it between two images; a worker still busy
+its images, or when some image has no embedding yet (an image added after the first model). In
+its thread it embeds those images with the ImageNet backbone (``segcore.selection``: the
+embeddings are kept in the project) and stores the typical-and-diverse order; ``ready(count)``
+then lets the image list re-sort. Once a fine-tuned model exists its uncertainties take over,
+spread over the same embeddings (``Project.attention_order``, ``segcore.attention``).
+``stop()`` ends it between two images; a worker still busy
 (loading the backbone, embedding one image) is detached (app.workers.detach) and never touches
 the project again, so quitting or switching folders during the cold start exits cleanly.
 """
@@ -30,16 +32,23 @@ def embedding_model() -> Any:
 
 
 def needs_cold_start(project: Any) -> bool:
-    """No model version yet, writable, and some image missing from the stored order."""
-    from segcore import selection
+    """Writable, and: with no model version yet, some image missing from the stored order (or
+    no embeddings stored at all: a project from before they were kept); with a model, some
+    readable image without an embedding."""
+    from segcore import attention, selection
     if not ENABLED:
         return False
+    from segcore.project import ImageStatus
     from segcore.versions import ModelStore
     try:
-        if project.read_only or ModelStore(project).active() is not None:
+        if project.read_only:
             return False
+        embedded = set(attention.load_embeddings(project.state_dir))
+        if ModelStore(project).active() is not None:
+            readable = {r.stem for r in project.records() if r.status != ImageStatus.ERROR}
+            return bool(readable - embedded)
         stored = set(project.get_setting(selection.COLD_START_KEY) or [])
-        return bool(set(project.stems()) - stored)
+        return bool(set(project.stems()) - stored) or (bool(stored) and not embedded)
     except Exception:  # noqa: BLE001 - an unreadable index: nothing to rank
         return False
 

@@ -155,11 +155,19 @@ def test_cold_start_ranking_reorders_the_attention_list(qtbot, demo_dir, monkeyp
                     timeout=5000)
     stored = window.session.project.get_setting(selection.COLD_START_KEY)
     assert sorted(stored) == window.session.project.stems()
+    # the embeddings are kept for the attention order after the first model (segcore.attention)
+    from segcore import attention
+    assert sorted(attention.load_embeddings(window.session.project.state_dir)) == sorted(stored)
     qtbot.waitUntil(lambda: window.image_list.model.stems() == stored, timeout=5000)
     # a second opening finds the order stored and does not rank again
     window.close_project()
     assert window.open_project(demo_dir) and window.session.cold_start is None
     window.close()
+    # a project ranked before embeddings were kept is embedded once more
+    attention.embeddings_path(demo_dir / ".segloop").unlink()
+    from segcore.project import Project
+    with Project.open(demo_dir) as project:
+        assert cold_start.needs_cold_start(project)
 
 
 def test_accept_prediction_is_enabled_only_with_a_prediction(qtbot, demo_dir, monkeypatch):
