@@ -189,8 +189,7 @@ class Predictor:
                     scale = self.tiled_long_side / max(h, w)
                     size = (max(1, round(w * scale)), max(1, round(h * scale)))
                     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-                    work = self.preset.adjust(image)
-                    work = cv2.resize(work, size, interpolation=interp) if size != (w, h) else work
+                    work = cv2.resize(image, size, interpolation=interp) if size != (w, h) else image
                     x = to_tensor(work, self.preset.mean, self.preset.std, self.device)
                     return tiled_logits(self._forward, x, tile or self.input_size, self.model.out_channels,
                                         self.overlap)

@@ -20,17 +20,6 @@ Policies
   colour with void labels. Prediction runs the same ``input_size`` tiles over the working
   image with overlapping, tent-blended logits (one tile, padded the same way, when it fits).
 
-Intensity
----------
-* ``"none"``: pixel values as they are.
-* ``"percentile"``: each image's grey levels stretched so its ``INTENSITY_PERCENTILES`` of
-  luminance map to 0 and 255 (one lookup table for the three channels, so hues stay), the span
-  at least ``MIN_INTENSITY_SPAN`` grey levels so an empty dark tile's noise is not blown up to
-  full range. The per-image normalisation microscopy tools use (Cellpose: 1st–99th percentile):
-  a dim fluorescence image and a bright one then look alike to the model. Applied to the whole
-  image before any resize, by training, held-out scoring and prediction alike
-  (``Preset.adjust`` / ``Preset.working_image``).
-
 Normalisation: ``(x / 255 - mean) / std`` with the model's ImageNet mean/std (``normalize``).
 """
 
@@ -47,11 +36,6 @@ import torch
 from .models.base import IMAGENET_MEAN, IMAGENET_STD
 
 POLICIES = ("stretch", "scale")
-INTENSITIES = ("none", "percentile")
-#: luminance percentiles that become 0 and 255 under the "percentile" intensity
-INTENSITY_PERCENTILES = (1.0, 99.5)
-#: smallest grey-level span a "percentile" stretch divides by (an empty dark tile stays dark)
-MIN_INTENSITY_SPAN = 32.0
 #: the working scale is used when a typical object would span fewer pixels than this in the
 #: stretched view (one output-stride-16 cell): measured on the suite at the one-click budget,
 #: stretch beat a working scale wherever objects were larger (dsb2018_nuclei, 19 px in view:
@@ -78,7 +62,6 @@ class Preset:
     max_work_mp: float = MAX_WORK_MP
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
-    intensity: str = "none"         # "none" | "percentile" (see the module docstring)
     reason: str = field(default="", compare=False)  # how it was chosen, for the user
 
     def __post_init__(self) -> None:
@@ -88,8 +71,6 @@ class Preset:
             raise ValueError(f"input size must be >= 32 px, not {self.input_size}")
         if not (self.scale >= 0 and math.isfinite(self.scale)):
             raise ValueError(f"working scale must be >= 0, not {self.scale}")
-        if self.intensity not in INTENSITIES:
-            raise ValueError(f"preset intensity must be one of {INTENSITIES}, not {self.intensity!r}")
 
     @classmethod
     def legacy(cls, input_size: int = 320) -> "Preset":
@@ -105,8 +86,7 @@ class Preset:
     def from_dict(cls, d: dict[str, Any] | None, input_size: int = 320) -> "Preset":
         if not d:
             return cls.legacy(input_size)
-        known = {k: d[k] for k in ("policy", "input_size", "scale", "max_work_mp", "intensity", "reason")
-                 if k in d}
+        known = {k: d[k] for k in ("policy", "input_size", "scale", "max_work_mp", "reason") if k in d}
         for k in ("mean", "std"):
             if k in d:
                 known[k] = tuple(float(v) for v in d[k])
@@ -117,15 +97,10 @@ class Preset:
         return replace(self, mean=tuple(model.mean), std=tuple(model.std))
 
     def describe(self) -> str:
-        contrast = ", contrast stretched per image" if self.intensity == "percentile" else ""
         if self.policy == "stretch":
-            return f"stretch to {self.input_size}x{self.input_size}{contrast}"
+            return f"stretch to {self.input_size}x{self.input_size}"
         s = f"x{self.scale:.2f}" if self.scale > 0 else "fit"
-        return f"working scale {s} (tiles {self.input_size} px){contrast}"
-
-    def adjust(self, image: np.ndarray) -> np.ndarray:
-        """The image's grey levels as the model sees them (full resolution, before any resize)."""
-        return stretch_contrast(image) if self.intensity == "percentile" else image
+        return f"working scale {s} (tiles {self.input_size} px)"
 
     # ------------------------------------------------------------------ geometry
     def factor(self, h: int, w: int) -> float:
@@ -143,7 +118,6 @@ class Preset:
 
     def working_image(self, image: np.ndarray) -> np.ndarray:
         """The image as the model sees it (before normalisation)."""
-        image = self.adjust(image)
         h, w = image.shape[:2]
         wh, ww = self.working_shape(h, w)
         if (wh, ww) == (h, w):
@@ -153,19 +127,6 @@ class Preset:
 
 
 # ---------------------------------------------------------------------- normalisation
-def stretch_contrast(image: np.ndarray, percentiles: tuple[float, float] = INTENSITY_PERCENTILES,
-                     min_span: float = MIN_INTENSITY_SPAN) -> np.ndarray:
-    """HxWx3 uint8 with its luminance percentiles stretched to 0 and 255 (one LUT for all channels)."""
-    gray = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
-    cdf = np.cumsum(cv2.calcHist([gray], [0], None, [256], [0, 256]).ravel())
-    cdf /= max(cdf[-1], 1.0)
-    lo = float(np.searchsorted(cdf, percentiles[0] / 100.0))
-    hi = float(np.searchsorted(cdf, percentiles[1] / 100.0))
-    span = max(hi - lo, min_span)
-    lut = np.clip((np.arange(256, dtype=np.float32) - lo) * (255.0 / span), 0, 255)
-    return cv2.LUT(np.ascontiguousarray(image), np.round(lut).astype(np.uint8))
-
-
 def normalize(image: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
     """HxWx3 uint8 → 3xHxW float32, (x/255 - mean) / std (mean/std in 0..1 units)."""
     x = image.astype(np.float32) * (1.0 / 255.0)

@@ -47,8 +47,6 @@ class TrainConfig:
     scale_policy: str = "auto"           # "auto": chosen from the training masks by
                                          # segcore.preprocess.choose_preset; "stretch" | "scale"
     working_scale: float = 0.0           # "scale": the object factor (0 = chosen from the masks)
-    intensity: str = "none"              # per-image grey levels: "none" | "percentile"
-                                         # (segcore.preprocess.stretch_contrast)
     crop_jitter: tuple[float, float] = (0.8, 1.25)  # "scale": factor jitter of training crops
     fg_crop_share: float = 0.5           # "scale": share of crops centred on a labelled object pixel
     class_balance: str = "auto"          # "none" | "sqrt": CE / BCE weights (median freq / freq)^0.5;
@@ -117,8 +115,6 @@ class TrainConfig:
             raise ValueError(f"scale_policy must be 'auto', 'stretch' or 'scale', not {self.scale_policy!r}")
         if not (self.working_scale >= 0):
             raise ValueError(f"working_scale must be >= 0, not {self.working_scale}")
-        if self.intensity not in ("none", "percentile"):
-            raise ValueError(f"intensity must be 'none' or 'percentile', not {self.intensity!r}")
         if self.class_balance not in ("auto", "none", "sqrt"):
             raise ValueError(f"class_balance must be 'auto', 'none' or 'sqrt', not {self.class_balance!r}")
         if not 0.0 < self.fast_share < 1.0:
@@ -161,12 +157,7 @@ class TrainConfig:
                 "vflip": self.vflip, "color_jitter": self.color_jitter, "fg_crop_share": self.fg_crop_share}
 
     def preset_for(self, masks: Any) -> Any:
-        """The preprocessing preset of a run on ``masks`` (the training masks), per scale_policy
-        and intensity."""
-        import dataclasses
-        return dataclasses.replace(self._geometry_for(masks), intensity=self.intensity)
-
-    def _geometry_for(self, masks: Any) -> Any:
+        """The preprocessing preset of a run on ``masks`` (the training masks), per scale_policy."""
         from ..preprocess import Preset, choose_preset
         if self.scale_policy == "stretch":
             return Preset("stretch", self.input_size, reason="set in the training settings")

@@ -94,7 +94,6 @@ def prepare_train_pairs(pairs: Sequence[Any], preset: Preset | int, max_scale: f
     limit = max(1, int(round(preset.input_size * max(max_scale, 1.0))))
     for i, pair in enumerate(pairs):
         image, mask, name = _load_pair(pair, i)
-        image = preset.adjust(image)
         h, w = mask.shape
         factor = 1.0
         if preset.policy == "stretch":
