@@ -38,6 +38,8 @@ from .errors import ProjectError
 EMBEDDINGS_FILE = "embeddings.npz"
 #: positions of the order chosen greedily (the batch a user corrects before the next click)
 GREEDY = 200
+#: projects whose embeddings stay in memory (a session switching folders does not accumulate them)
+CACHED_PROJECTS = 4
 
 _cache_lock = threading.Lock()
 _cache: dict[str, tuple[float, dict[str, np.ndarray]]] = {}
@@ -67,7 +69,10 @@ def load_embeddings(state_dir: Path) -> dict[str, np.ndarray]:
     except Exception:  # noqa: BLE001 - a damaged cache is ignored (and rewritten by the next embed)
         table = {}
     with _cache_lock:
+        _cache.pop(key, None)
         _cache[key] = (mtime, table)
+        while len(_cache) > CACHED_PROJECTS:  # the least recently loaded go
+            _cache.pop(next(iter(_cache)))
     return table
 
 

@@ -123,3 +123,18 @@ def test_cold_start_keeps_embeddings_and_the_attention_order_uses_them(tmp_path)
             project.save_prediction(s, np.zeros((48, 64), np.uint8), 0.1 * (i + 1), None)
         cands = [(s, 0.1 * (i + 1)) for i, s in enumerate(stems[1:])]
         assert project.attention_order() == attention.spread(cands, [stems[0]], table) + [stems[0]]
+
+
+def test_damaged_embeddings_fall_back_to_the_uncertainty_order(tmp_path):
+    from segcore import attention
+    root = generate_demo_project(tmp_path / "p", n_images=4, size=(32, 40), seed=2)
+    with Project.open(root) as project:
+        stems = project.stems()
+        attention.store_embeddings(project.state_dir, {s: np.eye(4)[i] for i, s in enumerate(stems)})
+        assert len(attention.load_embeddings(project.state_dir)) == 4
+        attention.embeddings_path(project.state_dir).write_bytes(b"not a numpy archive")
+        assert attention.load_embeddings(project.state_dir) == {}
+        project.save_mask(stems[0], np.ones((32, 40), np.uint8))
+        for i, s in enumerate(stems[1:]):
+            project.save_prediction(s, np.zeros((32, 40), np.uint8), 0.1 * (i + 1), None)
+        assert project.attention_order() == [stems[3], stems[2], stems[1], stems[0]]
