@@ -9,6 +9,7 @@ Layout::
     <folder>/.segloop/models/              checkpoints and ACTIVE: ``project.models``
                                            (segcore.versions.ModelStore) owns them and their rows
     <folder>/.segloop/backup/<stem>.<time>.png  masks set aside by reset_image
+    <folder>/.segloop/embeddings.npz       ImageNet embedding per image (segcore.attention; a cache)
 
 Image status (``ImageStatus``): unlabelled → predicted → in progress → done · skipped. Only DONE
 images are training data (``done_stems``); each gets a fixed train / held-out role when it first
