@@ -180,7 +180,8 @@ def metrics_text(record: ImageRecord) -> str:
 
 UNCERTAINTY_TIP = ("Prediction uncertainty {u:.2f} on a 0–1 scale: the mean per-pixel entropy "
                    "of the model's probabilities (0 = sure of every pixel, 1 = a coin toss "
-                   "everywhere). Sort by “Needs attention” to correct the most uncertain first.")
+                   "everywhere). Sort by “Needs attention” to correct uncertain images first, "
+                   "spread over kinds of image no corrected one shows yet.")
 
 
 def _tooltip(record: ImageRecord) -> str:
@@ -302,7 +303,8 @@ class ImageListPanel(QWidget):
         self.sort_combo = QComboBox()
         for text, value in self.SORTS:
             self.sort_combo.addItem(text, value)
-        self.sort_combo.setToolTip("Order by file name, or least confident prediction first")
+        self.sort_combo.setToolTip("Order by file name, or needs attention: uncertain predictions "
+                                   "first, spread over kinds of image no corrected one shows yet")
         self.view = QListView()
         self.view.setObjectName("imageList")
         self.view.setModel(self.model)
