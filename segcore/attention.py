@@ -45,6 +45,12 @@ _cache_lock = threading.Lock()
 _cache: dict[str, tuple[float, dict[str, np.ndarray]]] = {}
 
 
+def unit_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Euclidean distances between the rows of ``a`` and of ``b``, both unit vectors
+    (|x - y|² = 2 - 2 x·y); the one distance of the cold start and of ``spread``."""
+    return np.sqrt(np.clip(2.0 - 2.0 * (a @ b.T), 0.0, None))
+
+
 def embeddings_path(state_dir: Path) -> Path:
     return Path(state_dir) / EMBEDDINGS_FILE
 
@@ -103,9 +109,8 @@ def spread(candidates: Sequence[tuple[str, float]], done: Sequence[str],
     dim = len(anchors[0])
     emb = np.zeros((n, dim), np.float32)
     emb[have] = np.stack([embeddings[s] for s, h in zip(stems, have) if h])
-    sim = emb[have] @ np.stack(anchors).T
     gap = np.full(n, np.nan)
-    gap[have] = np.sqrt(np.clip(2.0 - 2.0 * sim.max(axis=1), 0.0, None))
+    gap[have] = unit_distances(emb[have], np.stack(anchors)).min(axis=1)
     gap[~have] = float(np.median(gap[have]))
     chosen = np.zeros(n, bool)
     order: list[int] = []
@@ -115,7 +120,6 @@ def spread(candidates: Sequence[tuple[str, float]], done: Sequence[str],
         order.append(nxt)
         chosen[nxt] = True
         if have[nxt]:
-            d = np.sqrt(np.clip(2.0 - 2.0 * (emb[have] @ emb[nxt]), 0.0, None))
-            gap[have] = np.minimum(gap[have], d)
+            gap[have] = np.minimum(gap[have], unit_distances(emb[have], emb[nxt:nxt + 1])[:, 0])
     order += [i for i in range(n) if not chosen[i]]
     return [stems[i] for i in order]

@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterable, Sequence, TYPE_CHECKING
 import numpy as np
 import torch
 
+from .attention import unit_distances
 from .project import COLD_START_KEY  # re-exported for callers
 
 if TYPE_CHECKING:  # the type only: no import cycle at run time
@@ -57,8 +58,7 @@ def embed(model: Any, images: Iterable[np.ndarray], size: int = EMBED_SIZE, batc
 
 
 def _distances(emb: np.ndarray, rows: slice) -> np.ndarray:
-    sim = emb[rows] @ emb.T
-    return np.sqrt(np.clip(2.0 - 2.0 * sim, 0.0, None))  # unit vectors: |a-b|² = 2 - 2 a·b
+    return unit_distances(emb[rows], emb)
 
 
 def typical_diverse_order(emb: np.ndarray, neighbours: int = 10) -> list[int]:
