@@ -79,7 +79,7 @@ def parse_overrides(items: list[str]) -> dict[str, object]:
 
 def run_one(name: str, label: str, ks: list[int], orders: list[str], ceiling_s: float | None,
             threads: int, arch: str = "", protocol: str = "session", default_crf: bool = True,
-            overrides: dict[str, object] | None = None) -> int:
+            overrides: dict[str, object] | None = None, seed: int = 0) -> int:
     import torch
     torch.set_num_threads(threads)
     import segcore
@@ -128,7 +128,7 @@ def run_one(name: str, label: str, ks: list[int], orders: list[str], ceiling_s: 
     def emit(row: dict) -> None:
         row = {**row, "dataset": name, "label": label, "code": code, "test_last": test_last, "split": split,
                "arch": config.arch_for(d.num_classes), **cost, **({"overrides": overrides} if overrides else {}),
-               "time": time.strftime("%Y-%m-%d %H:%M:%S")}
+               **({"seed": seed} if seed else {}), "time": time.strftime("%Y-%m-%d %H:%M:%S")}
         with open(out, "a") as fh:
             fh.write(json.dumps(_clean(row)) + "\n")
         metric = row.get("miou", row.get("iou"))
@@ -138,7 +138,7 @@ def run_one(name: str, label: str, ks: list[int], orders: list[str], ceiling_s: 
     say = lambda m: print(f"  [{name}] {m}", flush=True)
     if ks:
         sim.simulate(root / "images", root / "masks", test_last, ks, orders, config, dataset=name,
-                     on_row=emit, on_message=say, **kwargs)
+                     on_row=emit, on_message=say, seed=seed, **kwargs)
     if ceiling_s:
         pool = n - test_last
         cfg = replace(config, time_budget_s=float(ceiling_s), budget_per_extra_image_s=0.0)
@@ -178,6 +178,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 cmd += ["--no-default-crf"]
             for item in args.set:
                 cmd += ["--set", item]
+            if args.seed:
+                cmd += ["--seed", str(args.seed)]
             what = f"{name} {arch}".strip()
             print(f"=== {what} ({args.label}) ===", flush=True)
             rc = subprocess.call(cmd, env=dict(os.environ, QT_QPA_PLATFORM="offscreen"))
@@ -324,6 +326,8 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--no-default-crf", action="store_true",
                        help="skip the default-parameter CRF columns (the project's CRF decision is "
                             "still applied); saves a CRF pass over the test images per click")
+        p.add_argument("--seed", type=int, default=0,
+                       help="seed of the random order's permutation of the pool (rows carry it)")
         p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                        help="override a TrainConfig field of the app's defaults (repeatable)")
     p = sub.add_parser("report")
@@ -340,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "_one":
         return run_one(args.dataset, args.label, [int(k) for k in args.k.split(",")] if args.k else [],
                        args.orders.split(","), args.ceiling_s, args.threads, args.arch, args.protocol,
-                       not args.no_default_crf, parse_overrides(args.set))
+                       not args.no_default_crf, parse_overrides(args.set), args.seed)
     if args.cmd == "zoo":
         return cmd_zoo(args)
     return cmd_report(args)
