@@ -8,8 +8,8 @@ none of them was among the next 15 the order offered, and 11 of 59 test tiles sc
 k = 20 (0.86–0.97 once the k = 50 batch happened to include such tiles). A batch of the top
 uncertainties is also redundant: near-duplicates hesitate alike.
 
-The order here is greedy, like the cold start's (``segcore.selection``), with the model's
-uncertainty in place of typicality: the next image maximises
+The order here is greedy, like the tail of the cold start's (``segcore.selection``), with the
+model's uncertainty in place of typicality: the next image maximises
 
     rank(uncertainty) · distance(image, nearest corrected or already ordered image)
 

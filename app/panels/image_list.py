@@ -304,7 +304,8 @@ class ImageListPanel(QWidget):
         for text, value in self.SORTS:
             self.sort_combo.addItem(text, value)
         self.sort_combo.setToolTip("Order by file name, or needs attention: uncertain predictions "
-                                   "first, spread over kinds of image no corrected one shows yet")
+                                   "first, spread over kinds of image no corrected one shows yet "
+                                   "(before the first model: a typical image of each kind first)")
         self.view = QListView()
         self.view.setObjectName("imageList")
         self.view.setModel(self.model)
