@@ -88,7 +88,8 @@ def _typicality(emb: np.ndarray, neighbours: int) -> np.ndarray:
 
 
 def _kmeans(emb: np.ndarray, k: int) -> np.ndarray:
-    """Cluster label per row: OpenCV's k-means++ (seeded, so the order is reproducible)."""
+    """Cluster label per row: OpenCV's k-means++, seeded (it resets OpenCV's global RNG) so the
+    order is reproducible."""
     if k >= len(emb):
         return np.arange(len(emb))
     cv2.setRNGSeed(0)
@@ -103,7 +104,6 @@ def typical_diverse_order(emb: np.ndarray, neighbours: int = 20, first: int = FI
     """Indices of ``emb`` rows in cold-start order (see the module docstring)."""
     n = len(emb)
     order: list[int] = []
-    chosen = np.zeros(n, bool)
     batch = max(1, first)
     while len(order) < min(n, clustered):
         k = min(n, len(order) + batch)
@@ -118,13 +118,11 @@ def typical_diverse_order(emb: np.ndarray, neighbours: int = 20, first: int = FI
             members = np.flatnonzero(labels == c)
             best = members[int(np.argmax(_typicality(emb[members], neighbours)))]
             order.append(int(best))
-            chosen[best] = True
         batch = len(order)  # rounds of 5, 5, 10, 20, ... as labelled sets grow
-    return _continue_typical_gap(emb, order, chosen, neighbours)
+    return _continue_typical_gap(emb, order, neighbours)
 
 
-def _continue_typical_gap(emb: np.ndarray, order: list[int], chosen: np.ndarray,
-                          neighbours: int) -> list[int]:
+def _continue_typical_gap(emb: np.ndarray, order: list[int], neighbours: int) -> list[int]:
     """The rest after the clustered head: greedy typicality · distance to the nearest chosen."""
     n = len(emb)
     if len(order) >= n:
@@ -132,7 +130,8 @@ def _continue_typical_gap(emb: np.ndarray, order: list[int], chosen: np.ndarray,
     typicality = _typicality(emb, neighbours)
     if not order:
         order = [int(np.argmax(typicality))]
-        chosen[order[0]] = True
+    chosen = np.zeros(n, bool)
+    chosen[order] = True
     gap = np.full(n, np.inf)
     for i in range(0, len(order), 1024):
         gap = np.minimum(gap, unit_distances(emb, emb[order[i:i + 1024]]).min(axis=1))
