@@ -51,7 +51,7 @@ from .devices import device_label, resolve_device
 from .errors import SegLoopError
 from .models import SegModel, logits_to_probs
 from .models.optimize import Runner, make_runner
-from .preprocess import Preset, preset_of, tiled_logits, to_tensor, working_logits
+from .preprocess import Preset, mirrored, preset_of, tiled_logits, to_tensor, working_logits
 
 log = logging.getLogger(__name__)
 MIN_SIDE = 8
@@ -191,8 +191,8 @@ class Predictor:
                     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
                     work = cv2.resize(image, size, interpolation=interp) if size != (w, h) else image
                     x = to_tensor(work, self.preset.mean, self.preset.std, self.device)
-                    return tiled_logits(self._forward, x, tile or self.input_size, self.model.out_channels,
-                                        self.overlap)
+                    return tiled_logits(mirrored(self._forward, self.preset.flip), x, tile or self.input_size,
+                                        self.model.out_channels, self.overlap)
                 return working_logits(self._forward, image, self.preset, self.model.out_channels,
                                       self.device, tile)
             except Exception as exc:

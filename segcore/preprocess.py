@@ -20,6 +20,10 @@ Policies
   colour with void labels. Prediction runs the same ``input_size`` tiles over the working
   image with overlapping, tent-blended logits (one tile, padded the same way, when it fits).
 
+Mirror averaging (``flip``): a model trained with random horizontal flips predicts the mean of
+the logits of the image and of its mirror image (flipped back), in training's held-out scoring,
+the Predictor, the CLI and the simulator alike (:func:`mirrored`).
+
 Normalisation: ``(x / 255 - mean) / std`` with the model's ImageNet mean/std (``normalize``).
 """
 
@@ -60,6 +64,7 @@ class Preset:
     input_size: int = 320           # view / tile side in working pixels
     scale: float = 0.0              # "scale": object factor (0 = fit each image to one view)
     max_work_mp: float = MAX_WORK_MP
+    flip: bool = False              # predict as the mean of the image's and its mirror's logits
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     reason: str = field(default="", compare=False)  # how it was chosen, for the user
@@ -86,7 +91,7 @@ class Preset:
     def from_dict(cls, d: dict[str, Any] | None, input_size: int = 320) -> "Preset":
         if not d:
             return cls.legacy(input_size)
-        known = {k: d[k] for k in ("policy", "input_size", "scale", "max_work_mp", "reason") if k in d}
+        known = {k: d[k] for k in ("policy", "input_size", "scale", "max_work_mp", "flip", "reason") if k in d}
         for k in ("mean", "std"):
             if k in d:
                 known[k] = tuple(float(v) for v in d[k])
@@ -97,10 +102,11 @@ class Preset:
         return replace(self, mean=tuple(model.mean), std=tuple(model.std))
 
     def describe(self) -> str:
+        mirror = ", mirror-averaged" if self.flip else ""
         if self.policy == "stretch":
-            return f"stretch to {self.input_size}x{self.input_size}"
+            return f"stretch to {self.input_size}x{self.input_size}{mirror}"
         s = f"x{self.scale:.2f}" if self.scale > 0 else "fit"
-        return f"working scale {s} (tiles {self.input_size} px)"
+        return f"working scale {s} (tiles {self.input_size} px{mirror})"
 
     # ------------------------------------------------------------------ geometry
     def factor(self, h: int, w: int) -> float:
@@ -144,6 +150,20 @@ def to_tensor(image: np.ndarray, mean: Sequence[float], std: Sequence[float],
 
 
 # ---------------------------------------------------------------------- tiled logits
+def mirrored(forward: Callable[[torch.Tensor], torch.Tensor], flip: bool) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``forward`` itself, or with ``flip`` the mean of its logits on a batch and on the batch
+    mirrored left-right (flipped back): test-time augmentation for a model trained with random
+    horizontal flips. Both halves go through the model as one batch."""
+    if not flip:
+        return forward
+
+    def both(x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[0]
+        out = forward(torch.cat([x, x.flip(-1)]))
+        return 0.5 * (out[:n] + out[n:].flip(-1))
+    return both
+
+
 def _tent(size: int) -> np.ndarray:
     ramp = np.minimum(np.arange(size) + 1, np.arange(size)[::-1] + 1).astype(np.float32)
     return ramp / ramp.max()
@@ -198,6 +218,7 @@ def working_logits(forward: Callable[[torch.Tensor], torch.Tensor], image: np.nd
     ``tile`` overrides the tile size (the Predictor's out-of-memory fallback)."""
     work = preset.working_image(image)
     x = to_tensor(work, preset.mean, preset.std, device)
+    forward = mirrored(forward, preset.flip)
     if preset.policy == "stretch" and tile is None:
         return padded_forward(forward, x)
     return tiled_logits(forward, x, tile or preset.input_size, out_channels)

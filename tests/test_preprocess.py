@@ -129,6 +129,50 @@ def test_the_trained_preset_is_stored_in_the_checkpoint(tmp_path):
     assert (p.policy, p.input_size, p.scale) == ("scale", 192, 2.5)
 
 
+# ------------------------------------------------------------------ mirror averaging
+def test_mirror_averaged_predictions_are_mirror_symmetric():
+    """A model trained with random left-right flips predicts the mean of the image and its mirror:
+    the prediction of a mirrored image is then exactly the mirrored prediction, which a plain
+    forward of an untrained (asymmetric) model is not."""
+    from segcore.inference import Predictor
+    torch.manual_seed(0)
+    model = build("deeplabv3plus_mobilenet_v2", pretrained=False)
+    with torch.no_grad():  # random weights everywhere: an output that depends on the layout
+        for p in model.decoder.parameters():
+            p.normal_(0.0, 0.3)
+    # 80x104 at x2 = 160x208: 64-px tiles stepping 48 px sit symmetrically, none padded
+    image = np.random.default_rng(3).integers(0, 255, (80, 104, 3), dtype=np.uint8)
+    mirror = np.ascontiguousarray(image[:, ::-1])
+    results = {}
+    for policy in ("stretch", "scale"):
+        for flip in (False, True):
+            model.meta["preset"] = Preset(policy, 64, scale=2.0 if policy == "scale" else 0.0, flip=flip).to_dict()
+            predictor = Predictor(model, optimize=False)
+            a, b = predictor.predict_probs(image), predictor.predict_probs(mirror)
+            results[policy, flip] = float(np.abs(a - b[..., ::-1]).max())
+    for policy in ("stretch", "scale"):  # "scale" runs 3 x 4 overlapping 64-px tiles here
+        assert results[policy, True] < 1e-4, results
+        assert results[policy, False] > 1e-3, results
+
+
+def test_mirror_averaging_follows_the_training_flips_and_is_stored(tmp_path):
+    from segcore.training import TrainConfig
+    from segcore.versions import load_checkpoint, save_checkpoint
+    masks = [_discs(120, 160, 40, 1, s) for s in range(3)]
+    assert TrainConfig().preset_for(masks).flip  # the default: trained with flips, predicted mirrored
+    assert not TrainConfig(hflip=False).preset_for(masks).flip  # orientation matters: no mirror
+    assert not TrainConfig(mirror_predict=False).preset_for(masks).flip
+    assert "mirror-averaged" in TrainConfig().preset_for(masks).describe()
+    model = build("deeplabv3plus_mobilenet_v2", pretrained=False)
+    model.meta["preset"] = Preset("scale", 192, scale=2.5, flip=True).to_dict()
+    loaded, _ = load_checkpoint(save_checkpoint(tmp_path / "m.pt", model))
+    assert preset_of(loaded).flip
+    # checkpoints from before mirror averaging predict as they were trained to: one pass
+    legacy = Preset("scale", 192, scale=2.5).to_dict()
+    legacy.pop("flip")
+    assert not Preset.from_dict(legacy).flip
+
+
 def test_scale_crops_see_small_objects():
     """Half of the crops are centred on a labelled pixel: a lone small object in a big image
     appears in far more crops than its area share."""

@@ -76,6 +76,8 @@ class TrainConfig:
     scale_range: tuple[float, float] = (1.0, 1.6)  # zoom-in only: views never contain padding
     hflip: bool = True
     vflip: bool = False
+    mirror_predict: bool = True          # with hflip: predictions average the image and its mirror
+                                         # (segcore.preprocess.mirrored; stored in the preset)
     color_jitter: float = 0.2            # brightness/contrast/saturation +- this fraction
     fast_views: int = 6                  # augmented views per image cached in fast mode
     cache_limit_mb: int = 768            # fast-mode feature cache ceiling (float16)
@@ -157,7 +159,11 @@ class TrainConfig:
                 "vflip": self.vflip, "color_jitter": self.color_jitter, "fg_crop_share": self.fg_crop_share}
 
     def preset_for(self, masks: Any) -> Any:
-        """The preprocessing preset of a run on ``masks`` (the training masks), per scale_policy."""
+        """The preprocessing preset of a run on ``masks`` (the training masks), per scale_policy,
+        mirror-averaged when training flips views left-right and ``mirror_predict`` is on."""
+        return replace(self._geometry_for(masks), flip=bool(self.hflip and self.mirror_predict))
+
+    def _geometry_for(self, masks: Any) -> Any:
         from ..preprocess import Preset, choose_preset
         if self.scale_policy == "stretch":
             return Preset("stretch", self.input_size, reason="set in the training settings")

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..preprocess import Preset, padded_forward, preset_of, tiled_logits
+from ..preprocess import Preset, mirrored, padded_forward, preset_of, tiled_logits
 from .data import IGNORE, ValPair, normalize, prepare_val_pairs
 
 
@@ -21,7 +21,7 @@ def _logits(model: nn.Module, pair: ValPair, device: torch.device, preset: Prese
     """(1, C, H, W) logits at the mask's resolution from the pair's working image."""
     preset = preset or preset_of(model)
     x = normalize(pair.image, preset.mean, preset.std).unsqueeze(0).to(device)
-    forward = lambda t: model(t)["out"]  # eval mode: {"out": logits}
+    forward = mirrored(lambda t: model(t)["out"], preset.flip)  # eval mode: {"out": logits}
     if preset.policy == "stretch":
         logits = padded_forward(forward, x)
     else:
@@ -36,7 +36,8 @@ def evaluate_prepared(model: nn.Module, val: list[ValPair], device: torch.device
     """Per-image mean (IoU, Boundary IoU) at full label resolution; (None, None) without pairs.
 
     ``features``: cached encoder features of each pair (fast mode with a "stretch" preset:
-    ``model.cached_features`` with ``tail_blocks``) instead of running the encoder.
+    ``model.cached_features`` with ``tail_blocks``, batch 1, or batch 2 with the mirror image's
+    for a mirror-averaged preset) instead of running the encoder.
     """
     from ..metrics import Evaluation
     if not val:
@@ -46,9 +47,11 @@ def evaluate_prepared(model: nn.Module, val: list[ValPair], device: torch.device
     model.eval()
     scores = Evaluation(model.num_classes, IGNORE)
     for i, pair in enumerate(val):
-        if features:
-            feats = {k: v.to(device).float().unsqueeze(0) for k, v in features[i].items()}
+        if features:  # (1, ...) per key, or (2, ...): the image and its mirror image
+            feats = {k: v.to(device).float() for k, v in features[i].items()}
             logits = model.head_from_cache(feats, pair.mask.shape[:2], tail_blocks)
+            if logits.shape[0] == 2:
+                logits = 0.5 * (logits[:1] + logits[1:].flip(-1))
         else:
             logits = _logits(model, pair, device, preset)
         if logits.shape[1] == 1:

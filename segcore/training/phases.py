@@ -145,8 +145,10 @@ class FastPhase:
         val_feats: list[dict[str, torch.Tensor]] = []
         for pair in (val if ctx.preset.policy == "stretch" else []):
             x = normalize(pair.image, model.mean, model.std).unsqueeze(0).to(ctx.device)
+            if ctx.preset.flip:  # mirror-averaged scoring: the mirror image's features too
+                x = torch.cat([x, x.flip(-1)])
             f = model.cached_features(x, tail)
-            val_feats.append({k: v[0].to("cpu", torch.float16) for k, v in _drop_aux(model, f).items()})
+            val_feats.append({k: v.to("cpu", torch.float16) for k, v in _drop_aux(model, f).items()})
         return cache, val_feats
 
     @staticmethod
