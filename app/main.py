@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
 
     name = apply_theme(app, args.theme or settings.theme())
     window = MainWindow(settings)
-    window.actions[f"theme_{name}"].setChecked(True)
+    window.action_table[f"theme_{name}"].setChecked(True)
     window.show()
     from .recovery import install_signal_flush
 

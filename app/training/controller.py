@@ -103,7 +103,7 @@ class TrainingController(QObject):
     def _make_actions(self) -> None:
         w = self.window
         (self.fine_tune_action, self.cancel_action, self.versions_action,
-         self.compare_action) = w.actions.register(SPECS, self)
+         self.compare_action) = w.action_table.register(SPECS, self)
         menu = w.menu("Model")
         menu.addActions([self.fine_tune_action, self.cancel_action])
         menu.addSeparator()
@@ -268,7 +268,7 @@ class TrainingController(QObject):
         editor = self.window.editor
         if params is not None:
             editor.set_crf_params(params)
-        if self.window.actions.crf.isEnabled():
+        if self.window.action_table.crf.isEnabled():
             editor.set_crf_enabled(params is not None)
 
     def _sync_actions(self) -> None:
