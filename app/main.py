@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from . import preflight
 
@@ -50,12 +50,13 @@ def create_app(argv: list[str] | None = None) -> QApplication:
 
     from .resources import app_icon
 
-    app = QApplication.instance() or QApplication([sys.argv[0], *(argv or [])])
+    # instance() is typed QCoreApplication; in this app it is always the QApplication made here
+    app = cast(QApplication, QApplication.instance()) or QApplication([sys.argv[0], *(argv or [])])
     QCoreApplication.setOrganizationName("SegLoop")
     QCoreApplication.setApplicationName("SegLoop")
     app.setApplicationDisplayName("SegLoop")
     app.setWindowIcon(app_icon())
-    return app  # type: ignore[return-value]
+    return app
 
 
 def main(argv: list[str] | None = None) -> int:

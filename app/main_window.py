@@ -66,6 +66,7 @@ def default_size(available: QSize) -> QSize:
 class MainWindow(QMainWindow):
     sessionChanged = Signal(object)  # Session | None: a folder was opened / closed
     closing = Signal()               # the window closes for good (the user did not cancel)
+    signal_flush: recovery.SignalFlusher | None  # set by app.main (recovery.install_signal_flush)
 
     def __init__(self, settings: Settings | None = None) -> None:
         super().__init__()
@@ -180,7 +181,7 @@ class MainWindow(QMainWindow):
         a, c = self.action_table, self.canvas
         a.bind_editor(self.editor)
         self.editor.crfEnabledChanged.connect(self._apply_crf)
-        self.editor.crfParamsChanged.connect(lambda _p: self.editor.crf_enabled and self._apply_crf(True))
+        self.editor.crfParamsChanged.connect(lambda _p: self._apply_crf(True) if self.editor.crf_enabled else None)
         self.empty_page.button.clicked.connect(self.choose_folder)
         self.tools.classes_button.clicked.connect(self.show_classes)
         self.undo_group.canUndoChanged.connect(a.undo.setEnabled)
@@ -522,7 +523,7 @@ class MainWindow(QMainWindow):
     # -- theme, dialogs, drops --------------------------------------------------------------
     def set_theme(self, name: str) -> None:
         app = QApplication.instance()
-        name = theme.apply_theme(app, name) if app else name
+        name = theme.apply_theme(app, name) if isinstance(app, QApplication) else name  # None before one exists
         self.settings.set_theme(name)
         self.action_table[f"theme_{name}"].setChecked(True)
         self.action_table.refresh_icons()

@@ -262,7 +262,7 @@ class ToolsPanel(QWidget):
         pm = QPixmap(16, 16)
         pm.fill(QColor(*rgb))
         self.color_button.setIcon(QIcon(pm))
-        self.mask_color = tuple(int(c) for c in rgb)
+        self.mask_color = (int(rgb[0]), int(rgb[1]), int(rgb[2]))
         self.color_auto_action.setChecked(auto)
         name = QColor(*rgb).name()
         self.color_button.setToolTip(

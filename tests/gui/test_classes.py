@@ -56,7 +56,7 @@ def test_delete_merges_and_reorder_remap_masks_with_a_backup(window, qtbot):
     project.save_mask(stem, m)
     dialog = window.show_classes()
     dialog.list.setCurrentRow(3)      # cat
-    dialog.move(-1)                   # background, foreground, cat, dog
+    dialog.move_class(-1)             # background, foreground, cat, dog
     dialog.list.setCurrentRow(1)
     dialog.recolour(QColor(0, 200, 0))
     dialog.list.setCurrentRow(3)      # dog
