@@ -29,7 +29,7 @@ dev: $(DEVSTAMP)
 run: $(STAMP)
 	$(VENV)/bin/segloop $(ARGS)
 
-# Static checks first (seconds), then the suite: ruff (rules in pyproject.toml), mypy on segcore,
+# Static checks first (seconds), then the suite: ruff (rules in pyproject.toml), mypy on segcore and app,
 # import-linter contracts (segcore never imports app/Qt; segcore.models stands alone).
 check: $(DEVSTAMP)
 	$(PY) -m ruff check .

@@ -29,6 +29,8 @@ LEVELS_DEBOUNCE_MS = 40
 
 
 class DisplayController(QObject):
+    _levels_timer: QTimer  # made in __init__, after the lambda that starts it
+
     def __init__(self, window: MainWindow) -> None:
         super().__init__(window)
         self.window = window
@@ -75,7 +77,7 @@ class DisplayController(QObject):
         p = self.project
         if p is None or len(p.classes) > 2:
             return
-        rgb = tuple(int(v) for v in rgb[:3])
+        rgb = (int(rgb[0]), int(rgb[1]), int(rgb[2]))
         classes = list(p.classes)
         try:
             if not p.read_only:

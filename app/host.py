@@ -9,11 +9,11 @@ implements this protocol; it is a QMainWindow, so a panel may parent its QObject
   first image already requested) and after it has been closed (None).
 - ``closing`` is emitted when the window is about to close for good (the user did not cancel):
   stop threads, cancel work.
-- ``actions`` is the one action table: a panel registers its commands as
-  :class:`app.actions.ActionSpec` rows (``actions.register(specs, target)``), so menus,
-  shortcuts and Help ▸ Shortcuts know them; ``menu(title)`` gives the window's menu of that
-  title (a new one before Help if needed) and ``add_toolbar_action`` puts an action on the main
-  toolbar.
+- ``action_table`` is the one action table (not named ``actions``: that is QWidget's method):
+  a panel registers its commands as :class:`app.actions.ActionSpec` rows
+  (``action_table.register(specs, target)``), so menus, shortcuts and Help ▸ Shortcuts know
+  them; ``menu(title)`` gives the window's menu of that title (a new one before Help if needed)
+  and ``add_toolbar_action`` puts an action on the main toolbar.
 - ``editor`` is the :class:`app.editor_state.EditorState` (tool, brush, layers, DenseCRF); a
   panel that changes an editor setting writes it there.
 - ``settings`` is the :class:`app.settings.Settings` (QSettings) of the app.
@@ -44,7 +44,7 @@ class PanelHost(Protocol):
     sessionChanged: SignalInstance   # (Session | None)
     closing: SignalInstance          # ()
     session: Session | None
-    actions: Actions
+    action_table: Actions
     editor: EditorState
     settings: Settings
     canvas: MaskCanvas

@@ -34,12 +34,14 @@ from PySide6.QtWidgets import QLabel, QWidget
 from segcore.project import ROLE_HELD_OUT, ImageStatus
 
 if TYPE_CHECKING:
+    from PySide6.QtGui import QUndoStack
+
     from .session import Session
 
 VOID = 255
 PARTIAL_KEY = "partial_labels"  # project setting: bool
 
-STATUS_LABELS: dict[ImageStatus, str] = {  # keyed by the enum; a status value finds its entry too
+STATUS_LABELS: dict[str, str] = {  # keyed by the enum (a str enum); a status value finds its entry too
     ImageStatus.UNLABELLED: "unlabelled", ImageStatus.PREDICTED: "predicted",
     ImageStatus.IN_PROGRESS: "in progress", ImageStatus.DONE: "done",
     ImageStatus.SKIPPED: "skipped", ImageStatus.ERROR: "error",
@@ -91,7 +93,7 @@ class ImageStatusController(QObject):
         self.session = session
         self.writer = StatusWriter(session.project)
         self._origin: dict[str, Intent] = {}
-        self._stack = None
+        self._stack: QUndoStack | None = None
         self._quiet = False  # set while an action moves the clean index itself
         self.partial = bool(session.project.get_setting(PARTIAL_KEY, False))
 

@@ -87,6 +87,7 @@ class SessionJournal:
         return tag
 
     def _record(self, stem: str, full: np.ndarray, last: Any) -> int | None:
+        assert self.journal is not None  # record() returns early without a journal
         if stem in self._needs_snap:  # once journaled, patches apply on top of this snap
             self._needs_snap.discard(stem)
             return self._defer(self.journal.append_snapshot, stem, full)
@@ -107,6 +108,7 @@ class SessionJournal:
         the journal thread's work (zlib of up to the whole mask, write, fsync) then overlaps
         the idle event loop instead of this handler (overlapping it cost +5 ms per stroke on a
         loaded 2-core machine). The sequence number is taken now, so the saver's tag is final."""
+        assert self.journal is not None  # only _record() defers, with a journal
         seq = self.journal.reserve_seq()
         self._later(lambda: append(*args, seq=seq))
         return seq

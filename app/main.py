@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from . import preflight
 
@@ -50,12 +50,13 @@ def create_app(argv: list[str] | None = None) -> QApplication:
 
     from .resources import app_icon
 
-    app = QApplication.instance() or QApplication([sys.argv[0], *(argv or [])])
+    # instance() is typed QCoreApplication; in this app it is always the QApplication made here
+    app = cast(QApplication, QApplication.instance()) or QApplication([sys.argv[0], *(argv or [])])
     QCoreApplication.setOrganizationName("SegLoop")
     QCoreApplication.setApplicationName("SegLoop")
     app.setApplicationDisplayName("SegLoop")
     app.setWindowIcon(app_icon())
-    return app  # type: ignore[return-value]
+    return app
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
 
     name = apply_theme(app, args.theme or settings.theme())
     window = MainWindow(settings)
-    window.actions[f"theme_{name}"].setChecked(True)
+    window.action_table[f"theme_{name}"].setChecked(True)
     window.show()
     from .recovery import install_signal_flush
 

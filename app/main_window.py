@@ -66,6 +66,7 @@ def default_size(available: QSize) -> QSize:
 class MainWindow(QMainWindow):
     sessionChanged = Signal(object)  # Session | None: a folder was opened / closed
     closing = Signal()               # the window closes for good (the user did not cancel)
+    signal_flush: recovery.SignalFlusher | None  # set by app.main (recovery.install_signal_flush)
 
     def __init__(self, settings: Settings | None = None) -> None:
         super().__init__()
@@ -77,7 +78,7 @@ class MainWindow(QMainWindow):
         self.setWindowIcon(app_icon())
         self.setAcceptDrops(True)
         self.setDockNestingEnabled(True)
-        self.actions = Actions(self)
+        self.action_table = Actions(self)
         self.undo_group = QUndoGroup(self)
         self.thumbs = ThumbnailProvider(self)
         self.canvas = MaskCanvas(state=self.editor)
@@ -86,7 +87,7 @@ class MainWindow(QMainWindow):
         self.setStatusBar(self.status)
         self._build_central()
         self.image_list = ImageListPanel(self.thumbs)
-        self.tools = ToolsPanel(self.actions, self.editor)
+        self.tools = ToolsPanel(self.action_table, self.editor)
         self.images_dock = self.add_panel_dock("Images", self.image_list, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.tools_dock = self.add_panel_dock("Tools", _scrollable(self.tools),
                                               Qt.DockWidgetArea.RightDockWidgetArea)
@@ -145,7 +146,7 @@ class MainWindow(QMainWindow):
     def _build_menus(self) -> None:
         bar = self.menuBar()
         self.menus = {name: bar.addMenu(f"&{name}") for name in MENUS}
-        a = self.actions
+        a = self.action_table
         file_menu = self.menus["File"]
         file_menu.addActions([a.open_folder, a.open_demo])
         self.recent_menu = RecentMenu(self.settings.recent_projects, self.open_project,
@@ -177,10 +178,10 @@ class MainWindow(QMainWindow):
 
     def _connect(self) -> None:
         """What the actions do is in their ActionSpecs; these are the views' own signals."""
-        a, c = self.actions, self.canvas
+        a, c = self.action_table, self.canvas
         a.bind_editor(self.editor)
         self.editor.crfEnabledChanged.connect(self._apply_crf)
-        self.editor.crfParamsChanged.connect(lambda _p: self.editor.crf_enabled and self._apply_crf(True))
+        self.editor.crfParamsChanged.connect(lambda _p: self._apply_crf(True) if self.editor.crf_enabled else None)
         self.empty_page.button.clicked.connect(self.choose_folder)
         self.tools.classes_button.clicked.connect(self.show_classes)
         self.undo_group.canUndoChanged.connect(a.undo.setEnabled)
@@ -217,7 +218,7 @@ class MainWindow(QMainWindow):
             if name is None:
                 bar.addSeparator()
             else:
-                bar.addAction(self.actions[name])
+                bar.addAction(self.action_table[name])
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
         self.toolbar = bar
 
@@ -260,9 +261,9 @@ class MainWindow(QMainWindow):
         session.saveState.connect(self.status.set_save_state)
         session.orderChanged.connect(self.image_list.reorder)
         session.status.changed.connect(self._status_changed)
-        self.actions.partial_labels.blockSignals(True)
-        self.actions.partial_labels.setChecked(session.status.partial)
-        self.actions.partial_labels.blockSignals(False)
+        self.action_table.partial_labels.blockSignals(True)
+        self.action_table.partial_labels.setChecked(session.status.partial)
+        self.action_table.partial_labels.blockSignals(False)
         session.worker.set_crf(self.editor.crf_enabled, self.editor.crf_params)
         self.thumbs.set_project(project)
         self.image_list.set_project(project)
@@ -358,7 +359,7 @@ class MainWindow(QMainWindow):
             self.banner.hide()
         for name in ("tool_brush", "tool_eraser", "tool_fill", "tool_box", "tool_scribble", "refine_box",
                      "clear_mask", *LABEL_ACTIONS):
-            self.actions[name].setEnabled(not ro)
+            self.action_table[name].setEnabled(not ro)
         self._update_accept()
         self.status.set_save_state("read-only" if ro else "saved")
 
@@ -366,11 +367,11 @@ class MainWindow(QMainWindow):
         for name in ("next_image", "previous_image", "next_unlabelled", "predict_again",
                      "fit", "zoom_actual", "export_masks", "rescan", "import_masks",
                      *LABEL_ACTIONS):
-            self.actions[name].setEnabled(enabled and not (self.session and self.session.read_only))
+            self.action_table[name].setEnabled(enabled and not (self.session and self.session.read_only))
         self._update_accept()
         if not enabled:
             self.status_chip.show_state(None, None, False)
-            self.actions.use_for_training.setEnabled(False)
+            self.action_table.use_for_training.setEnabled(False)
 
     # -- masks in and out (app/panels/export_dialog.py, app/folder_watch.py) ---------------
     def show_export(self) -> ExportDialog | None:
@@ -419,13 +420,13 @@ class MainWindow(QMainWindow):
             return
         self.status_chip.show_state(record.status.value, record.role,
                                     s.status.is_prediction_shown(), s.status.partial)
-        self.actions.use_for_training.setEnabled(not s.read_only and record.role == "held_out")
+        self.action_table.use_for_training.setEnabled(not s.read_only and record.role == "held_out")
 
     def _update_accept(self, _stem: str | None = None) -> None:
         """Accept Prediction only does something with a prediction on a writable canvas.
         Called when an image is shown and when a row changes (a prediction arrived)."""
         s = self.session
-        self.actions.accept_prediction.setEnabled(
+        self.action_table.accept_prediction.setEnabled(
             s is not None and not s.read_only and self.canvas.prediction() is not None)
 
     # -- images -----------------------------------------------------------------------------
@@ -469,7 +470,7 @@ class MainWindow(QMainWindow):
             self.setWindowTitle(f"{name} — {self.session.root.name} — SegLoop")
 
     def _show_failed(self, stem: str, message: str) -> None:
-        self.actions.accept_prediction.setEnabled(False)
+        self.action_table.accept_prediction.setEnabled(False)
         self.status.set_image_info(None)
         self.status.set_pixel(None, None)
         if self.session is not None:  # the title names the selected image, readable or not
@@ -522,16 +523,16 @@ class MainWindow(QMainWindow):
     # -- theme, dialogs, drops --------------------------------------------------------------
     def set_theme(self, name: str) -> None:
         app = QApplication.instance()
-        name = theme.apply_theme(app, name) if app else name
+        name = theme.apply_theme(app, name) if isinstance(app, QApplication) else name  # None before one exists
         self.settings.set_theme(name)
-        self.actions[f"theme_{name}"].setChecked(True)
-        self.actions.refresh_icons()
+        self.action_table[f"theme_{name}"].setChecked(True)
+        self.action_table.refresh_icons()
         self.tools.refresh_icons()
         for page in (self.empty_page, self.error_page):
             page.refresh_icon()
 
     def show_shortcuts(self) -> ShortcutsDialog:
-        self.shortcuts_dialog = ShortcutsDialog(self.actions, self)
+        self.shortcuts_dialog = ShortcutsDialog(self.action_table, self)
         self.shortcuts_dialog.show()
         return self.shortcuts_dialog
 

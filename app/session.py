@@ -143,6 +143,7 @@ class Session(QObject):
         """Without a user mask the prediction is the starting mask, drawn hatched and corrected
         in place. It is written to masks/ only when the user edits it (status in progress) or
         accepts it (done); undoing back removes it again (app/image_status.py)."""
+        assert self._image is not None  # both callers show a loaded image
         from_disk = self._base_on_disk
         partial = self.status.partial
         if mask is None and partial:

@@ -79,7 +79,7 @@ class Settings:
 
     # -- projects ---------------------------------------------------------------------------
     def recent_projects(self) -> list[str]:
-        raw = self.qs.value("recent", [])
+        raw: Any = self.qs.value("recent", [])  # whatever QSettings gives back
         if isinstance(raw, str):
             raw = [raw]
         return [str(p) for p in (raw or []) if p]

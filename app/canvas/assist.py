@@ -223,7 +223,7 @@ class AssistController(QObject):
         if doc is None or stem is None or image is None or doc is not self._scribble_doc:
             return
         dirty, self._dirty = self._dirty, None
-        roi = roi_around(tuple(dirty), doc.mask.shape)  # around the strokes not yet refined
+        roi = roi_around((dirty.x0, dirty.y0, dirty.x1, dirty.y1), doc.mask.shape)  # around the strokes not yet refined
         scribbles, mask, active, source = self._scribbles.copy(), doc.mask.copy(), \
             self.canvas.active_class(), self._source
 

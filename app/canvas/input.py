@@ -8,19 +8,50 @@ handling): B brush, E eraser, G fill, H pan, X box, S scribble, M mask, O bounda
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QKeyEvent, QMouseEvent, QWheelEvent
+
+if TYPE_CHECKING:
+    from PySide6.QtCore import Signal
+    from PySide6.QtWidgets import QGraphicsView
+
+    from app.canvas.assist import AssistController
+    from app.canvas.document import MaskDocument
+    from app.canvas.layers import BrushCursorItem
+    from app.canvas.tools import Tool, ToolHost
+    from app.editor_state import EditorState
+
+    class _MixinBase(QGraphicsView, ToolHost):
+        """For mypy only: the mixin is only ever mixed into MaskCanvas, a QGraphicsView that is the tools' host."""
+else:
+    _MixinBase = object
 
 
 WHEEL_ZOOM_BASE = 1.0015  # per 1/8 degree: one notch (120) ≈ ×1.2
 
-_TOOL_KEYS = {Qt.Key.Key_B: "brush", Qt.Key.Key_E: "eraser", Qt.Key.Key_G: "fill", Qt.Key.Key_H: "pan",
+_TOOL_KEYS: dict[int, str] = {Qt.Key.Key_B: "brush", Qt.Key.Key_E: "eraser", Qt.Key.Key_G: "fill", Qt.Key.Key_H: "pan",
               Qt.Key.Key_X: "box", Qt.Key.Key_S: "scribble"}
-_LAYER_KEYS = {Qt.Key.Key_M: "mask", Qt.Key.Key_O: "boundary", Qt.Key.Key_D: "diff"}
+_LAYER_KEYS: dict[int, str] = {Qt.Key.Key_M: "mask", Qt.Key.Key_O: "boundary", Qt.Key.Key_D: "diff"}
 
 
-class CanvasInputMixin:
+class CanvasInputMixin(_MixinBase):
     """Needs MaskCanvas's attributes: state (EditorState), _tool, _doc, _cursor_item."""
+
+    if TYPE_CHECKING:  # what MaskCanvas provides (declared for mypy only)
+        state: EditorState
+        assist: AssistController
+        cursorMoved: Signal
+        _tool: Tool
+        _doc: MaskDocument | None
+        _cursor_item: BrushCursorItem | None
+
+        def set_tool(self, name: str) -> None: ...
+        def zoom(self) -> float: ...
+        def set_zoom(self, factor: float, anchor: QPointF | None = None) -> None: ...
+        def fit_to_view(self) -> None: ...
+        def zoom_actual(self) -> None: ...
 
     def _init_input(self) -> None:
         self._space_down = False

@@ -138,7 +138,7 @@ class ImageItem(QGraphicsItem):
         if tiles is not None:
             return tiles
         scale = 2 ** level
-        src = self._rgb
+        src: np.ndarray = self._rgb
         if level:
             size = (max(1, self._w // scale), max(1, self._h // scale))
             src = cv2.resize(self._rgb, size, interpolation=cv2.INTER_AREA)

@@ -36,7 +36,7 @@ MAX_KEPT_STACKS = 32  # undo history is kept for this many recently shown images
 
 def _fingerprint(mask: np.ndarray) -> int:
     data = np.ascontiguousarray(mask)
-    return zlib.crc32(memoryview(data).cast("B"), hash(data.shape) & 0xFFFFFFFF)
+    return zlib.crc32(data.data.cast("B"), hash(data.shape) & 0xFFFFFFFF)  # .data: memoryview(data)
 
 
 def _as_rgb(image: np.ndarray) -> np.ndarray:
@@ -167,7 +167,7 @@ class MaskCanvas(CanvasInputMixin, QGraphicsView):
     def current_stem(self) -> str | None:
         return self._stem
 
-    def mask(self) -> np.ndarray:
+    def mask(self) -> np.ndarray:  # type: ignore[override]  # shadows QWidget.mask() (a QRegion) on purpose
         """The live mask (HxW uint8). Copy it before handing it to another thread."""
         return self._doc.mask if self._doc is not None else np.zeros((0, 0), np.uint8)
 

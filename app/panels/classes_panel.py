@@ -6,6 +6,7 @@ stays first. Changes that move class indices rewrite the masks after a confirmat
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt
@@ -35,7 +36,7 @@ class ClassesDialog(QDialog):
         self.ask = ask  # tests turn the confirmations off and check what they would say
         self.entries = [_Entry(c.name, tuple(c.color), i) for i, c in enumerate(project.classes)]
         self.merged: dict[int, _Entry | None] = {}  # deleted old index -> kept entry (None = void)
-        self.backup = None
+        self.backup: Path | None = None
         self.last_confirmation = ""
         self.list = QListWidget()
         self.list.setObjectName("classList")
@@ -48,7 +49,7 @@ class ClassesDialog(QDialog):
         self.down_button = QPushButton("Move down")
         self.delete_button = QPushButton("Delete / merge…")
         for b, fn in ((self.add_button, self.add_class), (self.color_button, self.recolour),
-                      (self.up_button, lambda: self.move(-1)), (self.down_button, lambda: self.move(1)),
+                      (self.up_button, lambda: self.move_class(-1)), (self.down_button, lambda: self.move_class(1)),
                       (self.delete_button, self.delete)):
             b.clicked.connect(fn)
             buttons.addWidget(b)
@@ -139,7 +140,7 @@ class ClassesDialog(QDialog):
             self.entries[r].color = (color.red(), color.green(), color.blue())
             self._fill(r)
 
-    def move(self, delta: int) -> None:
+    def move_class(self, delta: int) -> None:  # not ``move``: that is QWidget.move(x, y)
         r = self.list.currentRow()
         t = r + delta
         if r < 1 or not 1 <= t < len(self.entries):

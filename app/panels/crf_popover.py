@@ -7,6 +7,8 @@ under the button that opened it.
 
 from __future__ import annotations
 
+from typing import Any
+
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import (QDoubleSpinBox, QFormLayout, QFrame, QHBoxLayout, QLabel,
                                QPushButton, QSpinBox, QVBoxLayout, QWidget)
@@ -80,7 +82,7 @@ class CRFPopover(QFrame):
             spin.setValue(float(getattr(params, name)))
 
     def params(self) -> CRFParams:
-        values = {name: spin.value() for name, spin in self.spins.items()}
+        values: dict[str, Any] = {name: spin.value() for name, spin in self.spins.items()}  # float fields
         return CRFParams(iterations=self.iterations.value(), **values)
 
     def _apply(self) -> None:

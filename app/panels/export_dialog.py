@@ -192,11 +192,13 @@ class ImportDialog(QDialog):
         self.colors.setVisible(bool(colors))
 
     def color_map(self) -> dict[tuple[int, int, int], int]:
-        out = {}
+        out: dict[tuple[int, int, int], int] = {}
         for r in range(self.colors.rowCount()):
-            text = self.colors.item(r, 0).text().lstrip("#")
-            color = tuple(int(text[i:i + 2], 16) for i in (0, 2, 4))
-            out[color] = int(self.colors.cellWidget(r, 1).currentData())
+            item, combo = self.colors.item(r, 0), self.colors.cellWidget(r, 1)
+            assert item is not None and isinstance(combo, QComboBox)  # every row gets both
+            text = item.text().lstrip("#")
+            color = (int(text[0:2], 16), int(text[2:4], 16), int(text[4:6], 16))
+            out[color] = int(combo.currentData())
         return out
 
     def start(self) -> None:

@@ -11,8 +11,8 @@ Navigation (next / previous / next unfinished image) follows the order the list 
 
 from __future__ import annotations
 
-from PySide6.QtCore import (QAbstractListModel, QItemSelectionModel, QModelIndex, QRect, QSize,
-                            Qt, Signal)
+from PySide6.QtCore import (QAbstractListModel, QItemSelectionModel, QModelIndex, QPersistentModelIndex, QRect,
+                            QSize, Qt, Signal)
 from PySide6.QtGui import QColor, QFont, QPainter, QPalette
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QListView, QStyle,
                                QStyledItemDelegate, QStyleOptionViewItem, QVBoxLayout, QWidget)
@@ -25,13 +25,13 @@ from ..workers.thumbnails import ThumbnailProvider
 RECORD_ROLE = Qt.ItemDataRole.UserRole + 1
 STEM_ROLE = Qt.ItemDataRole.UserRole + 2
 
-# Keyed by the enum (a str enum: a status value such as "done" finds its entry too).
-STATUS_COLORS: dict[ImageStatus, str] = {
+# Keyed by the enum (a str enum: a status value such as "done" finds its entry too, hence str).
+STATUS_COLORS: dict[str, str] = {
     ImageStatus.UNLABELLED: "#7b8494", ImageStatus.PREDICTED: "#d89b21",
     ImageStatus.IN_PROGRESS: "#8f6bd8", ImageStatus.DONE: "#2fa36b",
     ImageStatus.SKIPPED: "#5f6b7a", ImageStatus.ERROR: "#e0474c",
 }
-STATUS_TEXT: dict[ImageStatus, str] = {
+STATUS_TEXT: dict[str, str] = {
     ImageStatus.UNLABELLED: "unlabelled", ImageStatus.PREDICTED: "▨ predicted",
     ImageStatus.IN_PROGRESS: "✎ in progress", ImageStatus.DONE: "✓ done",
     ImageStatus.SKIPPED: "skipped", ImageStatus.ERROR: "error",
@@ -141,10 +141,10 @@ class ImageListModel(QAbstractListModel):
         return None
 
     # -- Qt model ---------------------------------------------------------------------------
-    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: B008
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self._rows)
 
-    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
         if not index.isValid() or not 0 <= index.row() < len(self._rows):
             return None
         record = self._rows[index.row()]
@@ -205,10 +205,11 @@ def _tooltip(record: ImageRecord) -> str:
 class ImageItemDelegate(QStyledItemDelegate):
     """Thumbnail, file name, a coloured status pill and the metrics line."""
 
-    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:
         return QSize(200, ROW_HEIGHT)
 
-    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem,
+              index: QModelIndex | QPersistentModelIndex) -> None:
         record: ImageRecord | None = index.data(RECORD_ROLE)
         if record is None:
             return

@@ -49,5 +49,10 @@ class ShortcutsDialog(QDialog):
         layout.addWidget(buttons)
 
     def action_names(self) -> list[str]:
-        return [self.table.item(r, 1).text() for r in range(self.table.rowCount())]
+        return [_text(self.table.item(r, 1)) for r in range(self.table.rowCount())]
+
+
+def _text(item: QTableWidgetItem | None) -> str:
+    assert item is not None  # __init__ fills every cell
+    return item.text()
 

@@ -56,7 +56,7 @@ class ToolsPanel(QWidget):
 
     def __init__(self, actions: Actions, state: EditorState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.actions = actions
+        self.action_table = actions
         self.state = state
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 2, 8, 4)
@@ -80,12 +80,12 @@ class ToolsPanel(QWidget):
         grid = QGridLayout(box)
         grid.setSpacing(4)
         for i, name in enumerate(("tool_brush", "tool_eraser", "tool_fill", "tool_pan")):
-            grid.addWidget(_tool_button(self.actions[name]), 0, i)
+            grid.addWidget(_tool_button(self.action_table[name]), 0, i)
         assists = QHBoxLayout()  # a row of its own: "Scribble" needs more than a column
         assists.setSpacing(4)
         for name, short in (("tool_box", "Box"), ("tool_scribble", "Scribble"), ("refine_box", "Refine")):
-            self.actions[name].setIconText(short)  # the menu keeps the full name
-            assists.addWidget(_tool_button(self.actions[name]), 1)
+            self.action_table[name].setIconText(short)  # the menu keeps the full name
+            assists.addWidget(_tool_button(self.action_table[name]), 1)
         grid.addLayout(assists, 1, 0, 1, 4)
         self.brush_slider = QSlider(Qt.Orientation.Horizontal)
         self.brush_slider.setRange(MIN_BRUSH, SLIDER_MAX_BRUSH)
@@ -147,9 +147,9 @@ class ToolsPanel(QWidget):
         self.boundary_spin.setRange(MIN_BOUNDARY, MAX_BOUNDARY)
         self.boundary_spin.setSuffix(" px")
         self.boundary_spin.setToolTip("Width of the boundary line (screen pixels)")
-        v.addLayout(_layer_row(self.actions.show_mask, mask_extra))
-        v.addLayout(_layer_row(self.actions.show_boundary, self.boundary_spin))
-        v.addLayout(_layer_row(self.actions.show_diff, self._diff_legend()))
+        v.addLayout(_layer_row(self.action_table.show_mask, mask_extra))
+        v.addLayout(_layer_row(self.action_table.show_boundary, self.boundary_spin))
+        v.addLayout(_layer_row(self.action_table.show_diff, self._diff_legend()))
         self.opacity_slider.valueChanged.connect(lambda v: self.state.set_opacity(v / 100))
         self.boundary_spin.valueChanged.connect(self.state.set_boundary_width)
         return box
@@ -196,24 +196,24 @@ class ToolsPanel(QWidget):
         box = QGroupBox("Prediction")
         v = QVBoxLayout(box)
         v.setSpacing(6)
-        self.accept_button = QPushButton(self.actions.accept_prediction.text().replace("&", ""))
+        self.accept_button = QPushButton(self.action_table.accept_prediction.text().replace("&", ""))
         self.accept_button.setObjectName("primary")
-        self.accept_button.setIcon(self.actions.accept_prediction.icon())
-        self.accept_button.setToolTip(self.actions.accept_prediction.toolTip())
-        self.accept_button.clicked.connect(self.actions.accept_prediction.trigger)
-        self.actions.accept_prediction.enabledChanged.connect(self.accept_button.setEnabled)
+        self.accept_button.setIcon(self.action_table.accept_prediction.icon())
+        self.accept_button.setToolTip(self.action_table.accept_prediction.toolTip())
+        self.accept_button.clicked.connect(self.action_table.accept_prediction.trigger)
+        self.action_table.accept_prediction.enabledChanged.connect(self.accept_button.setEnabled)
         crf_row = QHBoxLayout()
         self.crf_button = QToolButton()
-        self.crf_button.setDefaultAction(self.actions.crf)
+        self.crf_button.setDefaultAction(self.action_table.crf)
         self.crf_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         self.crf_button.setAutoRaise(True)
         self.crf_settings_button = QToolButton()
-        self.crf_settings_button.setDefaultAction(self.actions.crf_settings)
+        self.crf_settings_button.setDefaultAction(self.action_table.crf_settings)
         self.crf_settings_button.setAutoRaise(True)
         crf_row.addWidget(self.crf_button, 1)
         crf_row.addWidget(self.crf_settings_button)
         self.predict_button = QToolButton()
-        self.predict_button.setDefaultAction(self.actions.predict_again)
+        self.predict_button.setDefaultAction(self.action_table.predict_again)
         self.predict_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         self.predict_button.setAutoRaise(True)
         v.addWidget(self.accept_button)
@@ -222,7 +222,7 @@ class ToolsPanel(QWidget):
         return box
 
     def refresh_icons(self) -> None:
-        self.accept_button.setIcon(self.actions.accept_prediction.icon())
+        self.accept_button.setIcon(self.action_table.accept_prediction.icon())
 
     # -- the editor state, shown (no echo) --------------------------------------------------
     def _show_brush_size(self, px: int) -> None:
@@ -262,7 +262,7 @@ class ToolsPanel(QWidget):
         pm = QPixmap(16, 16)
         pm.fill(QColor(*rgb))
         self.color_button.setIcon(QIcon(pm))
-        self.mask_color = tuple(int(c) for c in rgb)
+        self.mask_color = (int(rgb[0]), int(rgb[1]), int(rgb[2]))
         self.color_auto_action.setChecked(auto)
         name = QColor(*rgb).name()
         self.color_button.setToolTip(

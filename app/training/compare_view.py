@@ -97,7 +97,9 @@ class CompareDialog(QDialog):
                 f"{self.metric_name} of v{b} − v{a}: negative = worse with v{b}; the largest drop first",
                 f"Boundary IoU of v{a}", f"Boundary IoU of v{b}")
         for i, tip in enumerate(tips):
-            self.table.horizontalHeaderItem(i).setToolTip(tip)
+            header_item = self.table.horizontalHeaderItem(i)
+            assert header_item is not None  # made by setHorizontalHeaderLabels above
+            header_item.setToolTip(tip)
         self.table.verticalHeader().hide()
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -184,5 +186,10 @@ class CompareDialog(QDialog):
             self.openRequested.emit(self.stems[row])
 
     def row_texts(self) -> list[list[str]]:
-        return [[self.table.item(r, c).text() for c in range(self.table.columnCount())]
+        return [[_text(self.table.item(r, c)) for c in range(self.table.columnCount())]
                 for r in range(self.table.rowCount())]
+
+
+def _text(item: QTableWidgetItem | None) -> str:
+    assert item is not None  # set_changes fills every cell
+    return item.text()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtWidgets import QDockWidget, QFrame, QScrollArea
@@ -61,7 +61,7 @@ def _fmt(v: Any) -> str:
 
 class TrainingController(QObject):
     def __init__(self, window: PanelHost) -> None:
-        super().__init__(window)  # parented to the host (a QMainWindow): lives as long as it
+        super().__init__(cast(QObject, window))  # parented to the host (a QMainWindow): lives as long as it
         self.window = window
         self.panel = TrainingPanel(window.settings)
 
@@ -103,7 +103,7 @@ class TrainingController(QObject):
     def _make_actions(self) -> None:
         w = self.window
         (self.fine_tune_action, self.cancel_action, self.versions_action,
-         self.compare_action) = w.actions.register(SPECS, self)
+         self.compare_action) = w.action_table.register(SPECS, self)
         menu = w.menu("Model")
         menu.addActions([self.fine_tune_action, self.cancel_action])
         menu.addSeparator()
@@ -237,7 +237,9 @@ class TrainingController(QObject):
             return
         self._plotted_run = run_id
         self.panel.chart.clear()
-        if not run_id:
+        if not run_id or active is None:  # (there is no run_id without an active version)
+            return
+        if self.session is None:  # closed: the lookup below would end in its except, returning too
             return
         try:
             rows = self.session.project.epoch_history(run_id)
@@ -268,7 +270,7 @@ class TrainingController(QObject):
         editor = self.window.editor
         if params is not None:
             editor.set_crf_params(params)
-        if self.window.actions.crf.isEnabled():
+        if self.window.action_table.crf.isEnabled():
             editor.set_crf_enabled(params is not None)
 
     def _sync_actions(self) -> None:

@@ -86,7 +86,9 @@ class VersionsTable(QTableWidget):
         super().__init__(0, len(COLUMNS), parent)
         self.setHorizontalHeaderLabels(COLUMNS)
         for i, tip in enumerate(TIPS):
-            self.horizontalHeaderItem(i).setToolTip(tip)
+            header_item = self.horizontalHeaderItem(i)
+            assert header_item is not None  # made by setHorizontalHeaderLabels above
+            header_item.setToolTip(tip)
         self.verticalHeader().hide()
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         # two rows (Ctrl/Shift+click) can be compared image by image (Compare…)

@@ -81,13 +81,17 @@ class ColdStartWorker(QThread):
     def _rank(self) -> None:
         from segcore import selection
         stopped = self._stop.is_set
+
+        def on_progress(i: int, n: int) -> None:
+            if not stopped():
+                self.progress.emit(i, n)
+
         try:
             model = embedding_model()
             if stopped():  # the session closed while the backbone loaded: its project too
                 return
             order = selection.cold_start_order(self.project, model, should_stop=stopped,
-                                               on_progress=lambda i, n: stopped()
-                                               or self.progress.emit(i, n))
+                                               on_progress=on_progress)
             if order is None or stopped():
                 return
             selection.store_cold_start_order(self.project, order)

@@ -72,7 +72,7 @@ def default_model_factory(project: Any) -> LoadedModel:
     except Exception:  # noqa: BLE001 - no usable store: fall back to the pretrained model
         active, store = None, None
     if active is not None and store is not None:
-        model = store.load(active.id)
+        model: Any = store.load(active.id)  # a SegModel (ModelStore.load is typed nn.Module)
         return LoadedModel(Predictor(model, device="auto"), active.id, f"model v{active.id}")
     return LoadedModel(None, None, NO_MODEL_LABEL)
 
@@ -263,10 +263,10 @@ class PredictionWorker(QThread):
         """The class mask of ``probs``, DenseCRF-refined when ``refine`` and the CRF is on."""
         enabled, params = self._crf
         if enabled and refine:
-            from segcore.crf import refine
+            from segcore.crf import refine as crf_refine  # not ``refine``: that is the parameter
 
             try:
-                probs = refine(image, probs, params)
+                probs = crf_refine(image, probs, params)
             except Exception:  # noqa: BLE001 - CRF unavailable: plain prediction
                 pass
         return np.asarray(probs).argmax(axis=0).astype(np.uint8)

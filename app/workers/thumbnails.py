@@ -51,6 +51,7 @@ def make_thumbnail(image_path: Path, cache_path: Path | None, size: int = THUMB_
             pass
     from PIL import Image, ImageOps
 
+    img: Image.Image  # Image.open gives an ImageFile; exif_transpose / convert a plain Image
     try:
         with Image.open(image_path) as img:
             if _high_bit_depth(img):
@@ -85,8 +86,10 @@ def make_thumbnail(image_path: Path, cache_path: Path | None, size: int = THUMB_
         buffer.open(QIODevice.OpenModeFlag.WriteOnly)
         try:
             cache_path.parent.mkdir(parents=True, exist_ok=True)
-            if qimg.save(buffer, "PNG"):
-                atomic_write_bytes(cache_path, bytes(buffer.data()))
+            # stub gaps: save() takes a str format at runtime (bytes is rejected), and QByteArray
+            # supports the buffer protocol
+            if qimg.save(buffer, "PNG"):  # type: ignore[call-overload]
+                atomic_write_bytes(cache_path, bytes(buffer.data()))  # type: ignore[call-overload]
         except (OSError, SegLoopError):
             pass  # a cache that cannot be written is just not cached
     return qimg

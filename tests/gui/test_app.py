@@ -63,7 +63,7 @@ def test_undo_redo_through_edit_shortcuts(window, qtbot):
         drag(canvas, [(10, 10), (50, 50)])
     after = canvas.mask().copy()
     assert not np.array_equal(before, after)
-    assert window.actions.undo.isEnabled()
+    assert window.action_table.undo.isEnabled()
     QTest.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     np.testing.assert_array_equal(canvas.mask(), before)
     QTest.keyClick(window, Qt.Key.Key_Z,
@@ -90,7 +90,7 @@ def test_prediction_is_the_starting_mask_and_accept_saves_it(window, qtbot):
     qtbot.waitUntil(lambda: canvas.prediction() is not None, timeout=10000)
     np.testing.assert_array_equal(canvas.mask(), canvas.prediction())  # shown, editable
     assert not window.session.project.mask_path(stem).exists()  # not a correction yet
-    window.actions.accept_prediction.trigger()
+    window.action_table.accept_prediction.trigger()
     window.session.saver.flush()
     np.testing.assert_array_equal(io.read_mask(window.session.project.mask_path(stem)),
                                   canvas.prediction())
@@ -105,7 +105,7 @@ def test_accept_prediction_after_edits_is_one_undoable_edit(window, qtbot):
         drag(canvas, [(0, 0), (127, 95)])
     assert not np.array_equal(canvas.mask(), canvas.prediction())
     with qtbot.waitSignal(canvas.strokeFinished):
-        window.actions.accept_prediction.trigger()
+        window.action_table.accept_prediction.trigger()
     np.testing.assert_array_equal(canvas.mask(), canvas.prediction())
     QTest.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert not np.array_equal(canvas.mask(), canvas.prediction())
@@ -142,7 +142,7 @@ def test_theme_switch_changes_palette_and_stylesheet(window, qapp):
 def test_shortcuts_dialog_lists_every_action(window):
     dialog = window.show_shortcuts()
     names = dialog.action_names()
-    for spec, action in window.actions.all():
+    for spec, action in window.action_table.all():
         assert spec.text.replace("&", "").rstrip("…") in names
         if spec.shortcuts:
             assert action.toolTip()
@@ -168,7 +168,7 @@ def test_clear_mask_is_undoable_and_saved(window, qtbot):
         drag(canvas, [(20, 20), (60, 60)])
     painted = canvas.mask().copy()
     with qtbot.waitSignal(canvas.strokeFinished):
-        window.actions.clear_mask.trigger()
+        window.action_table.clear_mask.trigger()
     assert not canvas.mask().any()
     window.session.saver.flush()
     assert not io.read_mask(window.session.project.mask_path(stem)).any()

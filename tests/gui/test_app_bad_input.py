@@ -52,7 +52,7 @@ def test_read_only_project_shows_a_warning_and_disables_editing(qtbot, demo_dir,
     assert window.session.read_only
     assert window.banner.isVisible()
     assert "Read-only" in window.banner.text()
-    assert not window.actions.tool_brush.isEnabled()
+    assert not window.action_table.tool_brush.isEnabled()
     assert window.canvas.tool() == "pan"
     assert "read-only" in window.status.save.text()
     before = window.canvas.mask().copy()

@@ -28,8 +28,8 @@ def test_prediction_prefetches_next_images_and_switching_never_waits(window, qtb
     stems = window.image_list.model.stems()
     qtbot.waitUntil(lambda: all(project.prediction_path(s).is_file() for s in stems), timeout=10000)
     n_calls = len(fake_model.calls)
-    window.actions.next_image.trigger()
-    window.actions.previous_image.trigger()
+    window.action_table.next_image.trigger()
+    window.action_table.previous_image.trigger()
     assert window.canvas.prediction() is not None  # loaded from disk, not predicted again
     assert len(fake_model.calls) == n_calls
     qtbot.waitUntil(lambda: window.image_list.model.record_at(1).status.value == "predicted")
@@ -41,7 +41,7 @@ def test_crf_toggle_re_refines_the_current_image(window, qtbot, fake_model):
     current = window.current_stem()
     with qtbot.waitSignal(window.session.worker.predicted, timeout=20000,
                           check_params_cb=lambda stem, *_: stem == current):
-        window.actions.crf.setChecked(True)
+        window.action_table.crf.setChecked(True)
     assert "CRF on" in window.status.crf.text()
     assert len(fake_model.calls) == calls  # probabilities cached, only the CRF ran
 
@@ -60,7 +60,7 @@ def test_crf_refines_the_shown_image_only_and_a_background_one_when_shown(window
 
     monkeypatch.setattr(crf, "refine", counting_refine)
     qtbot.waitUntil(lambda: len(fake_model.calls) == N_IMAGES, timeout=10000)
-    window.actions.crf.setChecked(True)
+    window.action_table.crf.setChecked(True)
     qtbot.waitUntil(lambda: len(refined) == 1, timeout=20000)
     worker = window.session.worker
     worker.reload_model()  # what a fine-tune does before re-predicting every image
@@ -70,7 +70,7 @@ def test_crf_refines_the_shown_image_only_and_a_background_one_when_shown(window
     qtbot.waitUntil(lambda: len(fake_model.calls) == 2 * N_IMAGES, timeout=20000)
     qtbot.wait(200)
     assert len(refined) == 2  # the shown image, not the N - 1 others
-    window.actions.next_image.trigger()
+    window.action_table.next_image.trigger()
     qtbot.waitUntil(lambda: len(refined) == 3, timeout=20000)  # refined once it is on screen
     qtbot.waitUntil(lambda: window.canvas.prediction() is not None, timeout=20000)
 
@@ -86,7 +86,7 @@ def test_thumbnails_are_cached_on_disk(window, qtbot):
 def test_settings_persist_across_windows(qtbot, demo_dir, fake_model):
     window = make_window(qtbot, demo_dir)
     window.canvas.set_brush_size(33)
-    window.actions.show_boundary.setChecked(True)
+    window.action_table.show_boundary.setChecked(True)
     window.image_list.set_sort("attention")
     window.set_theme("light")
     window.tools_dock.hide()
@@ -177,7 +177,7 @@ def test_accept_prediction_is_enabled_only_with_a_prediction(qtbot, demo_dir, mo
     monkeypatch.setattr(prediction, "default_model_factory",  # no model yet: no predictions
                         lambda project: prediction.LoadedModel(None, None, prediction.NO_MODEL_LABEL))
     window = make_window(qtbot, demo_dir)
-    accept, button = window.actions.accept_prediction, window.tools.accept_button
+    accept, button = window.action_table.accept_prediction, window.tools.accept_button
     qtbot.waitUntil(lambda: window.status.currentMessage() is not None and window.session.worker.pending() == 0,
                     timeout=10000)
     assert window.canvas.prediction() is None

@@ -80,7 +80,7 @@ def _ctrl_z(window) -> None:
 
 
 def _tool_button(window, action_name: str) -> QToolButton:
-    action = window.actions[action_name]
+    action = window.action_table[action_name]
     for button in window.tools.findChildren(QToolButton):
         if button.defaultAction() is action:
             return button
@@ -93,7 +93,7 @@ def test_box_tool_by_shortcut_sets_the_object_mask_and_undoes_in_one_step(qtbot,
     stem = canvas.current_stem()
     assert not canvas.mask().any()
     QTest.keyClick(canvas, Qt.Key.Key_X)
-    assert canvas.tool() == "box" and window.actions.tool_box.isChecked()
+    assert canvas.tool() == "box" and window.action_table.tool_box.isChecked()
     x0, y0 = CENTRE[0] - RADIUS - 5, CENTRE[1] - RADIUS - 5
     x1, y1 = CENTRE[0] + RADIUS + 5, CENTRE[1] + RADIUS + 5
     drag(canvas, [(x0, y0), ((x0 + x1) / 2, (y0 + y1) / 2), (x1, y1)], process=True)

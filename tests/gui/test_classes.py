@@ -44,7 +44,7 @@ def test_add_classes_and_paint_with_number_keys(window, qtbot):
     QTest.keyClick(window, Qt.Key.Key_D, CTRL)
     on_disk = io.read_mask(project.mask_path(stem))
     assert (on_disk[10, 12], on_disk[40, 42], on_disk[70, 82]) == (1, 2, 3)
-    assert window.canvas.zoom() > 0 and window.actions.zoom_actual.shortcut().toString() == "Ctrl+1"
+    assert window.canvas.zoom() > 0 and window.action_table.zoom_actual.shortcut().toString() == "Ctrl+1"
 
 
 def test_delete_merges_and_reorder_remap_masks_with_a_backup(window, qtbot):
@@ -56,7 +56,7 @@ def test_delete_merges_and_reorder_remap_masks_with_a_backup(window, qtbot):
     project.save_mask(stem, m)
     dialog = window.show_classes()
     dialog.list.setCurrentRow(3)      # cat
-    dialog.move(-1)                   # background, foreground, cat, dog
+    dialog.move_class(-1)             # background, foreground, cat, dog
     dialog.list.setCurrentRow(1)
     dialog.recolour(QColor(0, 200, 0))
     dialog.list.setCurrentRow(3)      # dog

@@ -18,7 +18,7 @@ def _painted_by_one_click(window, qtbot) -> int:
     qtbot.waitUntil(lambda: canvas.prediction() is not None, timeout=20000)  # the starting mask
     if canvas.mask().any():
         with qtbot.waitSignal(canvas.strokeFinished):
-            window.actions.clear_mask.trigger()
+            window.action_table.clear_mask.trigger()
     assert not canvas.mask().any()
     h, w = canvas.mask().shape
     with qtbot.waitSignal(canvas.strokeFinished):
@@ -52,11 +52,11 @@ def test_shortcuts_change_the_state_and_the_tools_panel_shows_it(window):
     assert tools.brush_spin.value() == bigger - brush_step(bigger)
     QTest.keyClick(window, Qt.Key.Key_G)
     assert editor.tool == "fill" and window.canvas.tool() == "fill"
-    assert window.actions.tool_fill.isChecked() and not window.actions.tool_brush.isChecked()
+    assert window.action_table.tool_fill.isChecked() and not window.action_table.tool_brush.isChecked()
     QTest.keyClick(window, Qt.Key.Key_D)
-    assert editor.layer_visible("diff") and window.actions.show_diff.isChecked()
+    assert editor.layer_visible("diff") and window.action_table.show_diff.isChecked()
     window.editor.set_layer_visible("diff", False)  # from the state back to the action
-    assert not window.actions.show_diff.isChecked() and not window.canvas.layer_visible("diff")
+    assert not window.action_table.show_diff.isChecked() and not window.canvas.layer_visible("diff")
 
 
 def test_opacity_and_boundary_width_have_one_home(window):
@@ -82,9 +82,9 @@ def test_editor_state_survives_a_restart(qtbot, tmp_path, fake_model):
     first.tools.brush_spin.setValue(40)
     first.tools.opacity_slider.setValue(30)
     first.tools.boundary_spin.setValue(5)
-    first.actions.tool_eraser.trigger()
-    first.actions.show_diff.setChecked(True)
-    first.actions.show_mask.setChecked(False)
+    first.action_table.tool_eraser.trigger()
+    first.action_table.show_diff.setChecked(True)
+    first.action_table.show_mask.setChecked(False)
     first.editor.set_crf_params(CRFParams(iterations=7, bilateral_compat=6.0))
     first.close()
     assert "brush_size=40" in ini.read_text()
@@ -98,8 +98,8 @@ def test_editor_state_survives_a_restart(qtbot, tmp_path, fake_model):
     assert e.crf_params == CRFParams(iterations=7, bilateral_compat=6.0)
     assert again.tools.brush_spin.value() == 40 and again.tools.opacity_value.text() == "30%"
     assert again.tools.boundary_spin.value() == 5
-    assert again.canvas.tool() == "eraser" and again.actions.tool_eraser.isChecked()
-    assert again.actions.show_diff.isChecked() and not again.actions.show_mask.isChecked()
+    assert again.canvas.tool() == "eraser" and again.action_table.tool_eraser.isChecked()
+    assert again.action_table.show_diff.isChecked() and not again.action_table.show_mask.isChecked()
     assert again.crf_popover.params().iterations == 7
     again.close()
 
@@ -121,7 +121,7 @@ def test_session_changed_fires_on_open_and_close(qtbot, demo_dir, fake_model):
 
 
 def test_training_actions_are_in_the_one_table_and_the_shortcuts_dialog(window, monkeypatch):
-    names = {spec.name: (spec, action) for spec, action in window.actions.all()}
+    names = {spec.name: (spec, action) for spec, action in window.action_table.all()}
     spec, action = names["fine_tune"]
     assert spec.menu == "Model" and action is window.training.fine_tune_action
     assert action in window.menus["Model"].actions()

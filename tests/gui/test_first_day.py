@@ -97,7 +97,7 @@ def test_long_status_messages_do_not_widen_the_window_nor_get_saved(qtbot, demo_
 
 
 def test_crf_settings_popover_stays_on_the_screen(qtbot, window):
-    window.actions.crf_settings.trigger()
+    window.action_table.crf_settings.trigger()
     pop = window.crf_popover
     qtbot.waitUntil(pop.isVisible, timeout=2000)
     screen = window.tools.crf_settings_button.screen().availableGeometry()
@@ -287,7 +287,7 @@ def test_mask_colour_is_automatic_until_chosen_then_kept_in_the_project(qtbot, d
     window.tools.choose_color()  # the "Choose colour…" menu entry
     assert window.canvas._overlays.colors[1] == (10, 200, 30)
     assert not window.tools.color_auto_action.isChecked()
-    window.actions.next_image.trigger()
+    window.action_table.next_image.trigger()
     qtbot.wait(100)
     assert window.canvas._overlays.colors[1] == (10, 200, 30)  # not re-picked per image
     window.close()
@@ -311,7 +311,7 @@ def test_brightness_contrast_change_the_display_only(qtbot, demo_dir, fake_model
     window = make_window(qtbot, demo_dir)
     # the prediction becomes the starting mask when it arrives: let it, before comparing
     qtbot.waitUntil(lambda: window.canvas.prediction() is not None, timeout=10000)
-    window.actions.show_mask.setChecked(False)
+    window.action_table.show_mask.setChecked(False)
     stem = window.current_stem()
     before_rgb = window.canvas.image_rgb().copy()
     before_mask = window.canvas.mask().copy()

@@ -32,7 +32,7 @@ def test_import_a_folder_of_jpeg_masks(qtbot, demo_dir, fake_model):
         Image.fromarray(_gt(i) * 255).save(demo_dir / "labels" / f"{stem}_mask.jpg", quality=70)
     window = make_window(qtbot, demo_dir)
     assert "Import Masks" in window.model_banner.text()
-    window.actions.import_masks.trigger()
+    window.action_table.import_masks.trigger()
     dialog = window.import_dialog
     assert dialog.source.text().endswith("labels")
     qtbot.mouseClick(_button(dialog, "Import"), Qt.MouseButton.LeftButton)
@@ -59,7 +59,7 @@ def test_import_colour_coded_masks_with_the_mapping_step(qtbot, demo_dir, fake_m
         rgb[5:30, 5:30] = (12, 200, 40)      # not a project colour: the user maps it to "b"
         rgb[40:60, 40:90] = (255, 0, 0)     # the colour of class "a"
         Image.fromarray(rgb).save(src / f"{stem}.png")
-    window.actions.import_masks.trigger()
+    window.action_table.import_masks.trigger()
     dialog = window.import_dialog
     dialog.source.setText(str(src))
     assert dialog.colors.isVisibleTo(dialog) and dialog.colors.rowCount() == 2
@@ -79,7 +79,7 @@ def test_export_coco_and_reimport_it(qtbot, demo_dir, fake_model, tmp_path):
     stems = project.stems()
     for i, s in enumerate(stems):
         project.save_mask(s, _gt(i))
-    window.actions.export_masks.trigger()
+    window.action_table.export_masks.trigger()
     dialog = window.export_dialog
     dialog.format.setCurrentIndex(dialog.format.findData("coco"))
     dialog.out.setText(str(tmp_path / "coco"))
@@ -93,7 +93,7 @@ def test_export_coco_and_reimport_it(qtbot, demo_dir, fake_model, tmp_path):
     for s in stems:
         (other / f"{s}.png").write_bytes((demo_dir / f"{s}.png").read_bytes())
     window = make_window(qtbot, other)
-    window.actions.import_masks.trigger()
+    window.action_table.import_masks.trigger()
     dialog = window.import_dialog
     dialog.source.setText(str(tmp_path / "coco" / "annotations.json"))
     qtbot.mouseClick(_button(dialog, "Import"), Qt.MouseButton.LeftButton)

@@ -18,7 +18,7 @@ CTRL = Qt.KeyboardModifier.ControlModifier
 def _partial_window(window, qtbot):
     qtbot.waitUntil(lambda: window.canvas.prediction() is not None, timeout=10000)
     QTest.keyClick(window, Qt.Key.Key_P)
-    assert window.actions.partial_labels.isChecked()
+    assert window.action_table.partial_labels.isChecked()
     assert window.session.project.get_setting("partial_labels") is True
     return window.canvas
 
