@@ -156,12 +156,19 @@ def mirrored(forward: Callable[[torch.Tensor], torch.Tensor], flip: bool) -> Cal
     horizontal flips. Both halves go through the model as one batch."""
     if not flip:
         return forward
+    return lambda x: mirror_mean(forward(with_mirror(x)))
 
-    def both(x: torch.Tensor) -> torch.Tensor:
-        n = x.shape[0]
-        out = forward(torch.cat([x, x.flip(-1)]))
-        return 0.5 * (out[:n] + out[n:].flip(-1))
-    return both
+
+def with_mirror(x: torch.Tensor) -> torch.Tensor:
+    """The batch followed by its left-right mirror image (twice the batch)."""
+    return torch.cat([x, x.flip(-1)])
+
+
+def mirror_mean(out: torch.Tensor) -> torch.Tensor:
+    """The mean of the first half of a ``with_mirror`` batch's outputs and of the second half
+    flipped back."""
+    n = out.shape[0] // 2
+    return 0.5 * (out[:n] + out[n:].flip(-1))
 
 
 def _tent(size: int) -> np.ndarray:

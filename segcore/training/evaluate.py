@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..preprocess import Preset, mirrored, padded_forward, preset_of, tiled_logits
+from ..preprocess import Preset, mirror_mean, mirrored, padded_forward, preset_of, tiled_logits
 from .data import IGNORE, ValPair, normalize, prepare_val_pairs
 
 
@@ -51,7 +51,7 @@ def evaluate_prepared(model: nn.Module, val: list[ValPair], device: torch.device
             feats = {k: v.to(device).float() for k, v in features[i].items()}
             logits = model.head_from_cache(feats, pair.mask.shape[:2], tail_blocks)
             if logits.shape[0] == 2:
-                logits = 0.5 * (logits[:1] + logits[1:].flip(-1))
+                logits = mirror_mean(logits)
         else:
             logits = _logits(model, pair, device, preset)
         if logits.shape[1] == 1:

@@ -25,6 +25,7 @@ from torch import nn
 
 from ..memory import release_free_memory
 from ..models.base import SegModel, freeze_bn, frozen_bn_as_affine
+from ..preprocess import with_mirror
 from .budget import PhaseBudget
 from .data import AugmentedPairs, FeatureCache, ValPair, collate_features, normalize, view
 from .run import RunContext
@@ -146,7 +147,7 @@ class FastPhase:
         for pair in (val if ctx.preset.policy == "stretch" else []):
             x = normalize(pair.image, model.mean, model.std).unsqueeze(0).to(ctx.device)
             if ctx.preset.flip:  # mirror-averaged scoring: the mirror image's features too
-                x = torch.cat([x, x.flip(-1)])
+                x = with_mirror(x)
             f = model.cached_features(x, tail)
             val_feats.append({k: v.to("cpu", torch.float16) for k, v in _drop_aux(model, f).items()})
         return cache, val_feats
