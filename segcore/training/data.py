@@ -305,6 +305,44 @@ class FeatureCache(Dataset):
         return {k: v.float() for k, v in self.features[index].items()}, self.labels[index].long()
 
 
+class FeatureCrops(Dataset):
+    """Fast mode: random crops of a :class:`FeatureCache`'s views, cut in feature space.
+
+    Each item is a window of ``share`` of the view's side (rounded to whole cells of the coarsest
+    feature map), at a random cell offset, out of every feature map and the label alike: what
+    an image crop would have given, up to the zero padding at the window's edges. The step
+    costs about ``share``² of a full view's and sees a shifted context every epoch. Views whose
+    feature maps do not tile the label exactly are returned whole."""
+
+    def __init__(self, cache: FeatureCache, share: float, seed: int = 0) -> None:
+        self.cache = cache
+        self.share = float(share)
+        self.gen = torch.Generator()
+        self.gen.manual_seed(seed)
+
+    def __len__(self) -> int:
+        return len(self.cache)
+
+    def __getitem__(self, index: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        feats, label = self.cache[index]
+        h, w = label.shape[-2:]
+        shapes = [tuple(v.shape[-2:]) for v in feats.values()]
+        cells = (min(s[0] for s in shapes), min(s[1] for s in shapes))  # the coarsest map
+        if any(h % s[0] or w % s[1] or s[0] % cells[0] or s[1] % cells[1] for s in shapes) \
+                or h % cells[0] or w % cells[1]:
+            return feats, label
+        ch, cw = (max(1, round(self.share * c)) for c in cells)
+        if (ch, cw) == cells:
+            return feats, label
+        oy = int(torch.randint(0, cells[0] - ch + 1, (1,), generator=self.gen))
+        ox = int(torch.randint(0, cells[1] - cw + 1, (1,), generator=self.gen))
+
+        def cut(t: torch.Tensor) -> torch.Tensor:
+            fy, fx = t.shape[-2] // cells[0], t.shape[-1] // cells[1]
+            return t[..., oy * fy:(oy + ch) * fy, ox * fx:(ox + cw) * fx]
+        return {k: cut(v) for k, v in feats.items()}, cut(label)
+
+
 def collate_features(batch: list[tuple[dict[str, torch.Tensor], torch.Tensor]]):
     keys = batch[0][0].keys()
     feats = {k: torch.stack([b[0][k] for b in batch]) for k in keys}

@@ -27,7 +27,7 @@ from ..memory import release_free_memory
 from ..models.base import SegModel, freeze_bn, frozen_bn_as_affine
 from ..preprocess import with_mirror
 from .budget import PhaseBudget
-from .data import AugmentedPairs, FeatureCache, ValPair, collate_features, normalize, view
+from .data import AugmentedPairs, FeatureCache, FeatureCrops, ValPair, collate_features, normalize, view
 from .run import RunContext
 
 
@@ -71,7 +71,8 @@ class FastPhase:
         release_free_memory()  # the encoder's activations of the feature pass (see segcore.memory)
         if ctx.preset.policy != "stretch":
             val_feats = None  # scale: held-out images are predicted in tiles by the full model
-        batches, n_batches, batch = ctx.loader(cache, collate_features)
+        data = cache if cfg.fast_crop >= 1.0 else FeatureCrops(cache, cfg.fast_crop, cfg.seed + 1000 * ctx.rank)
+        batches, n_batches, batch = ctx.loader(data, collate_features)
         freeze_head_bn = ctx.bn_frozen_head(batch)
         if freeze_head_bn:
             freeze_bn(model.decoder)
@@ -80,7 +81,6 @@ class FastPhase:
             tail_params = [p for m in tail_modules for p in m.parameters() if p.requires_grad]
             optimizer = ctx.optimizer([([p for p in model.decoder.parameters() if p.requires_grad], cfg.lr_head),
                                        (tail_params, cfg.lr_tail)])
-            size = (ctx.preset.input_size, ctx.preset.input_size)
 
             def set_train() -> None:
                 model.eval()
@@ -94,7 +94,8 @@ class FastPhase:
                 labels = labels.to(ctx.device)
                 optimizer.zero_grad(set_to_none=True)
                 loss, finite = ctx.accumulate(
-                    labels.shape[0], lambda c: ctx.loss_fn(head({k: v[c] for k, v in feats.items()}, size), labels[c]))
+                    labels.shape[0],
+                    lambda c: ctx.loss_fn(head({k: v[c] for k, v in feats.items()}, labels.shape[-2:]), labels[c]))
                 if finite:
                     optimizer.step()
                 else:
