@@ -30,7 +30,7 @@ def _positional_cache(size: int = 64, views: int = 3) -> FeatureCache:
 
 def test_crops_cut_every_map_and_the_label_at_the_same_place():
     cache = _positional_cache(size=64)
-    crops = FeatureCrops(cache, share=0.5, seed=3)
+    crops = FeatureCrops(cache, share=0.5, seed=3, min_cells=1)
     offsets = set()
     for _ in range(20):
         for i in range(len(crops)):
@@ -54,17 +54,20 @@ def test_whole_views_when_share_is_one_or_the_maps_do_not_tile_the_label():
     assert label.shape == (64, 64) and feats["mid"].shape[-2:] == (4, 4)
     odd = FeatureCache()
     odd.add({"out": torch.zeros(1, 2, 5, 5)}, torch.zeros(1, 66, 66, dtype=torch.long))  # 66 / 5
-    feats, label = FeatureCrops(odd, share=0.5)[0]
+    feats, label = FeatureCrops(odd, share=0.5, min_cells=1)[0]
     assert label.shape == (66, 66) and feats["out"].shape[-2:] == (5, 5)
+    # never narrower than min_cells: 4 cells at share 0.5 with a floor of 3 cells → 3 cells
+    feats, label = FeatureCrops(cache, share=0.5, min_cells=3)[0]
+    assert label.shape == (48, 48) and feats["mid"].shape[-2:] == (3, 3)
 
 
 def test_fast_mode_trains_on_crops_of_the_configured_share():
     rng = np.random.default_rng(0)
     pairs = []
     for _ in range(4):
-        img = rng.integers(0, 80, (96, 96, 3)).astype(np.uint8)
-        mask = np.zeros((96, 96), np.uint8)
-        mask[30:70, 20:60] = 1
+        img = rng.integers(0, 80, (120, 120, 3)).astype(np.uint8)
+        mask = np.zeros((120, 120), np.uint8)
+        mask[30:90, 20:80] = 1
         img[mask == 1] = (200, 90, 60)
         pairs.append((img, mask))
     seen: list[tuple[int, int]] = []
@@ -76,15 +79,21 @@ def test_fast_mode_trains_on_crops_of_the_configured_share():
 
     torch.manual_seed(0)
     model = models.build("deeplabv3plus_mobilenet_v2", num_classes=2, pretrained=False)
-    cfg = TrainConfig(mode="fast", epochs=2, time_budget_s=None, input_size=64, batch_size=4,
-                      fast_views=2, fast_crop=0.75, scale_policy="stretch")
+    cfg = TrainConfig(mode="fast", epochs=2, time_budget_s=None, input_size=160, batch_size=4,
+                      fast_views=2, fast_crop=0.8, scale_policy="stretch")
     result = Trainer(model, cfg, loss_fn=loss).fit(pairs, pairs[:1])
     assert result.model is not None and seen
-    assert set(seen) == {(48, 48)}  # 3 of the 4 cells of a 64-px view at stride 16
+    assert set(seen) == {(128, 128)}  # 8 of the 10 cells of a 160-px view at stride 16
     whole: list[tuple[int, int]] = []
     Trainer(model, TrainConfig(**{**cfg.to_dict(), "fast_crop": 1.0}),
             loss_fn=lambda lo, la: whole.append(tuple(la.shape[-2:])) or segmentation_loss(lo, la)).fit(pairs)
-    assert set(whole) == {(64, 64)}
+    assert set(whole) == {(160, 160)}
+    # a model not measured with crops (DeepLabV3's ASPP head collapsed on them) trains on whole views
+    plain: list[tuple[int, int]] = []
+    other = models.build("deeplabv3_mobilenet_v2", num_classes=2, pretrained=False)
+    assert not other.fast_crop_ok and model.fast_crop_ok
+    Trainer(other, cfg, loss_fn=lambda lo, la: plain.append(tuple(la.shape[-2:])) or segmentation_loss(lo, la)).fit(pairs)
+    assert set(plain) == {(160, 160)}
 
 
 def test_fast_crop_out_of_range_is_refused():

@@ -24,6 +24,10 @@ Conventions
   BatchNorm layers when the encoder starts from pretrained statistics (``encoder_bn_frozen``),
   nothing for a fresh-weight encoder (its statistics must be learned). ``freeze_encoder(n)`` is
   fast mode's: everything but the decoder and the encoder's last ``n`` blocks.
+  ``fast_crop_ok`` (default False) lets fast mode train on feature-space crops
+  (``TrainConfig.fast_crop``): set only where measured, because a decoder with global pooling
+  or wide dilations sees a different context in a crop (DeepLabV3's ASPP head collapsed to
+  IoU 0.00 on 4-cell crops of 128-px views, where whole views reached 0.48).
 """
 
 from __future__ import annotations
@@ -139,6 +143,7 @@ class SegModel(nn.Module):
         self.meta: dict[str, Any] = {}
         self.fast_mode_ok = True
         self.fast_mode_reason = ""
+        self.fast_crop_ok = False  # fast mode may train on feature-space crops (measured per arch)
         self.encoder_bn_frozen = True
 
     def full_mode_only(self, reason: str) -> None:

@@ -154,8 +154,10 @@ def deeplabv3plus_mobilenet_v2(
     The CPU fine-tuning choice: the skip draws boundaries that the 20×20 OS16 map cannot,
     and the slim decoder trains several times more steps per second than the seed's head.
     """
-    return _mobilenet_deeplab(
+    model = _mobilenet_deeplab(
         "deeplabv3plus_mobilenet_v2",
         lambda out, rates: LightPlusHead(OUT_CHANNELS, LOW_CHANNELS, out, channels=128, rates=rates),
         "DeepLabV3+ decoder and aux head start fresh; encoder.features from ImageNet",
         num_classes, pretrained, aux, binary_bce, progress, output_stride)
+    model.fast_crop_ok = True  # the suite's fast-mode crops were measured on this model (TrainConfig.fast_crop)
+    return model

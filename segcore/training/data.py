@@ -305,18 +305,23 @@ class FeatureCache(Dataset):
         return {k: v.float() for k, v in self.features[index].items()}, self.labels[index].long()
 
 
+MIN_CROP_CELLS = 8  # feature-space crops: at least 8 cells of the coarsest map (128 px at OS16)
+
+
 class FeatureCrops(Dataset):
     """Fast mode: random crops of a :class:`FeatureCache`'s views, cut in feature space.
 
     Each item is a window of ``share`` of the view's side (rounded to whole cells of the coarsest
     feature map), at a random cell offset, out of every feature map and the label alike: what
     an image crop would have given, up to the zero padding at the window's edges. The step
-    costs about ``share``² of a full view's and sees a shifted context every epoch. Views whose
-    feature maps do not tile the label exactly are returned whole."""
+    costs about ``share``² of a full view's and sees a shifted context every epoch. A crop is
+    never narrower than ``min_cells`` cells (whole views below that); views whose feature maps do
+    not tile the label exactly are returned whole."""
 
-    def __init__(self, cache: FeatureCache, share: float, seed: int = 0) -> None:
+    def __init__(self, cache: FeatureCache, share: float, seed: int = 0, min_cells: int = MIN_CROP_CELLS) -> None:
         self.cache = cache
         self.share = float(share)
+        self.min_cells = int(min_cells)
         self.gen = torch.Generator()
         self.gen.manual_seed(seed)
 
@@ -331,7 +336,7 @@ class FeatureCrops(Dataset):
         if any(h % s[0] or w % s[1] or s[0] % cells[0] or s[1] % cells[1] for s in shapes) \
                 or h % cells[0] or w % cells[1]:
             return feats, label
-        ch, cw = (max(1, round(self.share * c)) for c in cells)
+        ch, cw = (min(c, max(self.min_cells, round(self.share * c))) for c in cells)
         if (ch, cw) == cells:
             return feats, label
         oy = int(torch.randint(0, cells[0] - ch + 1, (1,), generator=self.gen))

@@ -71,7 +71,8 @@ class FastPhase:
         release_free_memory()  # the encoder's activations of the feature pass (see segcore.memory)
         if ctx.preset.policy != "stretch":
             val_feats = None  # scale: held-out images are predicted in tiles by the full model
-        data = cache if cfg.fast_crop >= 1.0 else FeatureCrops(cache, cfg.fast_crop, cfg.seed + 1000 * ctx.rank)
+        crop = cfg.fast_crop < 1.0 and getattr(model, "fast_crop_ok", False)
+        data = FeatureCrops(cache, cfg.fast_crop, cfg.seed + 1000 * ctx.rank) if crop else cache
         batches, n_batches, batch = ctx.loader(data, collate_features)
         freeze_head_bn = ctx.bn_frozen_head(batch)
         if freeze_head_bn:
