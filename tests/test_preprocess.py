@@ -334,6 +334,49 @@ def test_too_few_held_out_images_leave_crf_off():
     assert d["enabled"] is False and "held-out" in d["message"]
 
 
+def _one_item(helps: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A held-out image where DenseCRF helps (a blurry, too-large prediction of a bright square on
+    a dark ground) or hurts (thin lines on noise, predicted right but unsure everywhere)."""
+    if helps:
+        image = np.full((80, 80, 3), 40, np.uint8)
+        mask = np.zeros((80, 80), np.uint8)
+        mask[20:60, 15:55] = 1
+        image[mask == 1] = 220
+        blur = np.zeros((80, 80), np.float32)
+        blur[14:66, 9:61] = 0.75
+        blur[mask == 1] = 0.8
+        p = np.clip(blur, 0.05, 0.95)
+    else:
+        image = np.random.default_rng(0).integers(0, 255, (96, 96, 3), dtype=np.uint8)
+        mask = np.zeros((96, 96), np.uint8)
+        mask[:, 20:22] = 1
+        mask[40:42, :] = 1
+        p = np.where(mask == 1, 0.6, 0.4).astype(np.float32)
+    return image, np.stack([1 - p, p]), mask
+
+
+def test_one_held_out_image_decides_with_the_default_parameters_only(monkeypatch):
+    """A project's first clicks hold out one image: the defaults are tried on it (no search, which
+    would pick the luckiest candidate) and turned on only when they raise its IoU."""
+    pytest.importorskip("pydensecrf")
+    seen: list[crf.CRFParams] = []
+    real = crf.refine
+
+    def spy(image, probs, params=None):
+        seen.append(params)
+        return real(image, probs, params)
+
+    monkeypatch.setattr(crf, "refine", spy)
+    on = crf.decide([_one_item(helps=True)], 2)
+    assert on["enabled"] and on["n"] == 1 and on["tried"] == 1
+    assert on["iou_on"] >= on["iou_off"] + crf.MIN_GAIN
+    assert crf.params_from(on) == crf.CANDIDATES[0] and seen == [crf.CANDIDATES[0]]
+    assert on["message"].startswith("CRF on") and "1 held-out image" in on["message"]
+    off = crf.decide([_one_item(helps=False)], 2)
+    assert off["enabled"] is False and off["iou_on"] < off["iou_off"] == 1.0
+    assert "lowered" in off["message"] and crf.params_from(off) is None
+
+
 def test_prepared_pairs_keep_the_working_factor():
     image = np.zeros((1000, 800, 3), np.uint8)
     mask = np.zeros((1000, 800), np.uint8)
