@@ -413,3 +413,39 @@ def test_crf_decision_stays_within_its_time_limit_on_slow_crf(monkeypatch):
     assert "(of 8:" in d["message"] and "per image" in d["message"] and d["tried"] >= 1
     fast = crf.decide(items[:3], 2, time_limit_s=30.0)  # (the patch is still on: 0.25 s per pass)
     assert fast["n"] == 3 and "(of" not in fast["message"]
+
+
+def test_crf_decision_time_limit_bounds_crf_passes_not_predictions(monkeypatch):
+    """Slow held-out predictions must not shrink the set the CRF decision is made on: before,
+    30 held-out images' predictions used up the time limit and the decision saw 3 of them."""
+    pytest.importorskip("pydensecrf")
+    import time as _time
+
+    import torch
+
+    from segcore import inference, loop
+    from segcore.models import build
+    real_predict = inference.Predictor.predict_probs
+    real_refine = crf.refine
+
+    def slow_predict(self, image):
+        _time.sleep(0.3)
+        return real_predict(self, image)
+
+    def slow_refine(image, probs, params=None):
+        _time.sleep(0.15)
+        return real_refine(image, probs, params)
+
+    monkeypatch.setattr(inference.Predictor, "predict_probs", slow_predict)
+    monkeypatch.setattr(crf, "refine", slow_refine)
+    torch.manual_seed(0)
+    model = build("deeplabv3_mobilenet_v2", num_classes=2, pretrained=False).eval()
+    rng = np.random.default_rng(0)
+    pairs = []
+    for i in range(8):
+        mask = np.zeros((48, 48), np.uint8)
+        mask[10:30, 10 + i:30 + i] = 1
+        pairs.append((rng.integers(0, 255, (48, 48, 3), dtype=np.uint8), mask, f"s{i}"))
+    # 8 predictions take 2.4 s, more than the limit; 8 CRF passes take 1.2 s, inside it
+    d = loop.decide_crf(model, pairs, "cpu", time_limit_s=2.0)
+    assert d["n"] == 8 and "(of" not in d["message"]
