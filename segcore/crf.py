@@ -238,8 +238,8 @@ def decide(items: list[tuple[np.ndarray, np.ndarray, np.ndarray]], num_classes: 
         return {**out, "message": "CRF off: DenseCRF is not installed"}
     if not items:
         return {**out, "message": "CRF off: no held-out images to decide on"}
-    if len(items) < MIN_IMAGES:
-        return _decide_one(items[0], num_classes, out, t0)
+    single = len(items) < MIN_IMAGES  # one image: no spread to bound, the defaults only
+    candidates = CANDIDATES[:1] if single else CANDIDATES
     # DenseCRF's cost grows with the number of classes (~1 s per image at 59 classes): decide on
     # as many held-out images as one pass of the first candidate fits into the time limit
     t_first = time.monotonic()
@@ -256,7 +256,7 @@ def decide(items: list[tuple[np.ndarray, np.ndarray, np.ndarray]], num_classes: 
     out["iou_off"] = float(np.mean([s.iou for s in off]))
     out["biou_off"] = float(np.mean([s.biou for s in off]))
     best: tuple[float, float, float, CRFParams, int, int] | None = None
-    for params in CANDIDATES:
+    for params in candidates:
         if out["tried"] and time.monotonic() - t0 > time_limit_s:
             break
         on = [score_mask(m, (first if (i == 0 and params is CANDIDATES[0]) else
@@ -272,37 +272,16 @@ def decide(items: list[tuple[np.ndarray, np.ndarray, np.ndarray]], num_classes: 
     out["seconds"] = round(time.monotonic() - t0, 2)
     assert best is not None
     iou, biou, bound, params, wins, losses = best
-    out["iou_on"], out["biou_on"], out["gain_bound"] = iou, biou, bound
+    out["iou_on"], out["biou_on"] = iou, biou
+    if not single:
+        out["gain_bound"] = bound
     gain = iou - out["iou_off"]
-    text = (f"IoU {out['iou_off']:.3f} → {iou:.3f}, BIoU {biou - out['biou_off']:+.3f} "
-            f"on {len(items)} held-out images{subset}")
-    if gain >= MIN_GAIN and wins >= losses and bound > 0:
+    where = (f"1 held-out image, default parameters (a search needs {MIN_IMAGES})" if single
+             else f"{len(items)} held-out images{subset}")
+    text = f"IoU {out['iou_off']:.3f} → {iou:.3f}, BIoU {biou - out['biou_off']:+.3f} on {where}"
+    if gain >= MIN_GAIN and wins >= losses and (single or bound > 0):
         out.update(enabled=True, params=asdict(params), message=f"CRF on: {text}")
     elif gain < 0:
-        out["message"] = f"CRF off: it lowered IoU ({text})"
-    else:
-        out["message"] = f"CRF off: gain within noise ({text})"
-    return out
-
-
-def _decide_one(item: tuple[np.ndarray, np.ndarray, np.ndarray], num_classes: int,
-                out: dict[str, Any], t0: float) -> dict[str, Any]:
-    """decide() on one held-out image: the default parameters only, on when they raise its IoU
-    by MIN_GAIN (no search: with one image the best of several candidates is the luckiest)."""
-    import time
-    from dataclasses import asdict
-
-    from .metrics import score_mask
-    image, probs, mask = item
-    off = score_mask(mask, probs.argmax(0).astype(np.uint8), num_classes)
-    on = score_mask(mask, refine(image, probs, CANDIDATES[0]).argmax(0).astype(np.uint8), num_classes)
-    out.update(n=1, tried=1, iou_off=float(off.iou), biou_off=float(off.biou), iou_on=float(on.iou),
-               biou_on=float(on.biou), seconds=round(time.monotonic() - t0, 2))
-    text = (f"IoU {off.iou:.3f} → {on.iou:.3f}, BIoU {on.biou - off.biou:+.3f} on 1 held-out image, "
-            f"default parameters (a search needs {MIN_IMAGES})")
-    if on.iou - off.iou >= MIN_GAIN:
-        out.update(enabled=True, params=asdict(CANDIDATES[0]), message=f"CRF on: {text}")
-    elif on.iou < off.iou:
         out["message"] = f"CRF off: it lowered IoU ({text})"
     else:
         out["message"] = f"CRF off: gain within noise ({text})"
