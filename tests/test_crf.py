@@ -1,4 +1,5 @@
-"""segcore.crf: DenseCRF sharpens a blurred prediction; bad input and a missing pydensecrf."""
+"""segcore.crf: DenseCRF sharpens a blurred prediction; bad input and a missing pydensecrf; the
+project's on/off decision on its held-out images."""
 
 from __future__ import annotations
 
@@ -175,3 +176,193 @@ def test_read_only_image_is_accepted():
     probs = np.full((2, 20, 30), 0.5, np.float32)
     out = refine(image, probs)
     assert out.shape == (2, 20, 30) and np.allclose(out.sum(0), 1, atol=1e-4)
+
+
+# ------------------------------------------------------------------ CRF decision
+def test_crf_decision_is_off_where_crf_hurts():
+    """Thin bright lines on a textured background: DenseCRF's smoothing erases them, so the
+    decision on these held-out images must be "off"."""
+    pytest.importorskip("pydensecrf")
+    rng = np.random.default_rng(0)
+    items = []
+    for i in range(3):
+        image = rng.integers(0, 255, (96, 96, 3), dtype=np.uint8)
+        mask = np.zeros((96, 96), np.uint8)
+        mask[:, 20 + 10 * i:22 + 10 * i] = 1
+        mask[40 + i:42 + i, :] = 1
+        p = np.where(mask == 1, 0.6, 0.4).astype(np.float32)  # right but unsure everywhere
+        items.append((image, np.stack([1 - p, p]), mask))
+    d = crf.decide(items, 2)
+    assert d["enabled"] is False and d["iou_off"] == 1.0
+    assert d["message"].startswith("CRF off")
+    assert crf.params_from(d) is None
+
+
+def test_crf_decision_is_on_where_crf_helps():
+    pytest.importorskip("pydensecrf")
+    items = []
+    for i in range(3):
+        image = np.full((80, 80, 3), 40, np.uint8)
+        mask = np.zeros((80, 80), np.uint8)
+        mask[20:60, 15 + i:55 + i] = 1
+        image[mask == 1] = 220
+        blur = np.zeros((80, 80), np.float32)
+        blur[14:66, 9 + i:61 + i] = 0.75  # a blurry, too-large prediction
+        blur[mask == 1] = 0.8
+        p = np.clip(blur, 0.05, 0.95)
+        items.append((image, np.stack([1 - p, p]), mask))
+    d = crf.decide(items, 2)
+    assert d["enabled"] and d["iou_on"] > d["iou_off"] + 0.05
+    assert isinstance(crf.params_from(d), crf.CRFParams)
+
+
+def test_crf_gain_must_be_clear_of_noise(monkeypatch):
+    """A mean gain carried by half the held-out images while the other half lose stays off (the
+    rule before this bound turned it on: gain >= MIN_GAIN and wins >= losses); the same gain on
+    every image turns it on."""
+    pytest.importorskip("pydensecrf")
+    for df, table in ((1, 3.078), (2, 1.886), (4, 1.533), (9, 1.383), (29, 1.311)):
+        assert abs(crf.t_quantile(0.9, df) - table) < 0.003
+    mean, bound = crf.gain_bound([0.10, 0.10, 0.10, -0.08, -0.08, -0.08])
+    assert mean > crf.MIN_GAIN and bound < 0
+    mean, bound = crf.gain_bound([0.02, 0.03, 0.025, 0.02])
+    assert bound > 0.01
+
+    def items(n):
+        out = []
+        for i in range(n):
+            mask = np.zeros((40, 40), np.uint8)
+            mask[10:30, 10:30] = 1
+            p = np.full((40, 40), 0.3, np.float32)
+            p[10:30, 10:25] = 0.7  # three quarters of the square found
+            image = np.full((40, 40, 3), i, np.uint8)  # the image says which item this is
+            out.append((image, np.stack([1 - p, p]), mask))
+        return out
+
+    def fake_refine(gains_by_item):
+        def refine(image, probs, params=None):
+            p = probs[1].copy()
+            if gains_by_item(int(image[0, 0, 0])):
+                p[10:30, 10:30] = 0.9                # the whole square
+            else:
+                p[10:30, 22:25] = 0.1                # a fifth of what was found lost
+            return np.stack([1 - p, p])
+        return refine
+
+    monkeypatch.setattr(crf, "refine", fake_refine(lambda i: i % 2 == 0))
+    mixed = crf.decide(items(6), 2)
+    assert mixed["iou_on"] - mixed["iou_off"] >= crf.MIN_GAIN   # a mean gain, but not a clear one
+    assert mixed["enabled"] is False and "noise" in mixed["message"]
+    monkeypatch.setattr(crf, "refine", fake_refine(lambda i: True))
+    assert crf.decide(items(6), 2)["enabled"] is True
+
+
+def test_too_few_held_out_images_leave_crf_off():
+    d = crf.decide([], 2)
+    assert d["enabled"] is False and "held-out" in d["message"]
+
+
+def _one_item(helps: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A held-out image where DenseCRF helps (a blurry, too-large prediction of a bright square on
+    a dark ground) or hurts (thin lines on noise, predicted right but unsure everywhere)."""
+    if helps:
+        image = np.full((80, 80, 3), 40, np.uint8)
+        mask = np.zeros((80, 80), np.uint8)
+        mask[20:60, 15:55] = 1
+        image[mask == 1] = 220
+        blur = np.zeros((80, 80), np.float32)
+        blur[14:66, 9:61] = 0.75
+        blur[mask == 1] = 0.8
+        p = np.clip(blur, 0.05, 0.95)
+    else:
+        image = np.random.default_rng(0).integers(0, 255, (96, 96, 3), dtype=np.uint8)
+        mask = np.zeros((96, 96), np.uint8)
+        mask[:, 20:22] = 1
+        mask[40:42, :] = 1
+        p = np.where(mask == 1, 0.6, 0.4).astype(np.float32)
+    return image, np.stack([1 - p, p]), mask
+
+
+def test_one_held_out_image_decides_with_the_default_parameters_only(monkeypatch):
+    """A project's first clicks hold out one image: the defaults are tried on it (no search, which
+    would pick the luckiest candidate) and turned on only when they raise its IoU."""
+    pytest.importorskip("pydensecrf")
+    seen: list[crf.CRFParams] = []
+    real = crf.refine
+
+    def spy(image, probs, params=None):
+        seen.append(params)
+        return real(image, probs, params)
+
+    monkeypatch.setattr(crf, "refine", spy)
+    on = crf.decide([_one_item(helps=True)], 2)
+    assert on["enabled"] and on["n"] == 1 and on["tried"] == 1
+    assert on["iou_on"] >= on["iou_off"] + crf.MIN_GAIN
+    assert crf.params_from(on) == crf.CANDIDATES[0] and seen == [crf.CANDIDATES[0]]
+    assert on["message"].startswith("CRF on") and "1 held-out image" in on["message"]
+    off = crf.decide([_one_item(helps=False)], 2)
+    assert off["enabled"] is False and off["iou_on"] < off["iou_off"] == 1.0
+    assert "lowered" in off["message"] and crf.params_from(off) is None
+
+
+def test_crf_decision_stays_within_its_time_limit_on_slow_crf(monkeypatch):
+    """Where one DenseCRF pass is slow (many classes, large images), the decision is made on
+    the first held-out images that fit the time limit, never on all of them, and says so."""
+    pytest.importorskip("pydensecrf")
+    import time as _time
+    real = crf.refine
+
+    def slow(image, probs, params=None):
+        _time.sleep(0.25)
+        return real(image, probs, params)
+
+    monkeypatch.setattr(crf, "refine", slow)
+    items = []
+    for i in range(8):
+        image = np.full((48, 48, 3), 40, np.uint8)
+        mask = np.zeros((48, 48), np.uint8)
+        mask[10:30, 10 + i:30 + i] = 1
+        image[mask == 1] = 220
+        p = np.where(mask == 1, 0.7, 0.3).astype(np.float32)
+        items.append((image, np.stack([1 - p, p]), mask))
+    d = crf.decide(items, 2, time_limit_s=0.6)
+    assert d["n"] == crf.MIN_IMAGES  # 0.6 s fits two 0.25 s passes, not eight
+    assert "(of 8:" in d["message"] and "per image" in d["message"] and d["tried"] >= 1
+    fast = crf.decide(items[:3], 2, time_limit_s=30.0)  # (the patch is still on: 0.25 s per pass)
+    assert fast["n"] == 3 and "(of" not in fast["message"]
+
+
+def test_crf_decision_time_limit_bounds_crf_passes_not_predictions(monkeypatch):
+    """Slow held-out predictions must not shrink the set the CRF decision is made on: before,
+    30 held-out images' predictions used up the time limit and the decision saw 3 of them."""
+    pytest.importorskip("pydensecrf")
+    import time as _time
+
+    import torch
+
+    from segcore import inference, loop
+    from segcore.models import build
+    real_predict = inference.Predictor.predict_probs
+    real_refine = crf.refine
+
+    def slow_predict(self, image):
+        _time.sleep(0.3)
+        return real_predict(self, image)
+
+    def slow_refine(image, probs, params=None):
+        _time.sleep(0.15)
+        return real_refine(image, probs, params)
+
+    monkeypatch.setattr(inference.Predictor, "predict_probs", slow_predict)
+    monkeypatch.setattr(crf, "refine", slow_refine)
+    torch.manual_seed(0)
+    model = build("deeplabv3_mobilenet_v2", num_classes=2, pretrained=False).eval()
+    rng = np.random.default_rng(0)
+    pairs = []
+    for i in range(8):
+        mask = np.zeros((48, 48), np.uint8)
+        mask[10:30, 10 + i:30 + i] = 1
+        pairs.append((rng.integers(0, 255, (48, 48, 3), dtype=np.uint8), mask, f"s{i}"))
+    # 8 predictions take 2.4 s, more than the limit; 8 CRF passes take 1.2 s, inside it
+    d = loop.decide_crf(model, pairs, "cpu", time_limit_s=2.0)
+    assert d["n"] == 8 and "(of" not in d["message"]
