@@ -68,6 +68,8 @@ class TrainConfig:
                                          # slower step (229 vs 256 steps in a pennfudan k=20 click)
     lr_tail: float = 7e-4                # those tail blocks (fast mode; 1e-4 → 0.755, 5e-4 → 0.791)
     weight_decay: float = 1e-4
+    average_last: float = 0.0            # each phase ends with the mean of its trained weights
+                                         # over this last share of its progress (0 = off)
     dice_weight: float = 0.0             # loss = BCE/CE + this x soft Dice
     momentum: float = 0.9                # SGD only
     poly_power: float = 0.9
@@ -128,6 +130,8 @@ class TrainConfig:
             raise ValueError(f"class_balance must be 'auto', 'none' or 'sqrt', not {self.class_balance!r}")
         if not 0.0 < self.fast_crop <= 1.0:
             raise ValueError(f"fast_crop must be in (0, 1], not {self.fast_crop}")
+        if not 0.0 <= self.average_last < 1.0:
+            raise ValueError(f"average_last must be in [0, 1), not {self.average_last}")
         if not 0.0 < self.fast_share < 1.0:
             raise ValueError(f"fast_share must be in (0, 1), not {self.fast_share}")
 

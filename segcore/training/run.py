@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
 from ..errors import TrainingError
@@ -165,6 +166,7 @@ class RunContext:
         step_in_phase = 0
         epoch = 0
         reason = "epochs done"
+        averaged = _WeightAverage(optimizer, cfg.average_last)
         while True:
             epoch += 1
             set_train()
@@ -189,11 +191,15 @@ class RunContext:
                 self.step += 1
                 step_in_phase += 1
                 losses.append(value)
+                averaged.update(progress)
                 total = clock.total_steps(self.step - step_in_phase, step_in_phase)
                 self.callbacks.on_step(self.step, max(total, self.step), value)
             self.check_cancel()
             if stop and limits.deadline is not None:
                 reason = "time budget reached"
+            last = stop or (limits.epochs is not None and epoch >= limits.epochs)
+            if last:
+                averaged.apply()  # the phase ends with the mean of its last weights
             if not losses and epoch > 1:
                 return reason  # nothing changed since the last epoch's report
             val_iou, val_biou = validate()
@@ -202,5 +208,37 @@ class RunContext:
                                  val_iou, val_biou, self.budget.elapsed(), clock.eta(epoch, planned))
             self.history.append(report)
             self.callbacks.on_epoch(report)
-            if stop or (limits.epochs is not None and epoch >= limits.epochs):
+            if last:
                 return reason if stop else "epochs done"
+
+
+class _WeightAverage:
+    """The uniform mean of the trained parameters over the last ``share`` of a phase's progress
+    (stochastic weight averaging, Izmailov et al. 2018, on the poly schedule's tail): the model
+    ends between the last steps' weights instead of at whichever one the time budget stopped on.
+    ``share`` 0 = off. torch.optim.swa_utils.AveragedModel keeps the running mean, over the
+    optimizer's parameters only (the frozen encoder is not copied); BatchNorm running
+    statistics stay as trained (the decoder's are updated every step)."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, share: float) -> None:
+        self.params = nn.ParameterList([p for g in optimizer.param_groups for p in g["params"]])
+        self.start = 1.0 - float(share)
+        self.on = share > 0 and len(self.params) > 0
+        self.mean: AveragedModel | None = None
+
+    def update(self, progress: float) -> None:
+        """After an optimizer step taken at ``progress`` (0..1) of the phase."""
+        if not self.on or progress < self.start:
+            return
+        if self.mean is None:
+            self.mean = AveragedModel(self.params)
+        self.mean.update_parameters(self.params)
+
+    @torch.no_grad()
+    def apply(self) -> None:
+        """Replace the parameters by their mean (once; no-op unless 2+ steps were averaged)."""
+        if self.mean is None or int(self.mean.n_averaged) < 2:
+            return
+        for p, m in zip(self.params, self.mean.module):
+            p.copy_(m)
+        self.mean = None
