@@ -61,11 +61,13 @@ class TrainConfig:
     tail_blocks: int = 7                 # fast mode: also train the encoder's last N blocks on
                                          # features cached before them (0 = decoder only); Weizmann
                                          # k=20, 60 s: 0 → 0.74/0.44 IoU/BIoU, 7 → 0.79/0.44-0.49
-    recompute_tail: bool = False         # fast mode: keep only each tail block's input for backward
+    recompute_tail: bool = True          # fast mode: keep only each tail block's input for backward
                                          # and run the block again there (same gradients). On whole
                                          # views it saved 160 MB for a 5-13 % slower step; on
-                                         # fast_crop's half-side crops it saves ~50 MB for a 25-30 %
-                                         # slower step (229 vs 256 steps in a pennfudan k=20 click)
+                                         # fast_crop's half-side crops ~50 MB for a 25-30 % slower
+                                         # step. Off (more steps per click) was tried in session 18:
+                                         # suite means unchanged, but the tile sets scored lower in
+                                         # every paired click and collapsed twice at k=20 (0.69, 0.60)
     lr_tail: float = 7e-4                # those tail blocks (fast mode; 1e-4 → 0.755, 5e-4 → 0.791)
     weight_decay: float = 1e-4
     average_last: float = 0.0            # each phase ends with the mean of its trained weights
