@@ -198,20 +198,23 @@ def test_crf_decision_is_off_where_crf_hurts():
     assert crf.params_from(d) is None
 
 
+def _blurry_square(shift: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(image, probs, mask) where DenseCRF helps: a bright square on a dark ground (moved right by
+    ``shift`` px) and a blurry, too-large prediction of it."""
+    image = np.full((80, 80, 3), 40, np.uint8)
+    mask = np.zeros((80, 80), np.uint8)
+    mask[20:60, 15 + shift:55 + shift] = 1
+    image[mask == 1] = 220
+    blur = np.zeros((80, 80), np.float32)
+    blur[14:66, 9 + shift:61 + shift] = 0.75
+    blur[mask == 1] = 0.8
+    p = np.clip(blur, 0.05, 0.95)
+    return image, np.stack([1 - p, p]), mask
+
+
 def test_crf_decision_is_on_where_crf_helps():
     pytest.importorskip("pydensecrf")
-    items = []
-    for i in range(3):
-        image = np.full((80, 80, 3), 40, np.uint8)
-        mask = np.zeros((80, 80), np.uint8)
-        mask[20:60, 15 + i:55 + i] = 1
-        image[mask == 1] = 220
-        blur = np.zeros((80, 80), np.float32)
-        blur[14:66, 9 + i:61 + i] = 0.75  # a blurry, too-large prediction
-        blur[mask == 1] = 0.8
-        p = np.clip(blur, 0.05, 0.95)
-        items.append((image, np.stack([1 - p, p]), mask))
-    d = crf.decide(items, 2)
+    d = crf.decide([_blurry_square(shift=i) for i in range(3)], 2)
     assert d["enabled"] and d["iou_on"] > d["iou_off"] + 0.05
     assert isinstance(crf.params_from(d), crf.CRFParams)
 
@@ -266,20 +269,12 @@ def _one_item(helps: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A held-out image where DenseCRF helps (a blurry, too-large prediction of a bright square on
     a dark ground) or hurts (thin lines on noise, predicted right but unsure everywhere)."""
     if helps:
-        image = np.full((80, 80, 3), 40, np.uint8)
-        mask = np.zeros((80, 80), np.uint8)
-        mask[20:60, 15:55] = 1
-        image[mask == 1] = 220
-        blur = np.zeros((80, 80), np.float32)
-        blur[14:66, 9:61] = 0.75
-        blur[mask == 1] = 0.8
-        p = np.clip(blur, 0.05, 0.95)
-    else:
-        image = np.random.default_rng(0).integers(0, 255, (96, 96, 3), dtype=np.uint8)
-        mask = np.zeros((96, 96), np.uint8)
-        mask[:, 20:22] = 1
-        mask[40:42, :] = 1
-        p = np.where(mask == 1, 0.6, 0.4).astype(np.float32)
+        return _blurry_square()
+    image = np.random.default_rng(0).integers(0, 255, (96, 96, 3), dtype=np.uint8)
+    mask = np.zeros((96, 96), np.uint8)
+    mask[:, 20:22] = 1
+    mask[40:42, :] = 1
+    p = np.where(mask == 1, 0.6, 0.4).astype(np.float32)
     return image, np.stack([1 - p, p]), mask
 
 
