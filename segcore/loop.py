@@ -2,7 +2,8 @@
 
 finetune(project, config): DONE images → their fixed roles (train / held out) → train from the ACTIVE
     version (or a fresh ImageNet-initialised model) → save a new version (parent = active),
-    activate it → FinetuneResult.
+    activate it unless it is surely worse than its parent on the held-out images
+    (``surely_worse``: then the parent stays active) → FinetuneResult.
 predict_project(project, predictor, stems): predict in the given order, store predictions and
     uncertainty, never touch the user's masks, refresh IoU/BIoU of images with masks.
 
@@ -34,6 +35,17 @@ if TYPE_CHECKING:  # the type only: no import cycle at run time
 SAVE_RESERVE_S = 0.5  # writing the new version (measured ~0.1-0.3 s for MobileNetV2 DeepLabV3+)
 CRF_RESERVE_S = 3.0   # deciding DenseCRF on the held-out images (segcore.crf.decide), inside the budget
 MIN_FOR_HELD_OUT = roles.MIN_FOR_HELD_OUT
+#: A new version is saved but not activated when it is surely worse than its parent on the
+#: held-out images both were scored on (per-image IoU, no CRF): the mean drop is at least
+#: KEEP_DROP and consistent across images (the one-sided KEEP_CONFIDENCE upper bound of the
+#: mean change, Student t, is below 0; segcore.crf.gain_bound), or with a single held-out
+#: image, the drop is at least KEEP_SINGLE_DROP. A click can end in a broken model: on the
+#: development suite a ph2_tiles click at k = 20 (seed 1) ended predicting nothing, test IoU
+#: 0.10 against the parent's 0.73 (tests/benchmarks/results.md); the next click then trained
+#: from it. The user can still activate the new version under Versions.
+KEEP_DROP = 0.02
+KEEP_CONFIDENCE = 0.90
+KEEP_SINGLE_DROP = 0.2
 TOO_FEW_MESSAGE = "too few done images to hold any out (need at least 4); no held-out metrics"
 
 
@@ -56,6 +68,25 @@ def per_image_scores(model: Any, pairs: Sequence[tuple], preset: Any,
         out[str(pair[2])] = [None if iou is None or iou != iou else float(iou),
                              None if biou is None or biou != biou else float(biou)]
     return out
+
+
+def surely_worse(parent: dict[str, list[float | None]], new: dict[str, list[float | None]]
+                 ) -> tuple[bool, float | None, float | None, int]:
+    """Whether the ``new`` per-image held-out scores are surely worse than the ``parent``'s
+    (see KEEP_DROP); → (worse, parent mean IoU, new mean IoU, images compared). Images without
+    an IoU in both are left out."""
+    from .crf import gain_bound
+    both = [(parent[s][0], new[s][0]) for s in parent if s in new
+            and parent[s][0] is not None and new[s][0] is not None]
+    if not both:
+        return False, None, None, 0
+    old_iou = float(np.mean([a for a, _ in both]))
+    new_iou = float(np.mean([b for _, b in both]))
+    drops = [float(a) - float(b) for a, b in both]
+    mean_drop, bound = gain_bound(drops, KEEP_CONFIDENCE)
+    if len(both) == 1:
+        return mean_drop >= KEEP_SINGLE_DROP, old_iou, new_iou, 1
+    return bool(mean_drop >= KEEP_DROP and bound > 0), old_iou, new_iou, len(both)
 
 
 def class_scores(model: Any, pairs: Sequence[tuple], class_names: Sequence[str],
@@ -122,6 +153,9 @@ class FinetuneResult:
     run_id: str = ""
     history: list[EpochReport] = field(default_factory=list)
     message: str = ""
+    active_id: int | None = None    # the version active after the click: version_id, or the
+                                    # parent when the new one was surely worse (kept_parent)
+    kept_parent: bool = False
 
     @property
     def cancelled(self) -> bool:
@@ -243,7 +277,8 @@ def finetune(project: Project, config: TrainConfig | None = None, callbacks: Tra
     result = trainer.fit(train_pairs, val_pairs)
     if result.cancelled or result.model is None:
         return FinetuneResult(None, parent, None, held, train_stems, time.monotonic() - t0,
-                              "cancelled", run_id, result.history, "cancelled; the previous model is kept")
+                              "cancelled", run_id, result.history, "cancelled; the previous model is kept",
+                              active_id=parent)
     crf_decision = decide_crf(result.model, val_pairs, trainer.device)
     cbs.on_message(crf_decision["message"])
     metrics: dict[str, Any] | None = None
@@ -255,15 +290,25 @@ def finetune(project: Project, config: TrainConfig | None = None, callbacks: Tra
         if project.num_classes > 2:
             metrics["class_iou"], metrics["class_biou"] = class_scores(
                 result.model, val_pairs, [c.name for c in project.classes], trainer.device)
+    worse, old_iou, new_iou, n_cmp = (surely_worse(parent_scores, metrics["held_out_scores"])
+                                      if metrics and parent is not None else (False, None, None, 0))
+    if worse:
+        metrics["kept_parent"] = True  # type: ignore[index]
     stored = metrics or {**result.metrics(), "n_train": len(train_stems), "n_held_out": 0, "crf": crf_decision}
     meta = {"data": {"train": train_stems, "held_out": held}, "run_id": run_id,
             "train_config": {**trainer.config.to_dict(), "time_budget_s": budget}, "started_from": origin,
             "classes": [c.name for c in project.classes], "preset": result.model.meta.get("preset"),
             "crf": crf_decision}
-    version = ModelStore(project).save_version(result.model, meta, parent, stored)
+    version = ModelStore(project).save_version(result.model, meta, parent, stored, activate=not worse)
+    message = "" if held else TOO_FEW_MESSAGE
+    if worse:
+        message = (f"v{version} scored lower than v{parent} on the held-out images (IoU "
+                   f"{old_iou:.3f} → {new_iou:.3f} on {n_cmp} image{'s' if n_cmp != 1 else ''}): "
+                   f"v{parent} stays active; activate v{version} under Versions to use it anyway")
+        cbs.on_message(message)
     return FinetuneResult(version, parent, metrics, held, train_stems, time.monotonic() - t0,
-                          result.stopped_reason, run_id, result.history,
-                          "" if held else TOO_FEW_MESSAGE)
+                          result.stopped_reason, run_id, result.history, message,
+                          active_id=parent if worse else version, kept_parent=worse)
 
 
 def decide_crf(model: Any, val_pairs: Sequence[tuple[np.ndarray, np.ndarray, str]],

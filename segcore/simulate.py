@@ -37,7 +37,9 @@ seconds (wall time of this k's click to updated predictions
 in this session), total_train_seconds (all of them), train_seconds, predict_seconds,
 crf_ms_per_image, n_train, n_held_out, stopped_reason, project_scores ({stem: IoU} behind
 project_iou), held_out_iou / held_out_biou / held_out_scores (the version's own held-out
-numbers, as the app's Training dock and effort forecast see them).
+numbers, as the app's Training dock and effort forecast see them), kept_parent (the new version
+was surely worse on the held-out images, segcore.loop.surely_worse, so its parent stayed active:
+the test scores are the parent's, as the app would predict with it).
 Images and masks are paired by segcore.pairing.match_pairs (the CLI's rule: masks/<stem>.png,
 or <stem> with another image suffix).
 """
@@ -195,7 +197,8 @@ def _row(dataset: str, k: int, order: str, scores: dict[str, Any], train_s: floa
             "train_seconds": train_s, "predict_seconds": scores["predict_seconds"],
             "crf_ms_per_image": scores["crf_ms_per_image"], "n_train": len(result.train),
             "n_held_out": len(result.held_out), "stopped_reason": result.stopped_reason,
-            "project_scores": scores.get("project_scores"), **_held_out(result), **extra}
+            "project_scores": scores.get("project_scores"), "kept_parent": bool(result.kept_parent),
+            **_held_out(result), **extra}
 
 
 def _held_out(result: Any) -> dict[str, Any]:
@@ -273,8 +276,10 @@ class _Run:
             self.on_row(row)
         return row
 
-    def _click(self, project: Project) -> tuple[Any, Any, float]:
-        """One-click fine-tune → (result, trained model, seconds)."""
+    def _click(self, project: Project) -> tuple[Any, Any, float, dict[str, Any] | None]:
+        """One-click fine-tune → (result, the active model after it, seconds, that model's CRF
+        decision): the new version, or its parent when the new one was surely worse on the
+        held-out images and the parent stayed active (segcore.loop.surely_worse), as in the app."""
         from .loop import finetune
         from .versions import ModelStore
         t0 = time.perf_counter()
@@ -282,13 +287,15 @@ class _Run:
         train_s = time.perf_counter() - t0
         if result.version_id is None:
             raise SegLoopError("the simulated fine-tune was cancelled")
-        return result, ModelStore(project).load(result.version_id), train_s
+        store = ModelStore(project)
+        active = result.active_id if result.active_id is not None else result.version_id
+        decision = (store.get(active).metrics or {}).get("crf")
+        return result, store.load(active), train_s, decision
 
-    def _score(self, model: Any, result: Any) -> tuple[dict[str, Any], dict[str, Any], Any]:
-        """Test scores of a click's model (plain, default CRF, the fine-tune's CRF decision)."""
+    def _score(self, model: Any, decision: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any], Any]:
+        """Test scores of a click's active model (plain, default CRF, its CRF decision)."""
         from .crf import params_from
         from .preprocess import preset_of
-        decision = (result.metrics or {}).get("crf") if result.metrics else None
         predictor = make_predictor(model)
         scores = evaluate_test(predictor, self.found, self.masks, self.test, self.crf_params, self.cache,
                                self.num_classes, self.ignore_index,
@@ -311,10 +318,10 @@ class _Run:
                                         num_classes=self.num_classes, ignore_index=self.ignore_index)
                 try:
                     self.say(f"{order} k={k}: fine-tuning from the ImageNet model")
-                    result, model, train_s = self._click(project)
+                    result, model, train_s, decision = self._click(project)
                 finally:
                     project.close()
-            scores, extra, _ = self._score(model, result)
+            scores, extra, _ = self._score(model, decision)
             rows.append(self._emit(_row(self.dataset, k, order, scores, train_s, result, **extra,
                                         protocol="independent", clicks=1, total_train_seconds=train_s)))
         return rows
@@ -348,9 +355,9 @@ class _Run:
                         _correct(project, s, self.masks)
                     done += batch
                     self.say(f"{order} k={k}: {len(batch)} more corrected, fine-tuning")
-                    result, model, train_s = self._click(project)
+                    result, model, train_s, decision = self._click(project)
                     total_train += train_s
-                    scores, extra, predictor = self._score(model, result)
+                    scores, extra, predictor = self._score(model, decision)
                     rows.append(self._emit(_row(self.dataset, k, order, scores, train_s, result, **extra,
                                                 protocol="session", clicks=i + 1,
                                                 total_train_seconds=total_train)))

@@ -330,7 +330,9 @@ class TrainingController(QObject):
             return
         m = result.metrics or {}
         self.panel.set_start_iou(m.get("start_val_iou"))
-        if result.metrics:
+        if result.kept_parent:
+            text = f"⚠ {result.message} ({result.seconds:.0f} s)."
+        elif result.metrics:
             text = (f"v{result.version_id} saved and active: held-out IoU {_fmt(m.get('val_iou'))} "
                     f"(was {_fmt(m.get('start_val_iou'))}), BIoU {_fmt(m.get('val_biou'))} "
                     f"(was {_fmt(m.get('start_val_biou'))}); {result.seconds:.0f} s")
@@ -344,6 +346,11 @@ class TrainingController(QObject):
         self.panel.set_result(text, detail=decision.get("message", ""))
         self.panel.set_class_scores(m.get("class_iou"), m.get("class_biou"))
         self.panel.set_status("Training finished.")
+        if result.kept_parent:  # nothing to re-predict: the active model did not change
+            self._status(f"Fine-tuned: v{result.version_id} saved but scored lower on the held-out "
+                         f"images; v{result.parent_id} stays active", 20000)
+            self.refresh()
+            return
         self._status(f"Fine-tuned: model v{result.version_id} is active; re-predicting…")
         self.refresh()
         if self.session is not None and self.worker.root is not None and \

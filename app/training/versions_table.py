@@ -73,7 +73,8 @@ def version_details(v: Any) -> str:
     mode = (meta.get("train_config") or {}).get("mode", "?")
     return (f"held-out IoU {_change(m.get('start_val_iou'), m.get('val_iou'))}, "
             f"BIoU {_change(m.get('start_val_biou'), m.get('val_biou'))} (parent before → this "
-            f"version after, same images); mode {mode}")
+            f"version after, same images); mode {mode}"
+            + ("; not activated: surely worse than its parent on those images" if m.get("kept_parent") else ""))
 
 
 class VersionsTable(QTableWidget):
