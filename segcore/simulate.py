@@ -37,7 +37,8 @@ seconds (wall time of this k's click to updated predictions
 in this session), total_train_seconds (all of them), train_seconds, predict_seconds,
 crf_ms_per_image, n_train, n_held_out, stopped_reason, project_scores ({stem: IoU} behind
 project_iou), held_out_iou / held_out_biou / held_out_scores (the version's own held-out
-numbers, as the app's Training dock and effort forecast see them), kept_parent (the new version
+numbers, as the app's Training dock and effort forecast see them), parent_held_out_iou (the
+model the click started from, on the same held-out images), kept_parent (the new version
 was surely worse on the held-out images, segcore.loop.surely_worse, so its parent stayed active:
 the test scores are the parent's, as the app would predict with it).
 Images and masks are paired by segcore.pairing.match_pairs (the CLI's rule: masks/<stem>.png,
@@ -206,7 +207,8 @@ def _held_out(result: Any) -> dict[str, Any]:
     m = result.metrics or {}
     per = m.get("held_out_scores") or {}
     return {"held_out_iou": m.get("val_iou"), "held_out_biou": m.get("val_biou"),
-            "held_out_scores": {s: v[0] for s, v in per.items()}}
+            "held_out_scores": {s: v[0] for s, v in per.items()},
+            "parent_held_out_iou": m.get("start_val_iou")}
 
 
 def simulate(images: str | os.PathLike[str], masks: str | os.PathLike[str], test_last: int = 80,

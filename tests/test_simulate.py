@@ -233,3 +233,29 @@ def test_default_crf_off_skips_the_default_columns_but_keeps_the_project_decisio
     assert rows[0]["iou_crf"] is None and rows[0]["biou_crf"] is None
     assert 0.0 <= rows[0]["project_iou"] <= 1.0
     assert refined_with == [on] * 3  # one pass over the 3 test images, with the project's parameters only
+
+
+def test_a_click_kept_back_is_scored_with_the_parent(labelled, monkeypatch):
+    """When a click's model is surely worse on the held-out images, the app keeps predicting
+    with the parent: the simulator's row scores that model too and says so."""
+    from segcore import loop
+
+    from .test_keep_parent import _ConstantTrainer
+
+    monkeypatch.setattr(loop, "Trainer", _ConstantTrainer)
+    monkeypatch.setattr(loop, "KEEP_SINGLE_DROP", 0.05)  # one held-out demo image; objects 10-30 %
+    real_finetune = loop.finetune
+
+    def finetune(project, config):  # click 1 marks everything, click 2 nothing
+        _ConstantTrainer.bias = 50.0 if project.models.active() is None else -50.0
+        return real_finetune(project, config)
+
+    monkeypatch.setattr(loop, "finetune", finetune)
+    images, masks = labelled
+    try:
+        rows = simulate(images, masks, test_last=3, ks=(2, 5), orders=("random",), config=_cfg(), crf=False)
+    finally:
+        _ConstantTrainer.bias = 50.0
+    assert [r["kept_parent"] for r in rows] == [False, True]
+    assert set(rows[1]["held_out_scores"].values()) == {0.0} and rows[1]["parent_held_out_iou"] > 0.05
+    assert rows[1]["iou"] == rows[0]["iou"] > 0.05  # the parent's test score, not the broken model's 0
