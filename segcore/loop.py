@@ -76,13 +76,16 @@ def surely_worse(parent: dict[str, list[float | None]], new: dict[str, list[floa
     (see KEEP_DROP); → (worse, parent mean IoU, new mean IoU, images compared). Images without
     an IoU in both are left out."""
     from .crf import gain_bound
-    both = [(parent[s][0], new[s][0]) for s in parent if s in new
-            and parent[s][0] is not None and new[s][0] is not None]
+    both: list[tuple[float, float]] = []
+    for stem, scores in parent.items():
+        a, b = scores[0], (new.get(stem) or [None])[0]
+        if a is not None and b is not None:
+            both.append((float(a), float(b)))
     if not both:
         return False, None, None, 0
     old_iou = float(np.mean([a for a, _ in both]))
     new_iou = float(np.mean([b for _, b in both]))
-    drops = [float(a) - float(b) for a, b in both]
+    drops = [a - b for a, b in both]
     mean_drop, bound = gain_bound(drops, KEEP_CONFIDENCE)
     if len(both) == 1:
         return mean_drop >= KEEP_SINGLE_DROP, old_iou, new_iou, 1
