@@ -156,13 +156,17 @@ class FinetuneResult:
     run_id: str = ""
     history: list[EpochReport] = field(default_factory=list)
     message: str = ""
-    active_id: int | None = None    # the version active after the click: version_id, or the
-                                    # parent when the new one was surely worse (kept_parent)
-    kept_parent: bool = False
+    kept_parent: bool = False       # the new version was surely worse: saved, not activated
 
     @property
     def cancelled(self) -> bool:
         return self.stopped_reason == "cancelled"
+
+    @property
+    def active_id(self) -> int | None:
+        """The version active after the click: the new one, or the parent when the click was
+        cancelled or the new one was surely worse (kept_parent)."""
+        return self.parent_id if self.kept_parent or self.version_id is None else self.version_id
 
 
 class _LoggingCallbacks(TrainCallbacks):
@@ -280,8 +284,7 @@ def finetune(project: Project, config: TrainConfig | None = None, callbacks: Tra
     result = trainer.fit(train_pairs, val_pairs)
     if result.cancelled or result.model is None:
         return FinetuneResult(None, parent, None, held, train_stems, time.monotonic() - t0,
-                              "cancelled", run_id, result.history, "cancelled; the previous model is kept",
-                              active_id=parent)
+                              "cancelled", run_id, result.history, "cancelled; the previous model is kept")
     crf_decision = decide_crf(result.model, val_pairs, trainer.device)
     cbs.on_message(crf_decision["message"])
     metrics: dict[str, Any] | None = None
@@ -311,7 +314,7 @@ def finetune(project: Project, config: TrainConfig | None = None, callbacks: Tra
         cbs.on_message(message)
     return FinetuneResult(version, parent, metrics, held, train_stems, time.monotonic() - t0,
                           result.stopped_reason, run_id, result.history, message,
-                          active_id=parent if worse else version, kept_parent=worse)
+                          kept_parent=worse)
 
 
 def decide_crf(model: Any, val_pairs: Sequence[tuple[np.ndarray, np.ndarray, str]],

@@ -290,7 +290,8 @@ class _Run:
         if result.version_id is None:
             raise SegLoopError("the simulated fine-tune was cancelled")
         store = ModelStore(project)
-        active = result.active_id if result.active_id is not None else result.version_id
+        active = result.active_id
+        assert active is not None  # a saved version, or the parent it was kept back for
         decision = (store.get(active).metrics or {}).get("crf")
         return result, store.load(active), train_s, decision
 

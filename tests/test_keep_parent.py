@@ -10,7 +10,7 @@ import torch
 from segcore import loop
 from segcore.demo import generate_demo_project, load_ground_truth
 from segcore.project import Project
-from segcore.training import TrainConfig, Trainer
+from segcore.training import TrainCallbacks, TrainConfig, Trainer
 
 
 def _scores(*ious):
@@ -65,12 +65,10 @@ def test_a_worse_click_keeps_the_parent_active(tmp_path, monkeypatch):
     try:
         _ConstantTrainer.bias = 50.0  # everything foreground: IoU = the object's share (0.14-0.34)
         first = loop.finetune(project, cfg)
-        held = first.held_out
-        assert len(held) >= 3 and first.active_id == first.version_id and not first.kept_parent
+        assert len(first.held_out) >= 3 and first.active_id == first.version_id and not first.kept_parent
 
         _ConstantTrainer.bias = -50.0  # nothing: IoU 0 on every held-out image
         said: list[str] = []
-        from segcore.training import TrainCallbacks
         second = loop.finetune(project, cfg, TrainCallbacks(on_message=said.append))
         assert second.kept_parent and second.active_id == first.version_id
         assert project.models.active().id == first.version_id  # the parent stays active
