@@ -52,6 +52,23 @@ def freeze_bn(module: nn.Module) -> None:
                 p.requires_grad_(False)
 
 
+def global_pool_norms(module: nn.Module) -> list[nn.Module]:
+    """The BatchNorm layers of ``module`` that normalise a globally pooled vector: those inside an
+    ``nn.Sequential`` that starts with an adaptive pooling to 1×1 (torchvision's ``ASPPPooling``,
+    a pyramid's 1-bin level). In training such a layer's statistics come from one value per
+    channel per sample of a chunk (4 with ``micro_batch`` 4), so its output depends on which views
+    share the chunk; :func:`freeze_bn` on them is ``TrainConfig.freeze_pool_bn``."""
+    found: list[nn.Module] = []
+    for m in module.modules():
+        if not isinstance(m, nn.Sequential) or len(m) == 0:
+            continue
+        first = m[0]
+        if isinstance(first, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)) and \
+                first.output_size in (1, (1, 1)):
+            found += [b for b in m.modules() if isinstance(b, nn.modules.batchnorm._BatchNorm)]
+    return found
+
+
 @contextlib.contextmanager
 def frozen_bn_as_affine(module: nn.Module) -> Iterator[int]:
     """Within the block, every frozen ``BatchNorm2d`` of ``module`` (eval mode, no parameter

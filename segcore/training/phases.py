@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ..memory import release_free_memory
-from ..models.base import SegModel, freeze_bn, frozen_bn_as_affine
+from ..models.base import SegModel, freeze_bn, frozen_bn_as_affine, global_pool_norms
 from ..preprocess import with_mirror
 from .budget import PhaseBudget
 from .data import AugmentedPairs, FeatureCache, FeatureCrops, ValPair, collate_features, normalize, view
@@ -75,8 +75,15 @@ class FastPhase:
         data = FeatureCrops(cache, cfg.fast_crop, cfg.seed + 1000 * ctx.rank) if crop else cache
         batches, n_batches, batch = ctx.loader(data, collate_features)
         freeze_head_bn = ctx.bn_frozen_head(batch)
-        if freeze_head_bn:
-            freeze_bn(model.decoder)
+        pooled = global_pool_norms(model.decoder) if cfg.freeze_pool_bn else []
+
+        def freeze_head() -> None:
+            if freeze_head_bn:
+                freeze_bn(model.decoder)
+            for m in pooled:
+                freeze_bn(m)
+
+        freeze_head()
         with frozen_bn_as_affine(model):  # the tail's frozen BN keeps no input for backward
             head = ctx.wrap(_Head(model, tail, cfg.recompute_tail and tail > 0))
             tail_params = [p for m in tail_modules for p in m.parameters() if p.requires_grad]
@@ -86,8 +93,7 @@ class FastPhase:
             def set_train() -> None:
                 model.eval()
                 model.decoder.train()
-                if freeze_head_bn:
-                    freeze_bn(model.decoder)
+                freeze_head()
 
             def step(batch_: Any) -> torch.Tensor:
                 feats, labels = batch_
