@@ -24,10 +24,10 @@ def test_a_consistent_drop_is_surely_worse():
 
 def test_a_large_mean_drop_is_worse_even_when_one_image_rose():
     # no consistent drop (one image rose, so no bound), but a mean drop of at least
-    # KEEP_SINGLE_DROP: the suite's ph2_skin_lesion click (0.70 -> 0.47 on 3 held-out images,
+    # KEEP_LARGE_DROP: the suite's ph2_skin_lesion click (0.70 -> 0.47 on 3 held-out images,
     # test IoU 0.852 -> 0.647)
     worse, old, new, n = loop.surely_worse(_scores(0.75, 0.70, 0.64), _scores(0.42, 0.18, 0.81))
-    assert worse and n == 3 and old - new >= loop.KEEP_SINGLE_DROP
+    assert worse and n == 3 and old - new >= loop.KEEP_LARGE_DROP
     # the same spread with a smaller mean drop is not
     assert not loop.surely_worse(_scores(0.75, 0.70, 0.64), _scores(0.62, 0.48, 0.81))[0]
 
@@ -42,11 +42,11 @@ def test_mixed_small_or_missing_changes_are_not():
     # images without an IoU in both are left out; none left: nothing to compare
     assert loop.surely_worse({"a": [None, None]}, {"a": [0.1, None]}) == (False, None, None, 0)
     worse, _, _, n = loop.surely_worse({"a": [0.9, 0], "b": [0.8, 0]}, {"a": [0.0, 0], "b": [None, 0]})
-    assert n == 1 and worse  # one image left, dropped by more than KEEP_SINGLE_DROP
+    assert n == 1 and worse  # one image left, dropped by more than KEEP_LARGE_DROP
 
 
 def test_a_single_image_needs_a_large_drop():
-    assert loop.surely_worse(_scores(0.8), _scores(0.8 - loop.KEEP_SINGLE_DROP - 0.01))[0]
+    assert loop.surely_worse(_scores(0.8), _scores(0.8 - loop.KEEP_LARGE_DROP - 0.01))[0]
     assert not loop.surely_worse(_scores(0.8), _scores(0.7))[0]
 
 

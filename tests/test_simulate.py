@@ -243,7 +243,7 @@ def test_a_click_kept_back_is_scored_with_the_parent(labelled, monkeypatch):
     from .test_keep_parent import _ConstantTrainer
 
     monkeypatch.setattr(loop, "Trainer", _ConstantTrainer)
-    monkeypatch.setattr(loop, "KEEP_SINGLE_DROP", 0.05)  # one held-out demo image; objects 10-30 %
+    monkeypatch.setattr(loop, "KEEP_LARGE_DROP", 0.05)  # one held-out demo image; objects 10-30 %
     real_finetune = loop.finetune
 
     def finetune(project, config):  # click 1 marks everything, click 2 nothing

@@ -36,7 +36,7 @@ def test_a_worse_click_leaves_the_parent_active_and_says_so(qtbot, tmp_path, mon
     # the click's model marks nothing: IoU 0 on every held-out image
     monkeypatch.setattr(_ConstantTrainer, "bias", -50.0)
     monkeypatch.setattr(loop, "Trainer", _ConstantTrainer)
-    monkeypatch.setattr(loop, "KEEP_SINGLE_DROP", 0.05)  # the demo's objects cover 10-30 %
+    monkeypatch.setattr(loop, "KEEP_LARGE_DROP", 0.05)  # the demo's objects cover 10-30 %
     with qtbot.waitSignal(ctrl.worker.finished, timeout=TRAIN_TIMEOUT_MS) as blocker:
         _click_train(qtbot, ctrl)
     result = blocker.args[0]
