@@ -9,7 +9,9 @@ Policies
 * ``"stretch"``: the whole image resized to ``input_size`` x ``input_size`` (aspect NOT kept).
   Training views are random windows stretched to that square. Right for one object that fills
   the frame; kept for models trained before presets existed (their checkpoints carry no
-  preset and get ``Preset.legacy(input_size)``).
+  preset and get ``Preset.legacy(input_size)``). For small images whose objects are large
+  (tiles of a lesion), :func:`choose_preset` makes the square smaller: at most
+  ``MAX_STRETCH_UPSCALE`` x their median long side, objects still >= ``STRETCH_OBJECT_PX``.
 * ``"scale"`` (the working scale): each image is resized by one factor, aspect kept,
   ``factor(h, w) = max(scale, input_size / max(h, w))`` capped at ``MAX_UPSCALE`` and at
   ``max_work_mp`` megapixels. ``scale`` comes from the typical object size in the corrected
@@ -50,6 +52,17 @@ MIN_VIEW_OBJECT_PX = 16.0
 OBJECT_TARGET_PX = 32.0
 #: never enlarge an image more than this (a 101 px tile becomes at most ~400 px)
 MAX_UPSCALE = 4.0
+#: "stretch" (choose_preset's _stretch_side): small images with large objects are enlarged at
+#: most this much, not to input_size. ph2_tiles (96-128 px, lesion ~0.7 of a tile), k = 20,
+#: seeds 0/1/2: 224-px views 0.819/0.820/0.811 vs 320-px 0.656/0.711/0.687 (results.md,
+#: session 21); k = 5 0.712 vs 0.737
+MAX_STRETCH_UPSCALE = 2.0
+#: ... but the typical object keeps at least this many pixels in the smaller view: with nuclei
+#: of ~0.14 of a tile (dsb2018_tiles, 46 px in the 320 view, 32 px in 224) the 224-px view
+#: lost (k = 5 / 20 means 0.723 / 0.753 vs 0.750 / 0.769), so there the view stays 320
+STRETCH_OBJECT_PX = 64.0
+#: the smallest stretched view (8 stride-16 cells; a floor for very small images, not measured)
+MIN_STRETCH_SIDE = 128
 #: working image ceiling (tiles cost time in training views and in prediction)
 MAX_WORK_MP = 4.0
 OVERLAP = 0.25
@@ -244,33 +257,61 @@ def object_sizes(mask: np.ndarray, ignore_index: int = 255, min_area: int = 4) -
     return sizes
 
 
+def stretch_side(masks: Iterable[np.ndarray], input_size: int = 320) -> int:
+    """The side of the "stretch" view of a project with these masks (see :func:`_stretch_side`)."""
+    longs, rel = _extents(masks)
+    return _stretch_side(longs, rel, input_size)
+
+
+def _extents(masks: Iterable[np.ndarray]) -> tuple[list[int], list[tuple[float, float]]]:
+    """Each mask's long side, and (d, long side) for each mask with labelled regions, d = the
+    median size (sqrt area) of those regions."""
+    longs: list[int] = []
+    rel: list[tuple[float, float]] = []
+    for m in masks:
+        m = np.asarray(m)
+        long_side = max(m.shape[:2])
+        longs.append(long_side)
+        regions = object_sizes(m)
+        if regions:
+            rel.append((float(np.median(regions)), float(long_side)))
+    return longs, rel
+
+
+def _stretch_side(longs: Sequence[int], rel: Sequence[tuple[float, float]], input_size: int) -> int:
+    """``input_size``, or less for small images with large objects: at most
+    ``MAX_STRETCH_UPSCALE`` x the median long side, but never so small that the typical object
+    (median of d / long side) spans fewer than ``STRETCH_OBJECT_PX``; rounded up to a multiple
+    of ``PAD_MULTIPLE``, at least ``MIN_STRETCH_SIDE``. Without objects: ``input_size``."""
+    if not longs or not rel:
+        return input_size
+    need = STRETCH_OBJECT_PX / float(np.median([d / long_side for d, long_side in rel]))
+    want = max(MAX_STRETCH_UPSCALE * float(np.median(longs)), need)
+    side = PAD_MULTIPLE * math.ceil(want / PAD_MULTIPLE)
+    return int(min(input_size, max(side, min(MIN_STRETCH_SIDE, input_size))))
+
+
 def choose_preset(masks: Iterable[np.ndarray], input_size: int = 320,
                   target_px: float = OBJECT_TARGET_PX, min_view_px: float = MIN_VIEW_OBJECT_PX) -> Preset:
     """The preprocessing preset of a project, from its corrected masks (one rule, no dataset names).
 
     For each mask: d = the median size (sqrt area) of its labelled regions, and the size those
-    regions have in the stretched view, ``d * input_size / long side``. When the median of the
-    latter is at least ``min_view_px``, the whole image fits one view well: "stretch". Otherwise
-    objects would vanish in that view (huge images, tiny objects): "scale" with the factor that
-    makes a typical object ``target_px`` working pixels (``target_px / median d``). No foreground
-    at all → stretch.
+    regions have in the stretched view, ``d * side / long side``, where ``side`` is
+    :func:`_stretch_side` (``input_size`` unless the images are small and their objects large).
+    When the median of the latter is at least ``min_view_px``, the whole image fits one view
+    well: "stretch". Otherwise objects would vanish in that view (huge images, tiny objects):
+    "scale" with the factor that makes a typical object ``target_px`` working pixels
+    (``target_px / median d``). No foreground at all → stretch.
     """
-    sizes: list[float] = []
-    in_view: list[float] = []
-    for m in masks:
-        m = np.asarray(m)
-        regions = object_sizes(m)
-        if regions:
-            d = float(np.median(regions))
-            sizes.append(d)
-            in_view.append(d * input_size / max(m.shape[:2]))
-    if not sizes:
-        return Preset("stretch", input_size, reason="no objects in the masks yet: whole image in view")
-    seen = float(np.median(in_view))
+    longs, rel = _extents(masks)
+    side = _stretch_side(longs, rel, input_size)
+    if not rel:
+        return Preset("stretch", side, reason="no objects in the masks yet: whole image in view")
+    seen = float(np.median([d * side / long_side for d, long_side in rel]))
     if seen >= min_view_px:
-        return Preset("stretch", input_size,
-                      reason=f"objects ~{seen:.0f} px in a {input_size}-px view of the whole image")
-    d = float(np.median(sizes))
+        return Preset("stretch", side,
+                      reason=f"objects ~{seen:.0f} px in a {side}-px view of the whole image")
+    d = float(np.median([d for d, _ in rel]))
     factor = target_px / d
     return Preset("scale", input_size, scale=round(factor, 3),
                   reason=f"objects ~{d:.0f} px (only ~{seen:.0f} px in a whole-image view): "

@@ -8,7 +8,8 @@ import torch
 
 from segcore import io, metrics
 from segcore.models import build
-from segcore.preprocess import Preset, choose_preset, padded_forward, preset_of, tiled_logits, to_tensor
+from segcore.preprocess import (Preset, choose_preset, padded_forward, preset_of, stretch_side,
+                                tiled_logits, to_tensor)
 from segcore.training.data import PreparedPair, crop_view, prepare_train_pairs
 from segcore.training.losses import class_weights, segmentation_loss
 
@@ -53,6 +54,29 @@ def test_tiny_tiles_are_upsampled_not_lost():
     assert min(p.working_shape(101, 101)) >= 320  # at least one full view, never a 101-px speck
     q = Preset("scale", 320, scale=1.0)
     assert min(q.working_shape(101, 101)) >= 320  # the working scale also fits a tile to a view
+
+
+def test_tiles_of_one_large_object_get_a_smaller_view():
+    masks = [_discs(112, 112, 40, 1, s) for s in range(4)]  # a lesion over 40 % of each tile
+    p = choose_preset(masks, 320)
+    assert p.policy == "stretch" and p.working_shape(112, 112) == (224, 224)  # x2, not x2.9
+    assert stretch_side(masks, 320) == 224
+    assert stretch_side(masks, 192) == 192                   # input_size stays the cap
+    assert stretch_side([_discs(101, 101, 40, 1)], 320) == 224  # 2 x 101 = 202, rounded up to 32
+    assert stretch_side([_discs(30, 30, 10, 1)], 320) == 128    # the floor for very small images
+    assert stretch_side([_discs(30, 30, 10, 1)], 96) == 96      # ... never above input_size
+
+
+def test_the_view_keeps_its_size_for_small_objects_photos_and_empty_masks():
+    nuclei = [_discs(112, 112, 8, 4, s) for s in range(4)]  # 14 px nuclei: 40 px at 320
+    assert stretch_side(nuclei, 320) == 320                   # 224 would leave them 28 px
+    assert choose_preset(nuclei, 320).input_size == 320
+    photos = [_discs(300, 400, 110, 1, s) for s in range(2)]
+    assert choose_preset(photos, 320).input_size == 320       # large images: unchanged
+    assert stretch_side([np.zeros((100, 90), np.uint8)], 320) == 320  # no objects: no evidence
+    assert stretch_side([], 320) == 320
+    mixed = [_discs(112, 112, 40, 1, s) for s in range(3)] + [np.zeros((112, 112), np.uint8)] * 3
+    assert stretch_side(mixed, 320) == 224                    # empty tiles do not count as objects
 
 
 def test_huge_images_are_capped_at_the_working_ceiling():

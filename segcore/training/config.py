@@ -186,9 +186,11 @@ class TrainConfig:
         return replace(self._geometry_for(masks), flip=bool(self.hflip and self.mirror_predict))
 
     def _geometry_for(self, masks: Any) -> Any:
-        from ..preprocess import Preset, choose_preset
+        from ..preprocess import Preset, choose_preset, stretch_side
+        masks = list(masks)
         if self.scale_policy == "stretch":
-            return Preset("stretch", self.input_size, reason="set in the training settings")
+            side = stretch_side(masks, self.input_size)
+            return Preset("stretch", side, reason="set in the training settings")
         chosen = choose_preset(masks, self.input_size)
         if self.working_scale > 0:
             return Preset("scale", self.input_size, scale=float(self.working_scale),
