@@ -133,9 +133,9 @@ class AdvancedSettings(QWidget):
         self.input_size.setRange(64, 1024)
         self.input_size.setSingleStep(32)
         self.input_size.setSuffix(" px")
-        self.input_size.setToolTip("Training crops are at most this many pixels square (a whole-image "
-                                   "view of small images: at most 2× their size); smaller is "
-                                   "faster and uses less memory")
+        self.input_size.setToolTip("Training crops are at most this many pixels square (small images "
+                                   "of large objects get a smaller whole-image view, at most 2× "
+                                   "their size); smaller is faster and uses less memory")
         self.policy = QComboBox()
         for value, text, tip in (
                 ("auto", "auto", "chosen at each fine-tune from the typical object size in your masks"),

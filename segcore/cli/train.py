@@ -45,8 +45,8 @@ def add_parser(sub: Any) -> None:
                    help="scale policy: resize factor of the images (default: chosen from the masks)")
     p.add_argument("--no-pretrained", action="store_true", help="fresh model from random weights")
     p.add_argument("--input-size", type=INPUT_SIZE, default=d.input_size,
-                   help="crop size, 32..8192 (default %(default)s; a whole-image view of small "
-                        "images is at most 2x their long side)")
+                   help="crop size, 32..8192 (default %(default)s; small images of large objects "
+                        "get a smaller whole-image view, at most 2x their long side)")
     p.add_argument("--batch-size", type=_int_at_least(1), default=d.batch_size,
                    help="per process (default %(default)s)")
     p.add_argument("--optimizer", choices=["adamw", "sgd"], default=d.optimizer)
