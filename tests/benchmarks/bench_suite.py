@@ -249,10 +249,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     crows = [[d, a, _metric(r), r.get("biou"), r.get("seconds"), _metric(ceil_b[d]) if d in ceil_b else None]
              for (d, a), r in ceil.items()]
     record(f"suite_{args.after}" if args.title else "suite", {"after": after, "before": before})
-    report(args.title or "Suite: one-click loop on every dataset (session protocol, test = last 20 %, <= 80)",
-           headers, rows)
+    if rows or not crows:  # a ceiling-only label has no per-k rows: no empty table
+        report(args.title or "Suite: one-click loop on every dataset (session protocol, test = last 20 %, <= 80)",
+               headers, rows)
     if crows:
-        report("Suite ceilings (one click on every pool image, long budget)",
+        # a titled (partial) report's ceilings get their own section too, so they never replace
+        # the full suite's ceilings table
+        report(f"{args.title}: ceilings" if args.title else "Suite ceilings (one click on every pool image, long budget)",
                ["dataset", "arch", "IoU/mIoU", "BIoU", "seconds", "before ceiling"], crows)
     return 0
 
