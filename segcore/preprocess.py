@@ -283,7 +283,7 @@ def _stretch_side(longs: Sequence[int], rel: Sequence[tuple[float, float]], inpu
     ``MAX_STRETCH_UPSCALE`` x the median long side, but never so small that the typical object
     (median of d / long side) spans fewer than ``STRETCH_OBJECT_PX``; rounded up to a multiple
     of ``PAD_MULTIPLE``, at least ``MIN_STRETCH_SIDE``. Without objects: ``input_size``."""
-    if not longs or not rel:
+    if not rel:  # no objects (or no masks): no evidence for a smaller view
         return input_size
     need = STRETCH_OBJECT_PX / float(np.median([d / long_side for d, long_side in rel]))
     want = max(MAX_STRETCH_UPSCALE * float(np.median(longs)), need)
@@ -311,7 +311,7 @@ def choose_preset(masks: Iterable[np.ndarray], input_size: int = 320,
     if seen >= min_view_px:
         return Preset("stretch", side,
                       reason=f"objects ~{seen:.0f} px in a {side}-px view of the whole image")
-    d = float(np.median([d for d, _ in rel]))
+    d = float(np.median([size for size, _ in rel]))
     factor = target_px / d
     return Preset("scale", input_size, scale=round(factor, 3),
                   reason=f"objects ~{d:.0f} px (only ~{seen:.0f} px in a whole-image view): "

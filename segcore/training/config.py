@@ -187,7 +187,6 @@ class TrainConfig:
 
     def _geometry_for(self, masks: Any) -> Any:
         from ..preprocess import Preset, choose_preset, stretch_side
-        masks = list(masks)
         if self.scale_policy == "stretch":
             side = stretch_side(masks, self.input_size)
             return Preset("stretch", side, reason="set in the training settings")
